@@ -1,0 +1,26 @@
+import type { SshEndpoint } from '../remote/ssh.js';
+import type { Arch } from '../scenario/schema.js';
+
+/**
+ * What a check process knows about the live cluster. The orchestrator writes it to a file and
+ * passes its path in LAB_CLUSTER; vitest workers cannot share objects with the lab process.
+ */
+export interface ClusterDescriptor {
+  runId: string;
+  scenario: { name: string; dir: string };
+  /** The scenario's environment after overrides, as provisioners saw it. */
+  env: Record<string, string>;
+  nodes: NodeDescriptor[];
+  /** The run's `logs/` folder, for attaching node logs to failures. */
+  logsDir: string;
+}
+
+export interface NodeDescriptor {
+  name: string;
+  role: 'master' | 'worker';
+  arch: Arch;
+  ssh: SshEndpoint;
+  consoleLog: string;
+}
+
+export const CLUSTER_ENV = 'LAB_CLUSTER';

@@ -1,0 +1,88 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Reporter, TestCase, TestModule } from 'vitest/node';
+import type { Logger } from '../util/log.js';
+import { projectRoot } from '../util/paths.js';
+import { CLUSTER_ENV, type ClusterDescriptor } from './descriptor.js';
+
+/** The outcome of one test of one check file. */
+export interface CheckResult {
+  /** The check's name: its file name without `.check.ts`. */
+  check: string;
+  /** The test's full name inside the check, e.g. "nodes-up node1 > hostname is node1". */
+  name: string;
+  status: 'passed' | 'failed' | 'skipped';
+  seconds: number;
+  message?: string;
+}
+
+export const checkName = (file: string): string => basename(file).replace(/\.check\.ts$/, '');
+
+/** Collects results as vitest reports them and prints one line per test. */
+class LabReporter implements Reporter {
+  readonly results: CheckResult[] = [];
+  constructor(private readonly log: Logger) {}
+
+  onTestCaseResult(testCase: TestCase): void {
+    const result = testCase.result();
+    const status = result.state === 'failed' ? 'failed' : result.state === 'passed' ? 'passed' : 'skipped';
+    const message = result.state === 'failed' ? result.errors.map((e) => e.message).join('\n') : undefined;
+    const seconds = (testCase.diagnostic()?.duration ?? 0) / 1000;
+    this.results.push({ check: checkName(testCase.module.moduleId), name: testCase.fullName, status, seconds, message });
+    const mark = status === 'passed' ? '✓' : status === 'failed' ? '✗' : '-';
+    this.log.info(`   ${mark} ${testCase.fullName} (${seconds.toFixed(1)} s)${message ? `\n${indent(message)}` : ''}`);
+  }
+
+  onTestModuleEnd(testModule: TestModule): void {
+    // A check file that cannot even load (syntax error, bad import) is a failed check, not a pass.
+    for (const error of testModule.errors()) {
+      const check = checkName(testModule.moduleId);
+      this.results.push({ check, name: `${check} (loading)`, status: 'failed', seconds: 0, message: error.message });
+      this.log.info(`   ✗ ${check} could not run\n${indent(error.message)}`);
+    }
+  }
+}
+
+const indent = (text: string) => text.replace(/^/gm, '       ');
+
+/**
+ * Runs check files through vitest's Node API, with allure-vitest writing `allureResultsDir`.
+ * The cluster is handed over as a descriptor file named in LAB_CLUSTER.
+ */
+export async function runChecks(options: {
+  files: string[];
+  descriptor: ClusterDescriptor;
+  workDir: string;
+  allureResultsDir: string;
+  timeoutSeconds: number;
+  log: Logger;
+}): Promise<CheckResult[]> {
+  const { startVitest } = await import('vitest/node');
+  mkdirSync(options.workDir, { recursive: true });
+  const descriptorFile = join(options.workDir, 'cluster.json');
+  writeFileSync(descriptorFile, JSON.stringify(options.descriptor, null, 2));
+  process.env[CLUSTER_ENV] = descriptorFile;
+  const reporter = new LabReporter(options.log);
+  const vitest = await startVitest(
+    'test',
+    options.files,
+    {
+      root: projectRoot,
+      config: false,
+      watch: false,
+      include: options.files,
+      dir: '/',
+      reporters: [['allure-vitest/reporter', { resultsDir: options.allureResultsDir, links: {} }], reporter],
+      setupFiles: ['allure-vitest/setup'],
+      testTimeout: options.timeoutSeconds * 1000,
+      hookTimeout: 120_000,
+      // Checks of one run share the cluster: run files one after the other.
+      fileParallelism: false,
+      pool: 'forks',
+      env: { [CLUSTER_ENV]: descriptorFile },
+    },
+    { cacheDir: join(options.workDir, 'vite-cache'), logLevel: 'error', server: { watch: null } },
+  );
+  await vitest.close();
+  return reporter.results;
+}

@@ -1,0 +1,98 @@
+import { cac } from 'cac';
+import { Logger } from '../util/log.js';
+import { describeError, InputError } from '../util/errors.js';
+
+/**
+ * The `lab` command. Each command is a few lines that call into the engine; heavy modules load
+ * lazily. One handler at the end turns errors into exit codes: 2 for bad input (nothing started),
+ * 1 for a failed run or a lab error, 130 when interrupted.
+ */
+const log = new Logger();
+const cli = cac('lab');
+cli.option('-v, --verbose', 'Show details and stack traces');
+
+/** One run-level controller: the first Ctrl-C cancels the run (which then cleans up), the third exits at once. */
+function interruptible(): AbortSignal {
+  const controller = new AbortController();
+  let presses = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    presses++;
+    if (presses === 1) {
+      log.info(`\n${signal}: stopping the run and cleaning up (Ctrl-C twice more to quit at once)`);
+      controller.abort(new Error(`interrupted by ${signal}`));
+    } else if (presses >= 3) {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller.signal;
+}
+
+cli
+  .command('run <scenario>', 'Boot, provision, check, report and destroy a scenario')
+  .example('lab run scenarios/smoke')
+  .action(async (scenario: string) => {
+    const { runScenario } = await import('../run/orchestrator.js');
+    const outcome = await runScenario({ scenario, log, signal: interruptible() });
+    process.exitCode = outcome.exitCode;
+  });
+
+cli.command('validate <scenario>', 'Check a scenario file and report every problem with its line').action(async (scenario: string) => {
+  const { loadScenario } = await import('../scenario/loader.js');
+  const loaded = loadScenario(scenario);
+  log.info(`${loaded.files.join(' <- ')}: valid (${loaded.spec.nodes.length} node(s), ${loaded.spec.provision.length} step(s), ${loaded.spec.checks.length} check(s))`);
+});
+
+cli
+  .command('images [action]', 'List, build or prune cached images (action: list | build | prune)')
+  .option('--arch <arch>', 'Architecture to build', { default: 'amd64' })
+  .option('--rebuild', 'Build even if the image is cached')
+  .action(async (action: string | undefined, options: { arch: string; rebuild?: boolean }) => {
+    const images = await import('./images.js');
+    await images.imagesCommand(action ?? 'list', options, log, interruptible());
+  });
+
+cli.command('schema', 'Print the JSON Schema of scenario.yaml').action(async () => {
+  const { scenarioJsonSchema } = await import('../scenario/schema.js');
+  process.stdout.write(`${JSON.stringify(scenarioJsonSchema(), null, 2)}\n`);
+});
+
+cli.command('gc', 'Stop and remove what killed lab processes left behind').action(async () => {
+  const { reapOrphans } = await import('../run/registry.js');
+  const { drivers } = await import('../run/orchestrator.js');
+  const cleaned = await reapOrphans(drivers(), log);
+  log.info(cleaned.length ? `cleaned ${cleaned.length} leftover(s)` : 'nothing to clean');
+});
+
+cli.command('doctor', 'Show what this host offers the lab (drivers, acceleration)').action(async () => {
+  const { drivers } = await import('../run/orchestrator.js');
+  for (const driver of drivers()) {
+    const info = await driver.info();
+    log.info(`${info.name}: ${info.problems.length ? info.problems.join('; ') : 'ready'}`);
+  }
+});
+
+cli.help();
+cli.version('0.1.0');
+
+async function main(): Promise<void> {
+  const parsed = cli.parse(process.argv, { run: false });
+  log.setVerbose(Boolean(parsed.options.verbose));
+  if (!cli.matchedCommand) {
+    if (parsed.options.help || parsed.options.version) return;
+    throw new InputError(cli.args.length ? `unknown command: ${cli.args.join(' ')} (see lab --help)` : 'no command given (see lab --help)');
+  }
+  await cli.runMatchedCommand();
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof InputError) {
+    log.info(`ERROR: ${error.message}`);
+    process.exitCode = 2;
+    return;
+  }
+  log.info(`ERROR: ${describeError(error)}`);
+  if (process.argv.includes('-v') || process.argv.includes('--verbose')) log.info(error instanceof Error ? (error.stack ?? '') : '');
+  process.exitCode = 1;
+});

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Builds one bootable Debian image offline from Debian packages.
+# Called by lab/images/builder.ts; every input comes from the environment so the recipe hash
+# (computed by the caller) covers everything that changes the result.
+#   OUT        empty directory that receives disk.qcow2, vmlinuz, initrd.img, keys
+#   WORK       scratch directory (removed by the caller)
+#   ARCH       amd64 | arm64
+#   SUITE      bookworm
+#   MIRROR     Debian mirror URL
+#   PACKAGES   space-separated packages added to the base set
+#   MODULES    kernel modules the slim initramfs loads
+#   DISK_SIZE  file system size, e.g. 2G
+#   DEB_CACHE  directory that keeps downloaded .debs between builds
+# Lines starting with "==> " are progress stages that the caller shows to the user.
+set -euo pipefail
+
+stage() { echo "==> $*"; }
+rootfs="$WORK/rootfs"
+mkdir -p "$rootfs" "$DEB_CACHE"
+
+host_arch=$(dpkg --print-architecture)
+base="systemd-sysv,udev,dbus,openssh-server,iproute2,iputils-ping,procps,kmod,initramfs-tools,zstd"
+
+run_in() { chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"; }
+
+if [ "$ARCH" = "$host_arch" ]; then
+  stage "debootstrap $SUITE $ARCH"
+  debootstrap --variant=minbase --include="$base" --cache-dir="$DEB_CACHE" "$SUITE" "$rootfs" "$MIRROR"
+else
+  # A foreign chroot runs its second stage under qemu-user-static through binfmt_misc.
+  stage "debootstrap $SUITE $ARCH (first stage)"
+  if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  fi
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  debootstrap --foreign --arch="$ARCH" --variant=minbase --include="$base" --cache-dir="$DEB_CACHE" "$SUITE" "$rootfs" "$MIRROR"
+  stage "debootstrap $SUITE $ARCH (second stage, emulated)"
+  run_in /debootstrap/debootstrap --second-stage
+fi
+
+mounted=()
+cleanup() { for m in "${mounted[@]}"; do umount -l "$m" 2>/dev/null || true; done; }
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+for m in proc sys dev; do mount --bind "/$m" "$rootfs/$m"; mounted=("$rootfs/$m" "${mounted[@]}"); done
+
+# No service may start inside the chroot while packages install.
+printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"; chmod +x "$rootfs/usr/sbin/policy-rc.d"
+
+# A slim initramfs: only the modules a virtio guest needs to find its root disk.
+echo "MODULES=list" > "$rootfs/etc/initramfs-tools/conf.d/lab.conf"
+echo "COMPRESS=zstd" >> "$rootfs/etc/initramfs-tools/conf.d/lab.conf"
+printf '%s\n' $MODULES > "$rootfs/etc/initramfs-tools/modules"
+
+stage "installing kernel and packages"
+echo "deb $MIRROR $SUITE main" > "$rootfs/etc/apt/sources.list"
+run_in apt-get -q update >/dev/null
+kernel_pkg="linux-image-$ARCH"
+# shellcheck disable=SC2086
+run_in apt-get -q -y --no-install-recommends -o Dir::Cache::archives=/var/cache/apt/archives install "$kernel_pkg" $PACKAGES
+
+stage "configuring"
+echo "lab" > "$rootfs/etc/hostname"
+echo "/dev/vda / ext4 rw,relatime 0 1" > "$rootfs/etc/fstab"
+printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > "$rootfs/etc/hosts"
+mkdir -p "$rootfs/etc/systemd/network"
+# The management NIC always has this MAC (each VM has its own user-mode network).
+cat > "$rootfs/etc/systemd/network/10-mgmt.network" <<NET
+[Match]
+MACAddress=52:54:00:1a:b0:01
+[Network]
+DHCP=ipv4
+[DHCPv4]
+UseDNS=no
+NET
+run_in systemctl enable systemd-networkd >/dev/null 2>&1
+run_in systemctl mask systemd-networkd-wait-online.service systemd-firstboot.service \
+  e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
+  man-db.timer dpkg-db-backup.timer systemd-timesyncd.service >/dev/null 2>&1 || true
+
+# One pinned host key per image, one client key per image.
+rm -f "$rootfs"/etc/ssh/ssh_host_*
+ssh-keygen -q -t ed25519 -N "" -C "lab-host" -f "$rootfs/etc/ssh/ssh_host_ed25519_key"
+cp "$rootfs/etc/ssh/ssh_host_ed25519_key.pub" "$OUT/host_key.pub"
+ssh-keygen -q -t ed25519 -N "" -C "lab-client" -f "$OUT/id_ed25519"
+install -d -m 700 "$rootfs/root/.ssh"
+install -m 600 "$OUT/id_ed25519.pub" "$rootfs/root/.ssh/authorized_keys"
+cat > "$rootfs/etc/ssh/sshd_config.d/lab.conf" <<SSHD
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+UseDNS no
+MaxSessions 64
+MaxStartups 64:30:128
+SSHD
+passwd -R "$rootfs" -d root >/dev/null
+
+stage "cleaning"
+rm -f "$rootfs/usr/sbin/policy-rc.d"
+run_in apt-get clean
+rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log "$rootfs"/tmp/*
+cleanup; mounted=()
+
+stage "extracting kernel and initrd"
+kernel=$(ls "$rootfs"/boot/vmlinuz-* | sort -V | tail -1)
+initrd=$(ls "$rootfs"/boot/initrd.img-* | sort -V | tail -1)
+cp "$kernel" "$OUT/vmlinuz"; cp "$initrd" "$OUT/initrd.img"
+basename "$kernel" | sed 's/^vmlinuz-//' > "$OUT/kernel-version"
+
+stage "making disk ($DISK_SIZE)"
+mkfs.ext4 -q -F -L root -d "$rootfs" "$WORK/disk.raw" "$DISK_SIZE"
+qemu-img convert -O qcow2 "$WORK/disk.raw" "$OUT/disk.qcow2"
+rm -f "$WORK/disk.raw"
+stage "done"

@@ -1,0 +1,120 @@
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import type { Machine } from '../remote/machine.js';
+import { shellQuote } from '../remote/ssh.js';
+import type { StepResult } from '../report/summary.js';
+import type { Step } from '../scenario/schema.js';
+import { RunFailed, tail } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { provisionersDir } from '../util/paths.js';
+import { resolveScript } from './scripts.js';
+
+/** A node as the provisioner runner sees it. */
+export interface ProvisionNode {
+  name: string;
+  role: string;
+  arch: string;
+  machine: Machine;
+}
+
+export const GUEST_PROVISION_DIR = '/opt/lab/provision';
+
+/**
+ * Runs the scenario's steps in order; a step runs on its nodes in parallel. A script step copies
+ * its whole folder (so it can source siblings like common.sh) and runs with the scenario's
+ * environment. The first failing step stops the run, naming the step, node, exit code and the
+ * tail of its output. Every step/node result is appended to `results` as it finishes.
+ */
+export async function runSteps(options: {
+  steps: Step[];
+  nodes: ProvisionNode[];
+  env: Record<string, string>;
+  scenarioDir: string;
+  runId: string;
+  logsDir: string;
+  runDir: string;
+  results: StepResult[];
+  log: Logger;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const copied = new Set<string>();
+  for (const step of options.steps) {
+    options.signal?.throwIfAborted();
+    const targets = step.nodes === 'all' ? options.nodes : options.nodes.filter((n) => (step.nodes as string[]).includes(n.name));
+    await options.log.step(`provision ${step.name} on ${targets.map((t) => t.name).join(', ')}`, async () => {
+      const results = await Promise.all(targets.map((node) => runOnNode(step, node, options, copied)));
+      options.results.push(...results);
+      const failed = results.find((r) => r.status === 'failed');
+      if (failed) throw new RunFailed(`provision step "${failed.step}" failed on ${failed.node}: ${failed.error ?? ''}`);
+    });
+  }
+}
+
+async function runOnNode(
+  step: Step,
+  node: ProvisionNode,
+  options: Parameters<typeof runSteps>[0],
+  copied: Set<string>,
+): Promise<StepResult> {
+  const nodeLogDir = join(options.logsDir, node.name);
+  mkdirSync(nodeLogDir, { recursive: true });
+  const logFile = join(nodeLogDir, `provision-${step.name}.log`);
+  const logRel = relative(options.runDir, logFile);
+  const out = createWriteStream(logFile);
+  const started = performance.now();
+  const seconds = () => Math.round((performance.now() - started) / 100) / 10;
+  try {
+    if ('upload' in step) {
+      await node.machine.writeFile(step.upload.to, readFileSync(resolve(options.scenarioDir, step.upload.from)), step.upload.mode);
+      out.write(`uploaded ${step.upload.from} to ${step.upload.to} (mode ${step.upload.mode})\n`);
+      return { step: step.name, node: node.name, status: 'passed', seconds: seconds(), exitCode: 0, log: logRel };
+    }
+    const local = resolveScript(step.script, options.scenarioDir);
+    const folder = dirname(local);
+    const guestFolder = `${GUEST_PROVISION_DIR}/${relative(dirname(provisionersDir), folder).replace(/\.\.\//g, '')}`;
+    const copyKey = `${node.name}:${folder}`;
+    if (!copied.has(copyKey) && existsSync(folder)) {
+      await node.machine.copyDirTo(folder, guestFolder);
+      copied.add(copyKey);
+    }
+    const env = {
+      ...options.env,
+      ...Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, String(v)])),
+      LAB_RUN_ID: options.runId,
+      LAB_NODE: node.name,
+      LAB_ROLE: node.role,
+      LAB_ARCH: node.arch,
+      LAB_NODES: options.nodes.map((n) => n.name).join(' '),
+    };
+    const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('; ');
+    const command = `${exports}; cd ${shellQuote(guestFolder)} && bash ${shellQuote(basename(local))} </dev/null 2>&1`;
+    out.write(`# ${step.name} on ${node.name}: bash ${step.script}\n`);
+    let output = '';
+    const result = await node.machine.exec(command, {
+      timeout: step.timeout,
+      signal: options.signal,
+      onStdout: (chunk) => {
+        output += chunk;
+        out.write(chunk);
+      },
+    });
+    const status = result.code === 0 ? 'passed' : 'failed';
+    const why = result.timedOut ? `timed out after ${step.timeout} s` : `exit code ${result.code}`;
+    out.write(`# ${why}, ${seconds()} s\n`);
+    return {
+      step: step.name,
+      node: node.name,
+      status,
+      seconds: seconds(),
+      exitCode: result.code,
+      log: logRel,
+      ...(status === 'failed' ? { error: `${why}; last output:\n${tail(output, 15)}` } : {}),
+    };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    out.write(`# lab error: ${message}\n`);
+    return { step: step.name, node: node.name, status: 'failed', seconds: seconds(), log: logRel, error: message };
+  } finally {
+    await new Promise((r) => out.end(r));
+  }
+}

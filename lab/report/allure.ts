@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { projectRoot } from '../util/paths.js';
+import { run } from '../util/proc.js';
+import type { RunSummary } from './summary.js';
+
+/**
+ * Writes the provisioner steps as Allure results next to the ones allure-vitest wrote for the
+ * checks, so the HTML report shows the whole run, each step with its output attached.
+ */
+export function writeStepResults(resultsDir: string, summary: RunSummary, runDir: string): void {
+  mkdirSync(resultsDir, { recursive: true });
+  const start = Date.parse(summary.startedAt);
+  for (const step of summary.steps) {
+    const uuid = randomUUID();
+    const attachments = [];
+    const logFile = join(runDir, step.log);
+    if (existsSync(logFile)) {
+      const source = `${uuid}-attachment.txt`;
+      copyFileSync(logFile, join(resultsDir, source));
+      attachments.push({ name: `${step.step} output on ${step.node}`, source, type: 'text/plain' });
+    }
+    const result = {
+      uuid,
+      historyId: `${summary.scenario.name}:provision:${step.step}:${step.node}`,
+      name: `${step.step} on ${step.node}`,
+      fullName: `${summary.scenario.name}/provision/${step.step}/${step.node}`,
+      status: step.status === 'failed' ? 'failed' : step.status === 'skipped' ? 'skipped' : 'passed',
+      statusDetails: step.error ? { message: step.error } : {},
+      stage: 'finished',
+      start,
+      stop: start + Math.round(step.seconds * 1000),
+      labels: [
+        { name: 'parentSuite', value: summary.scenario.name },
+        { name: 'suite', value: 'provision' },
+        { name: 'host', value: step.node },
+      ],
+      parameters: [],
+      steps: [],
+      attachments,
+    };
+    writeFileSync(join(resultsDir, `${uuid}-result.json`), JSON.stringify(result));
+  }
+  const environment = Object.entries(summary.scenario.axes).map(([key, value]) => `${key}=${value}`);
+  writeFileSync(join(resultsDir, 'environment.properties'), `${environment.join('\n')}\nrun=${summary.runId}\n`);
+}
+
+/** Allure's page loads an analytics script from the internet; the report must load nothing from outside. */
+export function stripExternalScripts(html: string): string {
+  return html
+    .replace(/<script[^>]*\ssrc=["']?https?:\/\/[^>]*>\s*<\/script>\s*/gi, '')
+    .replace(/<script>(?:(?!<\/script>)[\s\S])*?\bgtag\([\s\S]*?<\/script>\s*/gi, '');
+}
+
+/** True when the page would fetch a script, style, image or frame from the network. */
+export function loadsExternal(html: string): boolean {
+  return /<(script|link|img|iframe)\b[^>]*\s(src|href)=["']?(https?:)?\/\//i.test(html);
+}
+
+/** Generates `report.html`: Allure's single-file report, with nothing loaded from outside. */
+export async function generateHtmlReport(resultsDir: string, outFile: string, title: string): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'lab-allure-'));
+  try {
+    const output = join(work, 'out');
+    const config = join(work, 'allurerc.mjs');
+    writeFileSync(
+      config,
+      `export default ${JSON.stringify({ name: title, output, plugins: { awesome: { options: { singleFile: true, reportName: title } } } })};\n`,
+    );
+    await run([join(projectRoot, 'node_modules', '.bin', 'allure'), 'generate', resultsDir, '--config', config], { cwd: work });
+    const html = stripExternalScripts(readFileSync(join(output, 'index.html'), 'utf8'));
+    if (loadsExternal(html)) throw new Error('the Allure report still loads something from outside after stripping');
+    writeFileSync(outFile, html);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

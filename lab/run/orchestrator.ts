@@ -1,0 +1,141 @@
+import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, relative } from 'node:path';
+import { QemuDriver } from '../machines/qemu/driver.js';
+import type { Driver } from '../machines/driver.js';
+import { writeSummary, verdictOf, type PhaseResult, type RunSummary } from '../report/summary.js';
+import { loadScenario } from '../scenario/loader.js';
+import { describeError, RunFailed } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { reportsDir } from '../util/paths.js';
+import { Scope } from '../util/scope.js';
+import type { Phase, RunContext } from './context.js';
+import { checksPhase } from './phases/checks.js';
+import { imagesPhase } from './phases/images.js';
+import { machinesPhase } from './phases/machines.js';
+import { provisionPhase } from './phases/provision.js';
+import { writeReports } from './phases/report.js';
+import { collectJournals, destroy } from './phases/teardown.js';
+import { reapOrphans, registerRun, unregisterRun } from './registry.js';
+
+export interface RunOptions {
+  scenario: string;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+export interface RunOutcome {
+  summary: RunSummary;
+  runDir: string;
+  exitCode: 0 | 1 | 130;
+}
+
+export const drivers = (): Driver[] => [new QemuDriver()];
+
+/**
+ * `lab run`: scenario -> images -> machines -> provision -> checks, then always: journals,
+ * destroy, report. The first failing phase stops the ones after it. Bad input throws
+ * InputError before anything has started.
+ */
+export async function runScenario(options: RunOptions): Promise<RunOutcome> {
+  const scenario = loadScenario(options.scenario);
+  const { spec } = scenario;
+  const { log } = options;
+  await reapOrphans(drivers(), log);
+
+  const runId = `${spec.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
+  const runDir = join(reportsDir(), runId);
+  const logsDir = join(runDir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  log.tee(join(logsDir, 'lab.log'));
+  const stateDir = registerRun({ runId, scenario: scenario.files[0] ?? options.scenario, reportDir: runDir, startedAt: new Date().toISOString() });
+  log.info(`run ${runId}: ${spec.nodes.length} node(s), driver ${spec.driver}, payload ${spec.payload}; report in ${relative(process.cwd(), runDir) || runDir}`);
+
+  const ctx: RunContext = {
+    runId,
+    scenario,
+    env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, String(v)])),
+    runDir,
+    logsDir,
+    stateDir,
+    driver: new QemuDriver(),
+    log,
+    signal: options.signal,
+    scope: new Scope(log),
+    images: new Map(),
+    vms: new Map(),
+    machines: new Map(),
+    summary: {
+      runId,
+      scenario: { name: spec.name, file: scenario.files[0] ?? '', axes: { arch: [...new Set(spec.nodes.map((n) => n.arch ?? spec.arch))].join('+'), driver: spec.driver, payload: spec.payload } },
+      nodes: spec.nodes.map((n) => ({ name: n.name, role: n.role, arch: n.arch ?? spec.arch })),
+      startedAt: new Date().toISOString(),
+      finishedAt: '',
+      seconds: 0,
+      verdict: 'error',
+      phases: [],
+      steps: [],
+      checks: [],
+    },
+  };
+  const started = performance.now();
+
+  const lifecycle: Phase[] = [imagesPhase, machinesPhase, provisionPhase, checksPhase];
+  let failure: unknown;
+  for (const phase of lifecycle) {
+    if (failure) {
+      ctx.summary.phases.push({ name: phase.name, status: 'skipped', seconds: 0 });
+      continue;
+    }
+    if (phase.applies && !phase.applies(ctx)) {
+      ctx.summary.phases.push({ name: phase.name, status: 'skipped', seconds: 0 });
+      continue;
+    }
+    failure = await timed(ctx, phase.name, () => phase.execute(ctx));
+  }
+  if (failure && !(failure instanceof RunFailed)) log.info(`\n${describeError(failure)}\n`);
+  else if (failure) log.info(`\n${(failure as Error).message}\n`);
+
+  await timed(ctx, 'destroy', async () => {
+    await collectJournals(ctx);
+    await destroy(ctx);
+    unregisterRun(runId);
+  });
+
+  ctx.summary.finishedAt = new Date().toISOString();
+  ctx.summary.seconds = round((performance.now() - started) / 1000);
+  const interrupted = options.signal.aborted;
+  ctx.summary.verdict = interrupted ? 'error' : failure && !(failure instanceof RunFailed) ? 'error' : verdictOf(ctx.summary);
+  if (failure) ctx.summary.error = describeError(failure);
+  if (interrupted) ctx.summary.error = 'interrupted';
+  const reportFailure = await timed(ctx, 'report', () => writeReports(ctx));
+  if (reportFailure) {
+    ctx.summary.verdict = 'error';
+    writeSummary(join(runDir, 'summary.json'), ctx.summary);
+  }
+
+  const verdict = ctx.summary.verdict;
+  log.info(`run ${runId}: ${verdict.toUpperCase()} in ${ctx.summary.seconds} s (${ctx.summary.checks.filter((c) => c.status === 'passed').length}/${ctx.summary.checks.length} checks passed)`);
+  log.info(`report: ${join(runDir, 'report.html')}  junit: ${join(runDir, 'junit.xml')}  summary: ${join(runDir, 'summary.json')}`);
+  return { summary: ctx.summary, runDir, exitCode: interrupted ? 130 : verdict === 'passed' ? 0 : 1 };
+}
+
+/** Runs one phase, records it in the summary, and returns its error instead of throwing. */
+async function timed(ctx: RunContext, name: string, fn: () => Promise<void>): Promise<unknown> {
+  const started = performance.now();
+  const record: PhaseResult = { name, status: 'passed', seconds: 0 };
+  try {
+    await fn();
+    return undefined;
+  } catch (error) {
+    record.status = 'failed';
+    record.error = describeError(error);
+    return error;
+  } finally {
+    record.seconds = round((performance.now() - started) / 1000);
+    ctx.summary.phases.push(record);
+  }
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
+const timestamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);

@@ -1,0 +1,45 @@
+import { join } from 'node:path';
+import { resolveCheck } from '../../checks/catalog.js';
+import type { ClusterDescriptor } from '../../checks/descriptor.js';
+import { runChecks } from '../../checks/runner.js';
+import { RunFailed } from '../../util/errors.js';
+import { nodeArch, type Phase, type RunContext } from '../context.js';
+
+export function clusterDescriptor(ctx: RunContext): ClusterDescriptor {
+  return {
+    runId: ctx.runId,
+    scenario: { name: ctx.scenario.spec.name, dir: ctx.scenario.dir },
+    env: ctx.env,
+    logsDir: ctx.logsDir,
+    nodes: ctx.scenario.spec.nodes.map((node) => {
+      const vm = ctx.vms.get(node.name);
+      if (!vm) throw new Error(`${node.name} has no VM`);
+      return { name: node.name, role: node.role, arch: nodeArch(ctx, node), ssh: vm.ssh, consoleLog: vm.consoleLog };
+    }),
+  };
+}
+
+/** Runs the scenario's checks through vitest; any failed test fails the phase. */
+export const checksPhase: Phase = {
+  name: 'checks',
+  applies: (ctx) => ctx.scenario.spec.checks.length > 0,
+  async execute(ctx) {
+    const files = ctx.scenario.spec.checks.map((name) => {
+      const file = resolveCheck(name, ctx.scenario.dir);
+      if (!file) throw new Error(`check ${name} disappeared since validation`);
+      return file;
+    });
+    const results = await runChecks({
+      files,
+      descriptor: clusterDescriptor(ctx),
+      workDir: join(ctx.stateDir, 'checks'),
+      allureResultsDir: join(ctx.runDir, 'allure-results'),
+      timeoutSeconds: ctx.scenario.spec.timeouts.checks,
+      log: ctx.log,
+    });
+    ctx.summary.checks.push(...results);
+    const failed = results.filter((r) => r.status === 'failed');
+    if (results.length === 0) throw new RunFailed('the checks ran no test');
+    if (failed.length) throw new RunFailed(`${failed.length} of ${results.length} checks failed: ${failed.map((f) => f.name).join('; ')}`);
+  },
+};

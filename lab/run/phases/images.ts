@@ -1,0 +1,16 @@
+import { ensureImage } from '../../images/builder.js';
+import { recipeFor } from '../../images/recipe.js';
+import { nodeArch, type Phase } from '../context.js';
+
+/** Makes sure an image exists for every architecture in the scenario (built once, then cached). */
+export const imagesPhase: Phase = {
+  name: 'images',
+  async execute(ctx) {
+    const arches = [...new Set(ctx.scenario.spec.nodes.map((node) => nodeArch(ctx, node)))];
+    for (const arch of arches) {
+      const image = await ensureImage(recipeFor('base', arch), { log: ctx.log, signal: ctx.signal });
+      ctx.log.debug(`image for ${arch}: ${image.dir}`);
+      ctx.images.set(arch, image);
+    }
+  },
+};

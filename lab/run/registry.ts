@@ -1,0 +1,87 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Driver } from '../machines/driver.js';
+import { reapDeadBuilds } from '../images/cache.js';
+import type { Logger } from '../util/log.js';
+import { stateDir } from '../util/paths.js';
+import { isAlive } from '../util/proc.js';
+
+/**
+ * Every live run has a folder under `<state>/runs/<run-id>/` with `run.json` (the lab's PID and
+ * start time) and its VMs' overlays. A run whose lab process is gone was killed: the next `lab`
+ * stops its VMs and removes its folder (testcontainers' Ryuk, without a daemon).
+ */
+export interface RunRecord {
+  runId: string;
+  pid: number;
+  /** Kernel start time of the lab process, so a reused PID is not mistaken for it. */
+  pidStart: string;
+  scenario: string;
+  reportDir: string;
+  startedAt: string;
+}
+
+export const runsDir = (): string => join(stateDir(), 'runs');
+export const runStateDir = (runId: string): string => join(runsDir(), runId);
+
+/** Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. */
+export function processStart(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export function registerRun(record: Omit<RunRecord, 'pid' | 'pidStart'>): string {
+  const dir = runStateDir(record.runId);
+  mkdirSync(dir, { recursive: true });
+  const full: RunRecord = { ...record, pid: process.pid, pidStart: processStart(process.pid) };
+  writeFileSync(join(dir, 'run.json'), `${JSON.stringify(full, null, 2)}\n`);
+  return dir;
+}
+
+export function unregisterRun(runId: string): void {
+  rmSync(runStateDir(runId), { recursive: true, force: true });
+}
+
+function readRecord(runId: string): RunRecord | undefined {
+  const file = join(runStateDir(runId), 'run.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+const ownerAlive = (record: RunRecord | undefined): boolean =>
+  !!record && isAlive(record.pid) && processStart(record.pid) === record.pidStart;
+
+/** Stops and removes what killed labs left: VMs, run folders, half-built images. Returns what it cleaned. */
+export async function reapOrphans(drivers: Driver[], log: Logger): Promise<string[]> {
+  const cleaned: string[] = [];
+  const runIds = new Set(existsSync(runsDir()) ? readdirSync(runsDir()) : []);
+  const processes = (await Promise.all(drivers.map((d) => d.list()))).flat();
+  for (const p of processes) runIds.add(p.runId);
+  for (const runId of runIds) {
+    const record = readRecord(runId);
+    if (ownerAlive(record)) continue;
+    for (const p of processes.filter((q) => q.runId === runId)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    unregisterRun(runId);
+    cleaned.push(runId);
+    log.info(`cleaned up after run ${runId}: its lab process is gone`);
+  }
+  for (const build of await reapDeadBuilds()) {
+    cleaned.push(build);
+    log.info(`removed an unfinished image build left by a killed lab: ${build}`);
+  }
+  return cleaned;
+}

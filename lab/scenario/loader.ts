@@ -1,0 +1,128 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { InputError } from '../util/errors.js';
+import { Scenario, type ScenarioSpec } from './schema.js';
+import { dotPath, locate, type Path, type SourceDoc } from './locate.js';
+import { semanticProblems } from './rules.js';
+
+/**
+ * Loads a scenario in three stages (changesets' config): parse every file of the `extends`
+ * chain, merge and validate the shape with zod, then apply the semantic rules. All problems are
+ * reported together, each as `file:line:col: field: message`, and nothing has started yet.
+ */
+
+export interface LoadedScenario {
+  spec: ScenarioSpec;
+  /** Folder of the scenario that was asked for. */
+  dir: string;
+  /** Files of the extends chain, the scenario asked for first. */
+  files: string[];
+}
+
+export interface Problem {
+  file: string;
+  line?: number;
+  column?: number;
+  path: string;
+  message: string;
+}
+
+export const formatProblem = (p: Problem): string =>
+  `${p.file}${p.line ? `:${p.line}:${p.column ?? 1}` : ''}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+
+export function scenarioFile(target: string): string {
+  const path = resolve(target);
+  if (existsSync(path) && statSync(path).isDirectory()) return join(path, 'scenario.yaml');
+  return path;
+}
+
+const display = (file: string) => relative(process.cwd(), file) || file;
+
+export function loadScenario(target: string): LoadedScenario {
+  const file = scenarioFile(target);
+  const problems: Problem[] = [];
+  const sources: SourceDoc[] = [];
+  const raws: Record<string, unknown>[] = [];
+
+  // Stage 1: read and parse the chain, child first.
+  let current: string | undefined = file;
+  const seen = new Set<string>();
+  while (current) {
+    if (seen.has(current)) {
+      problems.push({ file: display(current), path: 'extends', message: `extends cycle: ${[...seen].map(display).join(' -> ')} -> ${display(current)}` });
+      break;
+    }
+    seen.add(current);
+    if (!existsSync(current)) {
+      const from = sources.at(-1);
+      problems.push({
+        file: from ? from.file : display(current),
+        ...(from ? locate([from], ['extends']) : {}),
+        path: from ? 'extends' : '',
+        message: `no scenario file at ${display(current)}`,
+      });
+      break;
+    }
+    const lines = new LineCounter();
+    const doc = parseDocument(readFileSync(current, 'utf8'), { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const source: SourceDoc = { file: display(current), doc, lines };
+    for (const error of doc.errors) {
+      const { line, col } = lines.linePos(error.pos[0]);
+      problems.push({ file: source.file, line, column: col, path: '', message: `YAML: ${error.message.split('\n')[0]}` });
+    }
+    if (doc.errors.length) break;
+    const raw = doc.toJS() as unknown;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      problems.push({ file: source.file, path: '', message: 'a scenario file must be a YAML mapping' });
+      break;
+    }
+    sources.push(source);
+    raws.push(raw as Record<string, unknown>);
+    const parent = (raw as { extends?: unknown }).extends;
+    current = typeof parent === 'string' ? scenarioFile(resolve(dirname(current), parent)) : undefined;
+  }
+  if (problems.length) throw invalid(file, problems);
+
+  // Stage 2: merge (parents first) and check the shape.
+  const merged = raws.reduceRight<Record<string, unknown>>((base, layer) => mergeLayer(base, layer), {});
+  merged.name ??= basename(dirname(file));
+  delete merged.extends;
+  const parsed = Scenario.safeParse(merged);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
+      for (const key of keys) {
+        const path: Path = key === undefined ? (issue.path as Path) : [...(issue.path as Path), key];
+        const message = key === undefined ? issue.message : `unknown key "${key}"`;
+        problems.push({ ...locate(sources, path), path: dotPath(path), message });
+      }
+    }
+    throw invalid(file, problems);
+  }
+
+  // Stage 3: rules that need the whole scenario and the file system.
+  const dir = dirname(file);
+  for (const { path, message } of semanticProblems(parsed.data, dir)) {
+    problems.push({ ...locate(sources, path), path: dotPath(path), message });
+  }
+  if (problems.length) throw invalid(file, problems);
+  return { spec: parsed.data, dir, files: sources.map((s) => s.file) };
+}
+
+function invalid(file: string, problems: Problem[]): InputError {
+  return new InputError(`invalid scenario ${display(file)}`, problems.map(formatProblem));
+}
+
+/** A child layer over its parent: mappings merge key by key, lists and scalars replace. */
+function mergeLayer(base: Record<string, unknown>, layer: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(layer)) {
+    const old = out[key];
+    out[key] = isPlain(old) && isPlain(value) ? mergeLayer(old, value) : value;
+  }
+  return out;
+}
+
+const isPlain = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);

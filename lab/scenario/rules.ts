@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { resolveScript } from '../provision/scripts.js';
+import { resolveCheck } from '../checks/catalog.js';
+import type { ScenarioSpec } from './schema.js';
+import type { Path } from './locate.js';
+
+/** Drivers this version of the lab can run. */
+const AVAILABLE_DRIVERS = new Set(['qemu']);
+
+/** Rules that need the whole scenario: names that must be unique or must exist. */
+export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path; message: string }[] {
+  const problems: { path: Path; message: string }[] = [];
+  const nodeNames = new Set<string>();
+  spec.nodes.forEach((node, i) => {
+    if (nodeNames.has(node.name)) problems.push({ path: ['nodes', i, 'name'], message: `duplicate node name "${node.name}"` });
+    nodeNames.add(node.name);
+  });
+
+  if (!AVAILABLE_DRIVERS.has(spec.driver)) {
+    problems.push({ path: ['driver'], message: `driver "${spec.driver}" is not available in this version (available: ${[...AVAILABLE_DRIVERS].join(', ')})` });
+  }
+
+  const stepNames = new Set<string>();
+  spec.provision.forEach((step, i) => {
+    if (stepNames.has(step.name)) problems.push({ path: ['provision', i, 'name'], message: `duplicate step name "${step.name}"` });
+    stepNames.add(step.name);
+    if (step.nodes !== 'all') {
+      step.nodes.forEach((name, j) => {
+        if (!nodeNames.has(name)) problems.push({ path: ['provision', i, 'nodes', j], message: `no node named "${name}" in this scenario` });
+      });
+    }
+    if ('script' in step && !existsSync(resolveScript(step.script, dir))) {
+      problems.push({ path: ['provision', i, 'script'], message: `no script ${step.script} (looked for ${resolveScript(step.script, dir)})` });
+    }
+    if ('upload' in step && !existsSync(resolve(dir, step.upload.from))) {
+      problems.push({ path: ['provision', i, 'upload', 'from'], message: `no file ${step.upload.from} next to the scenario` });
+    }
+  });
+
+  spec.checks.forEach((check, i) => {
+    if (!resolveCheck(check, dir)) problems.push({ path: ['checks', i], message: `unknown check "${check}" (not built in, and no such .check.ts file)` });
+  });
+  return problems;
+}

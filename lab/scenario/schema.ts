@@ -1,0 +1,87 @@
+import { z } from 'zod';
+
+/**
+ * The scenario file format. Every object is strict: an unknown key is an error, never ignored.
+ * Descriptions end up in the generated JSON Schema (scenario.schema.json) that editors read.
+ */
+
+const hostname = z
+  .string()
+  .regex(/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a hostname: lowercase letters, digits and "-", starting with a letter');
+
+const stepName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lowercase letters, digits, ".", "_" or "-"');
+
+export const Arch = z.enum(['amd64', 'arm64']);
+export type Arch = z.infer<typeof Arch>;
+
+export const DriverName = z.enum(['qemu', 'libvirt', 'vagrant']);
+export type DriverName = z.infer<typeof DriverName>;
+
+/** Values as users write them in YAML (`FLANNEL_IPMASQ: true`); the loader turns them into strings. */
+const EnvValue = z.union([z.string(), z.number(), z.boolean()]);
+const Env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a shell variable name'), EnvValue);
+
+export const NodeSpec = z.strictObject({
+  name: hostname.describe('Hostname of the VM, unique in the scenario'),
+  role: z.enum(['master', 'worker']).default('worker').describe('Role in the cluster'),
+  arch: Arch.optional().describe('CPU architecture; defaults to the scenario arch'),
+  cpus: z.int().min(1).max(8).default(2).describe('Virtual CPUs'),
+  memory: z.int().min(256).max(16384).default(1024).describe('Memory in MiB'),
+});
+export type NodeSpec = z.infer<typeof NodeSpec>;
+
+const Targets = z
+  .union([z.literal('all'), z.array(hostname).min(1)])
+  .default('all')
+  .describe('Node names the step runs on, or "all"');
+
+export const ScriptStep = z.strictObject({
+  name: stepName.describe('Step name, used in logs and reports'),
+  script: z.string().min(1).describe('Script path relative to provisioners/, e.g. smoke/hello.sh'),
+  nodes: Targets,
+  env: Env.default({}).describe('Extra environment for this step only'),
+  timeout: z.int().positive().default(900).describe('Seconds before the step is stopped and failed'),
+});
+
+export const UploadStep = z.strictObject({
+  name: stepName,
+  upload: z.strictObject({
+    from: z.string().min(1).describe('Host path, relative to the scenario folder'),
+    to: z.string().startsWith('/', 'must be an absolute path in the guest').describe('Guest path'),
+    mode: z.string().regex(/^[0-7]{3,4}$/, 'must be an octal mode like 0644').default('0644'),
+  }),
+  nodes: Targets,
+});
+
+export const Step = z.union([ScriptStep, UploadStep]);
+export type Step = z.infer<typeof Step>;
+
+export const Timeouts = z.strictObject({
+  boot: z.int().positive().optional().describe('Seconds from VM start to SSH login; default per arch'),
+  checks: z.int().positive().default(900).describe('Seconds for all checks together'),
+});
+
+export const Scenario = z.strictObject({
+  $schema: z.string().optional().describe('Path of the JSON Schema, for editors'),
+  name: stepName.describe('Scenario name; defaults to the folder name'),
+  description: z.string().optional(),
+  extends: z.string().optional().describe('Folder of a scenario this one builds on, relative to this one'),
+  driver: DriverName.default('qemu').describe('What makes the VMs'),
+  payload: z.enum(['emulated', 'upstream']).default('emulated').describe('Where the cluster software comes from'),
+  arch: Arch.default('amd64').describe('Default architecture of the nodes'),
+  env: Env.default({}).describe('Environment of every provisioner step'),
+  nodes: z.array(NodeSpec).min(1, 'a scenario needs at least one node').describe('The VMs'),
+  provision: z.array(Step).default([]).describe('Ordered provisioner steps'),
+  checks: z.array(z.string().min(1)).default([]).describe('Checks to run: built-in names or paths to .check.ts files'),
+  timeouts: Timeouts.default({ checks: 900 }),
+});
+
+/** The scenario as written (before defaults): what each file may contain. */
+export type ScenarioInput = z.input<typeof Scenario>;
+/** The scenario after parsing and defaults. */
+export type ScenarioSpec = z.infer<typeof Scenario>;
+
+/** JSON Schema for editors (yaml-language-server). Generated from the zod schema, never by hand. */
+export function scenarioJsonSchema(): object {
+  return z.toJSONSchema(Scenario, { io: 'input', target: 'draft-2020-12' });
+}
