@@ -40,7 +40,8 @@ export interface Cluster {
 
 export function readDescriptor(): ClusterDescriptor {
   const file = process.env[CLUSTER_ENV];
-  if (!file || !existsSync(file)) throw new Error(`${CLUSTER_ENV} does not name a cluster descriptor; checks run through \`lab run\` or \`lab verify\``);
+  if (!file || !existsSync(file))
+    throw new Error(`${CLUSTER_ENV} does not name a cluster descriptor; checks run through \`lab run\` or \`lab verify\``);
   return JSON.parse(readFileSync(file, 'utf8')) as ClusterDescriptor;
 }
 

@@ -8,7 +8,12 @@ import type { Logger } from '../util/log.js';
 const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 
 /** `lab images list|build|prune`. Prune keeps the images the current recipes produce. */
-export async function imagesCommand(action: string, options: { arch: string; rebuild?: boolean }, log: Logger, signal: AbortSignal): Promise<void> {
+export async function imagesCommand(
+  action: string,
+  options: { arch: string; rebuild?: boolean },
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   switch (action) {
     case 'list': {
       const images = listImages();

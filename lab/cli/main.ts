@@ -41,7 +41,9 @@ cli
 cli.command('validate <scenario>', 'Check a scenario file and report every problem with its line').action(async (scenario: string) => {
   const { loadScenario } = await import('../scenario/loader.js');
   const loaded = loadScenario(scenario);
-  log.info(`${loaded.files.join(' <- ')}: valid (${loaded.spec.nodes.length} node(s), ${loaded.spec.provision.length} step(s), ${loaded.spec.checks.length} check(s))`);
+  log.info(
+    `${loaded.files.join(' <- ')}: valid (${loaded.spec.nodes.length} node(s), ${loaded.spec.provision.length} step(s), ${loaded.spec.checks.length} check(s))`,
+  );
 });
 
 cli

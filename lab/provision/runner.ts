@@ -86,7 +86,9 @@ async function runOnNode(
       LAB_ARCH: node.arch,
       LAB_NODES: options.nodes.map((n) => n.name).join(' '),
     };
-    const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('; ');
+    const exports = Object.entries(env)
+      .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
+      .join('; ');
     const command = `${exports}; cd ${shellQuote(guestFolder)} && bash ${shellQuote(basename(local))} </dev/null 2>&1`;
     out.write(`# ${step.name} on ${node.name}: bash ${step.script}\n`);
     let output = '';

@@ -35,18 +35,24 @@ export class Machine {
 
   /** Retries a command every second until it succeeds; returns its stdout. */
   waitUntilSucceeds(command: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<string> {
-    return waitFor({ what: `\`${command}\` to succeed on ${this.name}`, timeoutMs: options.timeoutMs ?? 120_000, signal: options.signal }, async () => {
-      const result = await this.exec(command, { timeout: 30, signal: options.signal });
-      return result.code === 0 ? result.stdout : notYet(`exit ${result.code}${outputOf(result)}`);
-    });
+    return waitFor(
+      { what: `\`${command}\` to succeed on ${this.name}`, timeoutMs: options.timeoutMs ?? 120_000, signal: options.signal },
+      async () => {
+        const result = await this.exec(command, { timeout: 30, signal: options.signal });
+        return result.code === 0 ? result.stdout : notYet(`exit ${result.code}${outputOf(result)}`);
+      },
+    );
   }
 
   /** Retries a command every second until it fails. */
   async waitUntilFails(command: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-    await waitFor({ what: `\`${command}\` to fail on ${this.name}`, timeoutMs: options.timeoutMs ?? 120_000, signal: options.signal }, async () => {
-      const result = await this.exec(command, { timeout: 30, signal: options.signal });
-      return result.code !== 0 ? true : notYet(`still succeeds${outputOf(result)}`);
-    });
+    await waitFor(
+      { what: `\`${command}\` to fail on ${this.name}`, timeoutMs: options.timeoutMs ?? 120_000, signal: options.signal },
+      async () => {
+        const result = await this.exec(command, { timeout: 30, signal: options.signal });
+        return result.code !== 0 ? true : notYet(`still succeeds${outputOf(result)}`);
+      },
+    );
   }
 
   /** Waits until something listens on a TCP port inside the guest. */
@@ -56,21 +62,27 @@ export class Machine {
 
   /** Waits until a systemd unit is active; fails at once when it has failed instead of running out the clock. */
   async waitForUnit(unit: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-    await waitFor({ what: `unit ${unit} to be active on ${this.name}`, timeoutMs: options.timeoutMs ?? 120_000, signal: options.signal }, async () => {
-      const state = (await this.exec(`systemctl is-active ${shellQuote(unit)}`, { timeout: 30 })).stdout.trim();
-      if (state === 'active') return true;
-      if (state === 'failed') {
-        const status = await this.exec(`systemctl status --no-pager -n 20 ${shellQuote(unit)}`, { timeout: 30 });
-        throw new Impossible(`${unit} has failed:\n${tail(status.stdout, 20)}`);
-      }
-      return notYet(`state ${state || 'unknown'}`);
-    });
+    await waitFor(
+      { what: `unit ${unit} to be active on ${this.name}`, timeoutMs: options.timeoutMs ?? 120_000, signal: options.signal },
+      async () => {
+        const state = (await this.exec(`systemctl is-active ${shellQuote(unit)}`, { timeout: 30 })).stdout.trim();
+        if (state === 'active') return true;
+        if (state === 'failed') {
+          const status = await this.exec(`systemctl status --no-pager -n 20 ${shellQuote(unit)}`, { timeout: 30 });
+          throw new Impossible(`${unit} has failed:\n${tail(status.stdout, 20)}`);
+        }
+        return notYet(`state ${state || 'unknown'}`);
+      },
+    );
   }
 
   /** Writes bytes to a file in the guest, creating its folder. */
   async writeFile(path: string, content: string | Buffer, mode = '0644'): Promise<void> {
     const dir = path.replace(/\/[^/]*$/, '') || '/';
-    await this.succeed(`mkdir -p ${shellQuote(dir)} && cat > ${shellQuote(path)} && chmod ${mode} ${shellQuote(path)}`, { stdin: content, timeout: 120 });
+    await this.succeed(`mkdir -p ${shellQuote(dir)} && cat > ${shellQuote(path)} && chmod ${mode} ${shellQuote(path)}`, {
+      stdin: content,
+      timeout: 120,
+    });
   }
 
   /** Copies a host folder into the guest (a tar stream over the SSH channel). */

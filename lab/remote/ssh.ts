@@ -84,8 +84,22 @@ export class SshSession {
         let stdout = '';
         let stderr = '';
         let code: number | undefined;
+        let settled = false;
+        const settle = (finish: () => void) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(guard);
+          options.signal?.removeEventListener('abort', onAbort);
+          finish();
+        };
         const guard = setTimeout(() => channel.close(), (seconds + 15) * 1000);
-        const onAbort = () => channel.close();
+        // On abort, do not wait for the server to close the channel (it waits for the command):
+        // signal the command, close our side and return now.
+        const onAbort = () => {
+          channel.signal('KILL');
+          channel.close();
+          settle(() => reject(options.signal?.reason));
+        };
         options.signal?.addEventListener('abort', onAbort, { once: true });
         channel.on('data', (data: Buffer) => {
           const text = data.toString();
@@ -100,13 +114,12 @@ export class SshSession {
         channel.on('exit', (exitCode: number | null) => {
           code = exitCode ?? 255;
         });
-        channel.on('close', () => {
-          clearTimeout(guard);
-          options.signal?.removeEventListener('abort', onAbort);
-          if (options.signal?.aborted) return reject(options.signal.reason);
-          if (code === undefined) return reject(new Error(`the SSH channel closed before \`${command}\` exited`));
-          resolve({ code, stdout, stderr, timedOut: code === 124 || code === 137 });
-        });
+        channel.on('close', () =>
+          settle(() => {
+            if (code === undefined) reject(new Error(`the SSH channel closed before \`${command}\` exited`));
+            else resolve({ code, stdout, stderr, timedOut: code === 124 || code === 137 });
+          }),
+        );
         if (typeof options.stdin === 'function') options.stdin(channel);
         else channel.end(options.stdin ?? '');
       });

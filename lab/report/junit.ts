@@ -28,7 +28,13 @@ export function junitXml(summary: RunSummary): string {
   const add = (suite: string, testCase: Case) => suites.set(suite, [...(suites.get(suite) ?? []), testCase]);
 
   for (const phase of summary.phases.filter((p) => p.status === 'failed' && p.name !== 'provision' && p.name !== 'checks')) {
-    add('lab', { classname: `${summary.scenario.name}.lab`, name: phase.name, seconds: phase.seconds, status: 'failed', message: phase.error });
+    add('lab', {
+      classname: `${summary.scenario.name}.lab`,
+      name: phase.name,
+      seconds: phase.seconds,
+      status: 'failed',
+      message: phase.error,
+    });
   }
   for (const step of summary.steps) {
     add('provision', {
@@ -41,7 +47,13 @@ export function junitXml(summary: RunSummary): string {
     });
   }
   for (const check of summary.checks) {
-    add(check.check, { classname: `${summary.scenario.name}.${check.check}`, name: check.name, seconds: check.seconds, status: check.status, message: check.message });
+    add(check.check, {
+      classname: `${summary.scenario.name}.${check.check}`,
+      name: check.name,
+      seconds: check.seconds,
+      status: check.status,
+      message: check.message,
+    });
   }
 
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>'];

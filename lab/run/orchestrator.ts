@@ -48,8 +48,15 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const logsDir = join(runDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
   log.tee(join(logsDir, 'lab.log'));
-  const stateDir = registerRun({ runId, scenario: scenario.files[0] ?? options.scenario, reportDir: runDir, startedAt: new Date().toISOString() });
-  log.info(`run ${runId}: ${spec.nodes.length} node(s), driver ${spec.driver}, payload ${spec.payload}; report in ${relative(process.cwd(), runDir) || runDir}`);
+  const stateDir = registerRun({
+    runId,
+    scenario: scenario.files[0] ?? options.scenario,
+    reportDir: runDir,
+    startedAt: new Date().toISOString(),
+  });
+  log.info(
+    `run ${runId}: ${spec.nodes.length} node(s), driver ${spec.driver}, payload ${spec.payload}; report in ${relative(process.cwd(), runDir) || runDir}`,
+  );
 
   const ctx: RunContext = {
     runId,
@@ -67,7 +74,11 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     machines: new Map(),
     summary: {
       runId,
-      scenario: { name: spec.name, file: scenario.files[0] ?? '', axes: { arch: [...new Set(spec.nodes.map((n) => n.arch ?? spec.arch))].join('+'), driver: spec.driver, payload: spec.payload } },
+      scenario: {
+        name: spec.name,
+        file: scenario.files[0] ?? '',
+        axes: { arch: [...new Set(spec.nodes.map((n) => n.arch ?? spec.arch))].join('+'), driver: spec.driver, payload: spec.payload },
+      },
       nodes: spec.nodes.map((n) => ({ name: n.name, role: n.role, arch: n.arch ?? spec.arch })),
       startedAt: new Date().toISOString(),
       finishedAt: '',
@@ -92,12 +103,13 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       continue;
     }
     failure = await timed(ctx, phase.name, () => phase.execute(ctx));
+    if (failure) failure = withDeadVms(ctx, failure);
   }
   if (failure && !(failure instanceof RunFailed)) log.info(`\n${describeError(failure)}\n`);
   else if (failure) log.info(`\n${(failure as Error).message}\n`);
 
   await timed(ctx, 'destroy', async () => {
-    await collectJournals(ctx);
+    if (!options.signal.aborted) await collectJournals(ctx);
     await destroy(ctx);
     unregisterRun(runId);
   });
@@ -115,9 +127,23 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   }
 
   const verdict = ctx.summary.verdict;
-  log.info(`run ${runId}: ${verdict.toUpperCase()} in ${ctx.summary.seconds} s (${ctx.summary.checks.filter((c) => c.status === 'passed').length}/${ctx.summary.checks.length} checks passed)`);
+  log.info(
+    `run ${runId}: ${verdict.toUpperCase()} in ${ctx.summary.seconds} s (${ctx.summary.checks.filter((c) => c.status === 'passed').length}/${ctx.summary.checks.length} checks passed)`,
+  );
   log.info(`report: ${join(runDir, 'report.html')}  junit: ${join(runDir, 'junit.xml')}  summary: ${join(runDir, 'summary.json')}`);
   return { summary: ctx.summary, runDir, exitCode: interrupted ? 130 : verdict === 'passed' ? 0 : 1 };
+}
+
+/** A phase that failed because a VM died says so: the dead VM is the cause a user needs to see. */
+function withDeadVms(ctx: RunContext, failure: unknown): unknown {
+  const dead = [...ctx.vms.values()]
+    .filter((vm) => vm.exitReason())
+    .map((vm) => `the VM of ${vm.spec.name} stopped during the run: ${vm.exitReason()}`);
+  if (!dead.length) return failure;
+  const error = new RunFailed(`${dead.join('\n')}\n${failure instanceof Error ? failure.message : String(failure)}`);
+  const phase = ctx.summary.phases.at(-1);
+  if (phase) phase.error = error.message;
+  return error;
 }
 
 /** Runs one phase, records it in the summary, and returns its error instead of throwing. */

@@ -34,7 +34,7 @@ export const formatProblem = (p: Problem): string =>
 export function scenarioFile(target: string): string {
   const path = resolve(target);
   if (existsSync(path) && statSync(path).isDirectory()) return join(path, 'scenario.yaml');
-  return path;
+  return /\.ya?ml$/.test(path) ? path : join(path, 'scenario.yaml');
 }
 
 const display = (file: string) => relative(process.cwd(), file) || file;
@@ -50,7 +50,11 @@ export function loadScenario(target: string): LoadedScenario {
   const seen = new Set<string>();
   while (current) {
     if (seen.has(current)) {
-      problems.push({ file: display(current), path: 'extends', message: `extends cycle: ${[...seen].map(display).join(' -> ')} -> ${display(current)}` });
+      problems.push({
+        file: display(current),
+        path: 'extends',
+        message: `extends cycle: ${[...seen].map(display).join(' -> ')} -> ${display(current)}`,
+      });
       break;
     }
     seen.add(current);
@@ -111,7 +115,10 @@ export function loadScenario(target: string): LoadedScenario {
 }
 
 function invalid(file: string, problems: Problem[]): InputError {
-  return new InputError(`invalid scenario ${display(file)}`, problems.map(formatProblem));
+  const ordered = [...problems].sort(
+    (a, b) => a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
+  );
+  return new InputError(`invalid scenario ${display(file)}`, ordered.map(formatProblem));
 }
 
 /** A child layer over its parent: mappings merge key by key, lists and scalars replace. */
@@ -124,5 +131,4 @@ function mergeLayer(base: Record<string, unknown>, layer: Record<string, unknown
   return out;
 }
 
-const isPlain = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isPlain = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -51,5 +51,8 @@ export function locate(sources: readonly SourceDoc[], path: Path): { file: strin
 
 /** `nodes[0].cpus` from ['nodes', 0, 'cpus']. */
 export function dotPath(path: Path): string {
-  return path.reduce<string>((text, segment) => (typeof segment === 'number' ? `${text}[${segment}]` : text ? `${text}.${segment}` : segment), '');
+  return path.reduce<string>(
+    (text, segment) => (typeof segment === 'number' ? `${text}[${segment}]` : text ? `${text}.${segment}` : segment),
+    '',
+  );
 }

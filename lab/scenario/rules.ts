@@ -18,7 +18,10 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
   });
 
   if (!AVAILABLE_DRIVERS.has(spec.driver)) {
-    problems.push({ path: ['driver'], message: `driver "${spec.driver}" is not available in this version (available: ${[...AVAILABLE_DRIVERS].join(', ')})` });
+    problems.push({
+      path: ['driver'],
+      message: `driver "${spec.driver}" is not available in this version (available: ${[...AVAILABLE_DRIVERS].join(', ')})`,
+    });
   }
 
   const stepNames = new Set<string>();
@@ -27,11 +30,15 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
     stepNames.add(step.name);
     if (step.nodes !== 'all') {
       step.nodes.forEach((name, j) => {
-        if (!nodeNames.has(name)) problems.push({ path: ['provision', i, 'nodes', j], message: `no node named "${name}" in this scenario` });
+        if (!nodeNames.has(name))
+          problems.push({ path: ['provision', i, 'nodes', j], message: `no node named "${name}" in this scenario` });
       });
     }
     if ('script' in step && !existsSync(resolveScript(step.script, dir))) {
-      problems.push({ path: ['provision', i, 'script'], message: `no script ${step.script} (looked for ${resolveScript(step.script, dir)})` });
+      problems.push({
+        path: ['provision', i, 'script'],
+        message: `no script ${step.script} (looked for ${resolveScript(step.script, dir)})`,
+      });
     }
     if ('upload' in step && !existsSync(resolve(dir, step.upload.from))) {
       problems.push({ path: ['provision', i, 'upload', 'from'], message: `no file ${step.upload.from} next to the scenario` });
@@ -39,7 +46,8 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
   });
 
   spec.checks.forEach((check, i) => {
-    if (!resolveCheck(check, dir)) problems.push({ path: ['checks', i], message: `unknown check "${check}" (not built in, and no such .check.ts file)` });
+    if (!resolveCheck(check, dir))
+      problems.push({ path: ['checks', i], message: `unknown check "${check}" (not built in, and no such .check.ts file)` });
   });
   return problems;
 }

@@ -48,7 +48,10 @@ export const UploadStep = z.strictObject({
   upload: z.strictObject({
     from: z.string().min(1).describe('Host path, relative to the scenario folder'),
     to: z.string().startsWith('/', 'must be an absolute path in the guest').describe('Guest path'),
-    mode: z.string().regex(/^[0-7]{3,4}$/, 'must be an octal mode like 0644').default('0644'),
+    mode: z
+      .string()
+      .regex(/^[0-7]{3,4}$/, 'must be an octal mode like 0644')
+      .default('0644'),
   }),
   nodes: Targets,
 });

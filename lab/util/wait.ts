@@ -34,8 +34,7 @@ export class Impossible extends Error {
   override name = 'Impossible';
 }
 
-const isNotYet = (value: unknown): value is NotYet =>
-  typeof value === 'object' && value !== null && (value as NotYet).notYet === true;
+const isNotYet = (value: unknown): value is NotYet => typeof value === 'object' && value !== null && (value as NotYet).notYet === true;
 
 /**
  * Polls `attempt` until it returns a value that is not `notYet(...)`. The deadline is computed

@@ -7,7 +7,7 @@ import { run } from '../../util/proc.js';
 
 export type Accel = { kind: 'kvm' | 'tcg'; why: string };
 
-const hostDebArch = (): Arch | undefined => ({ x64: 'amd64', arm64: 'arm64' } as const)[hostArch() as 'x64' | 'arm64'];
+const hostDebArch = (): Arch | undefined => (({ x64: 'amd64', arm64: 'arm64' }) as const)[hostArch() as 'x64' | 'arm64'];
 
 /**
  * KVM only when it really works. Nested KVM on these hosts opens fine and then hangs the guest,
@@ -36,11 +36,34 @@ export async function detectAccel(arch: Arch, qemuBinary: string, kernel: string
 async function probeKvm(qemuBinary: string, kernel: string): Promise<Accel> {
   const started = performance.now();
   const probe = await run(
-    ['timeout', '8', qemuBinary, '-accel', 'kvm', '-M', 'pc', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot',
-      '-kernel', kernel, '-append', 'panic=-1 console=ttyS0', '-serial', 'null'],
+    [
+      'timeout',
+      '8',
+      qemuBinary,
+      '-accel',
+      'kvm',
+      '-M',
+      'pc',
+      '-m',
+      '256',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-kernel',
+      kernel,
+      '-append',
+      'panic=-1 console=ttyS0',
+      '-serial',
+      'null',
+    ],
     { check: false },
   );
   const secs = ((performance.now() - started) / 1000).toFixed(1);
   if (probe.code === 0) return { kind: 'kvm', why: `KVM probe booted in ${secs} s` };
-  return { kind: 'tcg', why: probe.code === 124 ? `KVM present but a probe guest hung for ${secs} s` : `KVM probe failed (${probe.stderr.trim().split('\n')[0]})` };
+  return {
+    kind: 'tcg',
+    why:
+      probe.code === 124 ? `KVM present but a probe guest hung for ${secs} s` : `KVM probe failed (${probe.stderr.trim().split('\n')[0]})`,
+  };
 }

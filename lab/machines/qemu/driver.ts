@@ -58,7 +58,13 @@ export class QemuDriver implements Driver {
     mkdirSync(spec.stateDir, { recursive: true });
     mkdirSync(spec.logDir, { recursive: true });
     const port = await freeLoopbackPort();
-    const vm = new QemuVm(spec, { host: '127.0.0.1', port, user: 'root', privateKeyFile: spec.image.clientKey, hostKey: spec.image.hostKey });
+    const vm = new QemuVm(spec, {
+      host: '127.0.0.1',
+      port,
+      user: 'root',
+      privateKeyFile: spec.image.clientKey,
+      hostKey: spec.image.hostKey,
+    });
     await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', spec.image.disk, vm.paths.overlay]);
     return vm;
   }

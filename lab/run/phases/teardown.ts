@@ -19,7 +19,9 @@ export async function collectJournals(ctx: RunContext): Promise<void> {
 
 /** Powers the guests off (then kills what does not stop) and releases everything the run holds. */
 export async function destroy(ctx: RunContext): Promise<void> {
-  await Promise.all([...ctx.vms.values()].map((vm) => ctx.driver.stop(vm, POWEROFF_GRACE_MS).catch(() => undefined)));
+  // A user who pressed Ctrl-C wants the lab gone now, not a clean guest shutdown.
+  const grace = ctx.signal.aborted ? 0 : POWEROFF_GRACE_MS;
+  await Promise.all([...ctx.vms.values()].map((vm) => ctx.driver.stop(vm, grace).catch(() => undefined)));
   await ctx.scope.dispose();
   if (ctx.scope.errors.length) throw new AggregateError(ctx.scope.errors, `cleanup failed for ${ctx.scope.errors.length} resources`);
 }

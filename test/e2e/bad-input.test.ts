@@ -1,0 +1,44 @@
+import { readdirSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { runLab } from './helpers.js';
+
+describe('bad input', () => {
+  test('lab run reports every shape problem with file, line and field, exits 2 and starts nothing', async () => {
+    const result = await runLab(['run', 'test/scenarios/bad-input']);
+    expect(result.code, result.output).toBe(2);
+    const file = 'test/scenarios/bad-input/scenario.yaml';
+    expect(result.output).toContain(
+      [
+        `ERROR: invalid scenario ${file}`,
+        `  - ${file}:5:5: nodes[0].cpus: Too big: expected number to be <=8`,
+        `  - ${file}:6:5: nodes[1].name: must be a hostname: lowercase letters, digits and "-", starting with a letter`,
+        `  - ${file}:8:5: nodes[1].colour: unknown key "colour"`,
+        `  - ${file}:9:1: checks: Invalid input: expected array, received string`,
+      ].join('\n'),
+    );
+    expect(readdirSync(result.reportsDir)).toEqual([]);
+  });
+
+  test('lab run reports every rule problem (names that clash or do not exist) the same way', async () => {
+    const result = await runLab(['run', 'test/scenarios/bad-rules']);
+    expect(result.code, result.output).toBe(2);
+    const file = 'test/scenarios/bad-rules/scenario.yaml';
+    expect(result.output).toContain(`${file}:4:5: nodes[1].name: duplicate node name "node1"`);
+    expect(result.output).toContain(`${file}:7:5: provision[0].script: no script smoke/does-not-exist.sh`);
+    expect(result.output).toContain(`${file}:8:13: provision[0].nodes[0]: no node named "node9" in this scenario`);
+    expect(result.output).toContain(`${file}:10:5: checks[0]: unknown check "no-such-check"`);
+    expect(readdirSync(result.reportsDir)).toEqual([]);
+  });
+
+  test('a missing scenario is bad input too', async () => {
+    const result = await runLab(['run', 'scenarios/nope']);
+    expect(result.code).toBe(2);
+    expect(result.output).toMatch(/no scenario file at scenarios\/nope\/scenario.yaml/);
+  });
+
+  test('an unknown command is bad input', async () => {
+    const result = await runLab(['frobnicate']);
+    expect(result.code).toBe(2);
+    expect(result.output).toContain('unknown command: frobnicate');
+  });
+});

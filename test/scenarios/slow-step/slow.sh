@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+echo "slow step started"
+sleep 120

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+echo "about to fail on purpose"
+exit 3
