@@ -1,0 +1,27 @@
+import { describe, expect, test } from 'vitest';
+import { imageKey, recipeFor } from '../../lab/images/recipe.js';
+
+describe('imageKey', () => {
+  test('has the form <variant>-<arch>-<12 hex>', () => {
+    expect(imageKey(recipeFor('base', 'amd64'))).toMatch(/^base-amd64-[0-9a-f]{12}$/);
+    expect(imageKey(recipeFor('base', 'arm64'))).toMatch(/^base-arm64-[0-9a-f]{12}$/);
+  });
+
+  test('is stable for the same recipe', () => {
+    expect(imageKey(recipeFor('base', 'amd64'))).toBe(imageKey(recipeFor('base', 'amd64')));
+    expect(imageKey({ ...recipeFor('base', 'amd64') })).toBe(imageKey(recipeFor('base', 'amd64')));
+  });
+
+  test('differs between arches and when the recipe changes', () => {
+    const amd64 = recipeFor('base', 'amd64');
+    const hash = (key: string) => key.slice(-12);
+    const keys = [
+      imageKey(amd64),
+      imageKey(recipeFor('base', 'arm64')),
+      imageKey({ ...amd64, packages: ['curl'] }),
+      imageKey({ ...amd64, suite: 'trixie' }),
+      imageKey({ ...amd64, diskSize: '4G' }),
+    ];
+    expect(new Set(keys.map(hash)).size).toBe(keys.length);
+  });
+});

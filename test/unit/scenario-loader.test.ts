@@ -1,0 +1,199 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { loadScenario } from '../../lab/scenario/loader.js';
+import { provisionersDir } from '../../lab/util/paths.js';
+import { InputError } from '../../lab/util/errors.js';
+
+let root: string;
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'lab-loader-'));
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+/** Writes `lines` (line 1 first) to `rel` under the temp folder; returns the folder. */
+function write(rel: string, ...lines: string[]): string {
+  const file = join(root, rel);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return dirname(file);
+}
+
+/** How the loader shows a file: relative to the working directory. */
+const shown = (folder: string) => relative(process.cwd(), join(root, folder, 'scenario.yaml'));
+
+function problemsOf(folder: string): readonly string[] {
+  let error: unknown;
+  try {
+    loadScenario(join(root, folder));
+  } catch (caught) {
+    error = caught;
+  }
+  expect(error).toBeInstanceOf(InputError);
+  expect((error as InputError).message).toMatch(/^invalid scenario /);
+  return (error as InputError).problems;
+}
+
+describe('loadScenario: shape', () => {
+  test('a minimal scenario gets every default and the folder name', () => {
+    const dir = write('minimal/scenario.yaml', 'nodes:', '  - name: node1');
+    const loaded = loadScenario(dir);
+    expect(loaded.spec).toEqual({
+      name: 'minimal',
+      driver: 'qemu',
+      payload: 'emulated',
+      arch: 'amd64',
+      env: {},
+      nodes: [{ name: 'node1', role: 'worker', cpus: 2, memory: 1024 }],
+      provision: [],
+      checks: [],
+      timeouts: { checks: 900 },
+    });
+    expect(loaded.dir).toBe(dir);
+    expect(loaded.files).toEqual([shown('minimal')]);
+  });
+
+  test('a YAML syntax error is reported at file:line:col', () => {
+    write('syntax/scenario.yaml', 'nodes:', '  - name: node1', 'nodes: []');
+    expect(problemsOf('syntax')).toEqual([`${shown('syntax')}:3:1: YAML: Map keys must be unique`]);
+  });
+
+  test('unknown keys, at the top and in nodes[], name the key and its line', () => {
+    write('unknown/scenario.yaml', 'nodes:', '  - name: node1', '    colour: blue', 'x: 1');
+    expect(problemsOf('unknown')).toEqual([
+      `${shown('unknown')}:3:5: nodes[0].colour: unknown key "colour"`,
+      `${shown('unknown')}:4:1: x: unknown key "x"`,
+    ]);
+  });
+
+  test('every shape problem is reported at once, in line order, with its dot path', () => {
+    write(
+      'types/scenario.yaml',
+      'timeouts:',
+      '  checks: -1',
+      'nodes:',
+      '  - name: node1',
+      '    cpus: two',
+      '  - name: Node_2',
+      '    memory: 100',
+      'arch: sparc',
+    );
+    const file = shown('types');
+    expect(problemsOf('types')).toEqual([
+      `${file}:2:3: timeouts.checks: Too small: expected number to be >0`,
+      `${file}:5:5: nodes[0].cpus: Invalid input: expected number, received string`,
+      `${file}:6:5: nodes[1].name: must be a hostname: lowercase letters, digits and "-", starting with a letter`,
+      `${file}:7:5: nodes[1].memory: Too small: expected number to be >=256`,
+      `${file}:8:1: arch: Invalid option: expected one of "amd64"|"arm64"`,
+    ]);
+  });
+});
+
+describe('loadScenario: extends', () => {
+  test('child scalars and lists replace the parent, env merges key by key', () => {
+    write('base/scenario.yaml', 'arch: arm64', 'env:', '  A: a', '  B: b', 'nodes:', '  - name: p1', '  - name: p2', 'checks: [nodes-up]');
+    const dir = write(
+      'child/scenario.yaml',
+      'name: child',
+      'extends: ../base',
+      'arch: amd64',
+      'env:',
+      '  B: B2',
+      '  C: c',
+      'nodes:',
+      '  - name: c1',
+    );
+    const { spec, files } = loadScenario(dir);
+    expect(spec.name).toBe('child');
+    expect(spec.arch).toBe('amd64');
+    expect(spec.env).toEqual({ A: 'a', B: 'B2', C: 'c' });
+    expect(spec.nodes.map((n) => n.name)).toEqual(['c1']);
+    expect(spec.checks).toEqual(['nodes-up']);
+    expect(spec).not.toHaveProperty('extends');
+    expect(files).toEqual([shown('child'), shown('base')]);
+  });
+
+  test('a problem that comes from the parent names the parent file and line', () => {
+    write('base/scenario.yaml', 'nodes:', '  - name: node1', '    cpus: 99');
+    write('child/scenario.yaml', 'extends: ../base', 'shape: round');
+    expect(problemsOf('child')).toEqual([
+      `${shown('base')}:3:5: nodes[0].cpus: Too big: expected number to be <=8`,
+      `${shown('child')}:2:1: shape: unknown key "shape"`,
+    ]);
+  });
+
+  test('an extends cycle is reported', () => {
+    write('a/scenario.yaml', 'extends: ../b', 'nodes: [{ name: node1 }]');
+    write('b/scenario.yaml', 'extends: ../a');
+    expect(problemsOf('a')).toEqual([`${shown('a')}: extends: extends cycle: ${shown('a')} -> ${shown('b')} -> ${shown('a')}`]);
+  });
+
+  test('extends to a missing folder is reported at the extends line of the child', () => {
+    write('orphan/scenario.yaml', 'nodes: [{ name: node1 }]', 'extends: ../nowhere');
+    expect(problemsOf('orphan')).toEqual([`${shown('orphan')}:2:1: extends: no scenario file at ${shown('nowhere')}`]);
+  });
+
+  // BUG (lab/scenario/locate.ts `locate`): the parent is searched at full depth before the child at
+  // a shorter one, so a problem inside a list the child replaced is blamed on the parent's line.
+  test.fails('a required key missing from a list the child replaced is reported in the child', () => {
+    write('base/scenario.yaml', 'nodes:', '  - name: p1');
+    write('child/scenario.yaml', 'extends: ../base', 'nodes:', '  - cpus: 4');
+    expect(problemsOf('child')).toEqual([`${shown('child')}:3:5: nodes[0].name: Invalid input: expected string, received undefined`]);
+  });
+
+  // BUG (lab/scenario/loader.ts `merged.name ??= …`): the default is applied after the merge, so a
+  // child without `name` takes its parent's name instead of its own folder name.
+  test.fails('a child without a name is named after its own folder', () => {
+    write('base/scenario.yaml', 'name: base', 'nodes: [{ name: node1 }]');
+    const dir = write('child/scenario.yaml', 'extends: ../base');
+    expect(loadScenario(dir).spec.name).toBe('child');
+  });
+});
+
+describe('loadScenario: rules', () => {
+  test('scripts resolve under provisioners/ or, with ./, next to the scenario; nodes-up is built in', () => {
+    write('ok/local.sh', 'true');
+    const dir = write(
+      'ok/scenario.yaml',
+      'nodes:',
+      '  - name: node1',
+      'provision:',
+      '  - name: hello',
+      '    script: smoke/hello.sh',
+      '    nodes: [node1]',
+      '  - name: local',
+      '    script: ./local.sh',
+      'checks: [nodes-up]',
+    );
+    const { spec } = loadScenario(dir);
+    expect(spec.provision.map((s) => ('script' in s ? s.script : ''))).toEqual(['smoke/hello.sh', './local.sh']);
+    expect(spec.checks).toEqual(['nodes-up']);
+  });
+
+  test('duplicate nodes, unknown nodes, missing scripts and unknown checks are reported together', () => {
+    write(
+      'rules/scenario.yaml',
+      'nodes:',
+      '  - name: node1',
+      '  - name: node1',
+      'provision:',
+      '  - name: hello',
+      '    script: smoke/nope.sh',
+      '    nodes: [node9]',
+      '  - name: local',
+      '    script: ./local.sh',
+      'checks:',
+      '  - nodes-up',
+      '  - no-such-check',
+    );
+    const file = shown('rules');
+    expect(problemsOf('rules')).toEqual([
+      `${file}:3:5: nodes[1].name: duplicate node name "node1"`,
+      `${file}:6:5: provision[0].script: no script smoke/nope.sh (looked for ${join(provisionersDir, 'smoke/nope.sh')})`,
+      `${file}:7:13: provision[0].nodes[0]: no node named "node9" in this scenario`,
+      `${file}:9:5: provision[1].script: no script ./local.sh (looked for ${join(root, 'rules', 'local.sh')})`,
+      `${file}:12:5: checks[1]: unknown check "no-such-check" (not built in, and no such .check.ts file)`,
+    ]);
+  });
+});
