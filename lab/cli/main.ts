@@ -69,9 +69,16 @@ cli.command('gc', 'Stop and remove what killed lab processes left behind').actio
 
 cli.command('doctor', 'Show what this host offers the lab (drivers, acceleration)').action(async () => {
   const { drivers } = await import('../run/orchestrator.js');
+  const { listImages } = await import('../images/cache.js');
+  const { detectAccel } = await import('../machines/qemu/accel.js');
   for (const driver of drivers()) {
     const info = await driver.info();
     log.info(`${info.name}: ${info.problems.length ? info.problems.join('; ') : 'ready'}`);
+  }
+  for (const image of listImages()) {
+    const binary = image.recipe.arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
+    const accel = await detectAccel(image.recipe.arch, binary, image.kernel);
+    log.info(`${image.recipe.arch} guests: ${accel.kind} (${accel.why})`);
   }
 });
 

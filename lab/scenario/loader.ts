@@ -89,8 +89,10 @@ export function loadScenario(target: string): LoadedScenario {
   if (problems.length) throw invalid(file, problems);
 
   // Stage 2: merge (parents first) and check the shape.
+  // A scenario without a name is named after its own folder, not after the one it extends.
+  const own = raws[0] as Record<string, unknown>;
+  own.name ??= basename(dirname(file));
   const merged = raws.reduceRight<Record<string, unknown>>((base, layer) => mergeLayer(base, layer), {});
-  merged.name ??= basename(dirname(file));
   delete merged.extends;
   const parsed = Scenario.safeParse(merged);
   if (!parsed.success) {

@@ -34,19 +34,36 @@ export function offsetOf(doc: Document, path: Path): number | undefined {
   return offset;
 }
 
-/** `file:line:col` of the deepest part of `path` found in the first source (child first) that has it. */
-export function locate(sources: readonly SourceDoc[], path: Path): { file: string; line?: number; column?: number } {
-  for (let depth = path.length; depth >= 0; depth--) {
+/**
+ * The file a merged value came from. Mappings merge key by key, so ownership is decided one level
+ * down; a list or scalar replaces the parent's wholesale, so the child-most file that has it owns
+ * everything below it.
+ */
+function ownerOf(sources: readonly SourceDoc[], path: Path): SourceDoc | undefined {
+  let candidates = sources;
+  for (let depth = 1; depth <= path.length; depth++) {
     const prefix = path.slice(0, depth);
-    for (const source of sources) {
-      const offset = offsetOf(source.doc, prefix);
-      if (offset !== undefined && (depth > 0 || sources.length === 1 || source === sources[0])) {
-        const { line, col } = source.lines.linePos(offset);
-        return { file: source.file, line, column: col };
-      }
+    const having = candidates.filter((source) => offsetOf(source.doc, prefix) !== undefined);
+    const first = having[0];
+    if (!first) break;
+    if (!isMap(first.doc.getIn(prefix, true))) return first;
+    candidates = having;
+  }
+  return candidates[0];
+}
+
+/** `file:line:col` of the deepest part of `path` that exists in the file that owns it. */
+export function locate(sources: readonly SourceDoc[], path: Path): { file: string; line?: number; column?: number } {
+  const owner = ownerOf(sources, path) ?? sources[0];
+  if (!owner) return { file: '?' };
+  for (let depth = path.length; depth >= 0; depth--) {
+    const offset = offsetOf(owner.doc, path.slice(0, depth));
+    if (offset !== undefined) {
+      const { line, col } = owner.lines.linePos(offset);
+      return { file: owner.file, line, column: col };
     }
   }
-  return { file: sources[0]?.file ?? '?' };
+  return { file: owner.file };
 }
 
 /** `nodes[0].cpus` from ['nodes', 0, 'cpus']. */

@@ -86,5 +86,8 @@ export type ScenarioSpec = z.infer<typeof Scenario>;
 
 /** JSON Schema for editors (yaml-language-server). Generated from the zod schema, never by hand. */
 export function scenarioJsonSchema(): object {
-  return z.toJSONSchema(Scenario, { io: 'input', target: 'draft-2020-12' });
+  const schema = z.toJSONSchema(Scenario, { io: 'input', target: 'draft-2020-12' }) as { required?: string[] };
+  // The loader names a scenario after its folder when the file does not.
+  schema.required = schema.required?.filter((key) => key !== 'name');
+  return schema;
 }

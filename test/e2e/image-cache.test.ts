@@ -48,7 +48,10 @@ describe('image cache', () => {
     expect(await second.done, second.output()).toBe(0);
     const images = join(cache, 'images');
     const entries = readdirSync(images);
-    expect(entries.filter((e) => e.startsWith('.build-')), 'no unfinished build folder is left').toEqual([]);
+    expect(
+      entries.filter((e) => e.startsWith('.build-')),
+      'no unfinished build folder is left',
+    ).toEqual([]);
     expect(entries.filter((e) => e.startsWith('base-amd64-'))).toHaveLength(1);
     expect(mountsUnder(cache)).toEqual([]);
 

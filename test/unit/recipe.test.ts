@@ -1,6 +1,20 @@
 import { describe, expect, test } from 'vitest';
 import { imageKey, recipeFor } from '../../lab/images/recipe.js';
 
+describe('recipeFor', () => {
+  test('arm64 also loads virtio_mmio to find its disk', () => {
+    expect(recipeFor('base', 'amd64')).toEqual({
+      variant: 'base',
+      arch: 'amd64',
+      suite: 'bookworm',
+      packages: [],
+      modules: ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4'],
+      diskSize: '2G',
+    });
+    expect(recipeFor('base', 'arm64').modules).toEqual(['virtio_pci', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'ext4']);
+  });
+});
+
 describe('imageKey', () => {
   test('has the form <variant>-<arch>-<12 hex>', () => {
     expect(imageKey(recipeFor('base', 'amd64'))).toMatch(/^base-amd64-[0-9a-f]{12}$/);

@@ -29,14 +29,16 @@ export const checksPhase: Phase = {
       if (!file) throw new Error(`check ${name} disappeared since validation`);
       return file;
     });
-    const results = await runChecks({
-      files,
-      descriptor: clusterDescriptor(ctx),
-      workDir: join(ctx.stateDir, 'checks'),
-      allureResultsDir: join(ctx.runDir, 'allure-results'),
-      timeoutSeconds: ctx.scenario.spec.timeouts.checks,
-      log: ctx.log,
-    });
+    const results = await ctx.log.step(`checks: ${ctx.scenario.spec.checks.join(', ')}`, () =>
+      runChecks({
+        files,
+        descriptor: clusterDescriptor(ctx),
+        workDir: join(ctx.stateDir, 'checks'),
+        allureResultsDir: join(ctx.runDir, 'allure-results'),
+        timeoutSeconds: ctx.scenario.spec.timeouts.checks,
+        log: ctx.log,
+      }),
+    );
     ctx.summary.checks.push(...results);
     const failed = results.filter((r) => r.status === 'failed');
     if (results.length === 0) throw new RunFailed('the checks ran no test');
