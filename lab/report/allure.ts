@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../util/paths.js';
@@ -35,6 +35,7 @@ export function writeStepResults(resultsDir: string, summary: RunSummary, runDir
       labels: [
         { name: 'parentSuite', value: summary.scenario.name },
         { name: 'suite', value: 'provision' },
+        { name: 'subSuite', value: step.node },
         { name: 'host', value: step.node },
       ],
       parameters: [],
@@ -45,6 +46,32 @@ export function writeStepResults(resultsDir: string, summary: RunSummary, runDir
   }
   const environment = Object.entries(summary.scenario.axes).map(([key, value]) => `${key}=${value}`);
   writeFileSync(join(resultsDir, 'environment.properties'), `${environment.join('\n')}\nrun=${summary.runId}\n`);
+}
+
+interface ResultLabel {
+  name: string;
+  value: string;
+}
+
+/**
+ * allure-vitest names suites after the describe blocks; the report groups every result as
+ * scenario > check (or "provision") > describe path, so checks sit beside the steps of their run.
+ */
+export function relabelCheckResults(resultsDir: string, scenario: string): void {
+  for (const file of readdirSync(resultsDir).filter((f) => f.endsWith('-result.json'))) {
+    const path = join(resultsDir, file);
+    const result = JSON.parse(readFileSync(path, 'utf8')) as { fullName?: string; labels: ResultLabel[] };
+    if (!result.labels.some((l) => l.name === 'framework' && l.value === 'vitest')) continue;
+    const describePath = result.labels.filter((l) => ['parentSuite', 'suite', 'subSuite'].includes(l.name)).map((l) => l.value);
+    const check = /([^/#]+)\.check\.ts#/.exec(result.fullName ?? '')?.[1] ?? 'checks';
+    result.labels = [
+      ...result.labels.filter((l) => !['parentSuite', 'suite', 'subSuite'].includes(l.name)),
+      { name: 'parentSuite', value: scenario },
+      { name: 'suite', value: check },
+      ...(describePath.length ? [{ name: 'subSuite', value: describePath.join(' > ') }] : []),
+    ];
+    writeFileSync(path, JSON.stringify(result));
+  }
 }
 
 /** Allure's page loads an analytics script from the internet; the report must load nothing from outside. */
@@ -67,7 +94,11 @@ export async function generateHtmlReport(resultsDir: string, outFile: string, ti
     const config = join(work, 'allurerc.mjs');
     writeFileSync(
       config,
-      `export default ${JSON.stringify({ name: title, output, plugins: { awesome: { options: { singleFile: true, reportName: title } } } })};\n`,
+      `export default ${JSON.stringify({
+        name: title,
+        output,
+        plugins: { awesome: { options: { singleFile: true, reportName: title, groupBy: ['parentSuite', 'suite', 'subSuite'] } } },
+      })};\n`,
     );
     await run([join(projectRoot, 'node_modules', '.bin', 'allure'), 'generate', resultsDir, '--config', config], { cwd: work });
     const html = stripExternalScripts(readFileSync(join(output, 'index.html'), 'utf8'));

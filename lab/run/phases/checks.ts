@@ -29,19 +29,20 @@ export const checksPhase: Phase = {
       if (!file) throw new Error(`check ${name} disappeared since validation`);
       return file;
     });
-    const results = await ctx.log.step(`checks: ${ctx.scenario.spec.checks.join(', ')}`, () =>
-      runChecks({
+    await ctx.log.step(`checks: ${ctx.scenario.spec.checks.join(', ')}`, async () => {
+      const results = await runChecks({
         files,
         descriptor: clusterDescriptor(ctx),
         workDir: join(ctx.stateDir, 'checks'),
         allureResultsDir: join(ctx.runDir, 'allure-results'),
         timeoutSeconds: ctx.scenario.spec.timeouts.checks,
         log: ctx.log,
-      }),
-    );
-    ctx.summary.checks.push(...results);
-    const failed = results.filter((r) => r.status === 'failed');
-    if (results.length === 0) throw new RunFailed('the checks ran no test');
-    if (failed.length) throw new RunFailed(`${failed.length} of ${results.length} checks failed: ${failed.map((f) => f.name).join('; ')}`);
+      });
+      ctx.summary.checks.push(...results);
+      const failed = results.filter((r) => r.status === 'failed');
+      if (results.length === 0) throw new RunFailed('the checks ran no test');
+      if (failed.length)
+        throw new RunFailed(`${failed.length} of ${results.length} checks failed: ${failed.map((f) => f.name).join('; ')}`);
+    });
   },
 };

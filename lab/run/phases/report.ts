@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateHtmlReport, writeStepResults } from '../../report/allure.js';
+import { generateHtmlReport, relabelCheckResults, writeStepResults } from '../../report/allure.js';
 import { writeBundle } from '../../report/bundle.js';
 import { junitXml } from '../../report/junit.js';
 import { writeSummary } from '../../report/summary.js';
@@ -13,6 +13,7 @@ export async function writeReports(ctx: RunContext): Promise<void> {
   writeFileSync(join(runDir, 'junit.xml'), junitXml(summary));
   const resultsDir = join(runDir, 'allure-results');
   writeStepResults(resultsDir, summary, runDir);
+  relabelCheckResults(resultsDir, summary.scenario.name);
   await generateHtmlReport(resultsDir, join(runDir, 'report.html'), `lab: ${summary.scenario.name} (${summary.runId})`);
   await writeBundle(runDir);
 }
