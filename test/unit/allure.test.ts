@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { loadsExternal, stripExternalScripts, writeStepResults } from '../../lab/report/allure.js';
+import { loadsExternal, relabelCheckResults, stripExternalScripts, writeStepResults } from '../../lab/report/allure.js';
 import type { RunSummary } from '../../lab/report/summary.js';
 
 const GTAG = [
@@ -87,6 +87,7 @@ describe('writeStepResults', () => {
     expect(ok.labels).toEqual([
       { name: 'parentSuite', value: 'smoke' },
       { name: 'suite', value: 'provision' },
+      { name: 'subSuite', value: 'node1' },
       { name: 'host', value: 'node1' },
     ]);
     expect(ok.stop - ok.start).toBe(1500);
@@ -103,5 +104,32 @@ describe('writeStepResults', () => {
 
     expect(files.filter((f) => f.endsWith('-attachment.txt'))).toHaveLength(1);
     expect(readFileSync(join(results, 'environment.properties'), 'utf8')).toBe('arch=amd64\ndriver=qemu\nrun=smoke-1\n');
+  });
+});
+
+describe('relabelCheckResults', () => {
+  test('groups vitest results as scenario > check > describe path and leaves other results alone', () => {
+    const results = mkdtempSync(join(tmpdir(), 'lab-relabel-'));
+    const check = {
+      fullName: 'lab/checks/builtin/nodes-up.check.ts#nodes-up node1 hostname is node1',
+      labels: [
+        { name: 'framework', value: 'vitest' },
+        { name: 'parentSuite', value: 'nodes-up node1' },
+        { name: 'host', value: 'ci' },
+      ],
+    };
+    const step = { fullName: 'smoke/provision/hello/node1', labels: [{ name: 'suite', value: 'provision' }] };
+    writeFileSync(join(results, 'a-result.json'), JSON.stringify(check));
+    writeFileSync(join(results, 'b-result.json'), JSON.stringify(step));
+    relabelCheckResults(results, 'smoke');
+    expect(JSON.parse(readFileSync(join(results, 'a-result.json'), 'utf8')).labels).toEqual([
+      { name: 'framework', value: 'vitest' },
+      { name: 'host', value: 'ci' },
+      { name: 'parentSuite', value: 'smoke' },
+      { name: 'suite', value: 'nodes-up' },
+      { name: 'subSuite', value: 'nodes-up node1' },
+    ]);
+    expect(JSON.parse(readFileSync(join(results, 'b-result.json'), 'utf8'))).toEqual(step);
+    rmSync(results, { recursive: true, force: true });
   });
 });
