@@ -19,6 +19,8 @@ export interface NodeDescriptor {
   name: string;
   role: 'master' | 'worker';
   arch: Arch;
+  /** Address on the cluster link; the node's name resolves to it on every node. */
+  address: string;
   ssh: SshEndpoint;
   consoleLog: string;
 }

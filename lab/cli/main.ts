@@ -29,22 +29,39 @@ function interruptible(): AbortSignal {
   return controller.signal;
 }
 
+interface ScenarioFlags {
+  arch?: string;
+}
+
+/** Command-line overrides, checked before anything else so a typo never reaches the scenario's errors. */
+async function overrides(flags: ScenarioFlags): Promise<{ arch?: string }> {
+  if (flags.arch === undefined) return {};
+  const { Arch } = await import('../scenario/schema.js');
+  if (!Arch.safeParse(flags.arch).success) throw new InputError(`--arch must be one of ${Arch.options.join(', ')}, not "${flags.arch}"`);
+  return { arch: flags.arch };
+}
+
 cli
   .command('run <scenario>', 'Boot, provision, check, report and destroy a scenario')
+  .option('--arch <arch>', 'Run every node as this architecture (amd64, arm64)')
   .example('lab run scenarios/smoke')
-  .action(async (scenario: string) => {
+  .example('lab run --arch arm64 scenarios/smoke')
+  .action(async (scenario: string, flags: ScenarioFlags) => {
     const { runScenario } = await import('../run/orchestrator.js');
-    const outcome = await runScenario({ scenario, log, signal: interruptible() });
+    const outcome = await runScenario({ scenario, overrides: await overrides(flags), log, signal: interruptible() });
     process.exitCode = outcome.exitCode;
   });
 
-cli.command('validate <scenario>', 'Check a scenario file and report every problem with its line').action(async (scenario: string) => {
-  const { loadScenario } = await import('../scenario/loader.js');
-  const loaded = loadScenario(scenario);
-  log.info(
-    `${loaded.files.join(' <- ')}: valid (${loaded.spec.nodes.length} node(s), ${loaded.spec.provision.length} step(s), ${loaded.spec.checks.length} check(s))`,
-  );
-});
+cli
+  .command('validate <scenario>', 'Check a scenario file and report every problem with its line')
+  .option('--arch <arch>', 'Validate with every node as this architecture')
+  .action(async (scenario: string, flags: ScenarioFlags) => {
+    const { loadScenario } = await import('../scenario/loader.js');
+    const loaded = loadScenario(scenario, await overrides(flags));
+    log.info(
+      `${loaded.files.join(' <- ')}: valid (${loaded.spec.nodes.length} node(s), ${loaded.spec.provision.length} step(s), ${loaded.spec.checks.length} check(s))`,
+    );
+  });
 
 cli
   .command('images [action]', 'List, build or prune cached images (action: list | build | prune)')

@@ -73,7 +73,35 @@ DHCP=ipv4
 [DHCPv4]
 UseDNS=no
 NET
-run_in systemctl enable systemd-networkd >/dev/null 2>&1
+# The cluster NIC: its MAC and address come from the kernel command line, so one image serves
+# every node (lab.cluster_mac=52:54:00:1a:c0:01 lab.cluster_ip=10.77.0.11/24).
+cat > "$rootfs/usr/local/sbin/lab-cluster-net" <<'SH'
+#!/bin/sh
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    lab.cluster_ip=*) ip=${arg#*=} ;;
+    lab.cluster_mac=*) mac=${arg#*=} ;;
+  esac
+done
+[ -n "$ip" ] && [ -n "$mac" ] || exit 0
+mkdir -p /run/systemd/network
+printf '[Match]\nMACAddress=%s\n[Link]\nRequiredForOnline=no\n[Network]\nAddress=%s\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' "$mac" "$ip" \
+  > /run/systemd/network/20-cluster.network
+SH
+chmod 755 "$rootfs/usr/local/sbin/lab-cluster-net"
+cat > "$rootfs/etc/systemd/system/lab-cluster-net.service" <<'UNIT'
+[Unit]
+Description=Cluster link address from the kernel command line
+DefaultDependencies=no
+Before=systemd-networkd.service
+After=local-fs.target
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/lab-cluster-net
+[Install]
+WantedBy=systemd-networkd.service
+UNIT
+run_in systemctl enable systemd-networkd lab-cluster-net >/dev/null 2>&1
 run_in systemctl mask systemd-networkd-wait-online.service systemd-firstboot.service \
   e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
   man-db.timer dpkg-db-backup.timer systemd-timesyncd.service >/dev/null 2>&1 || true

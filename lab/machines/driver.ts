@@ -14,6 +14,17 @@ export interface MachineSpec {
   stateDir: string;
   /** Where the serial console and the hypervisor's own log go (kept in the report). */
   logDir: string;
+  /** The run's cluster link, when the scenario has one. */
+  cluster?: ClusterNic;
+}
+
+/** A node's port on the run's virtual switch. */
+export interface ClusterNic {
+  /** vde_switch socket folder. */
+  switchDir: string;
+  mac: string;
+  /** Address with prefix, e.g. 10.77.0.11/24. */
+  address: string;
 }
 
 /** A VM the driver created. */
@@ -23,6 +34,8 @@ export interface Vm {
   consoleLog: string;
   /** Why the VM is no longer running, or undefined while it runs. */
   exitReason(): string | undefined;
+  /** Resolves with the exit reason once the VM stops, or undefined if it still runs after `ms`. */
+  stoppedWithin(ms: number): Promise<string | undefined>;
 }
 
 export interface DriverInfo {

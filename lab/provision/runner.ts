@@ -14,6 +14,8 @@ export interface ProvisionNode {
   name: string;
   role: string;
   arch: string;
+  /** Address on the cluster link. */
+  address: string;
   machine: Machine;
 }
 
@@ -84,6 +86,7 @@ async function runOnNode(
       LAB_NODE: node.name,
       LAB_ROLE: node.role,
       LAB_ARCH: node.arch,
+      LAB_ADDRESS: node.address,
       LAB_NODES: options.nodes.map((n) => n.name).join(' '),
     };
     const exports = Object.entries(env)

@@ -27,6 +27,8 @@ export interface RunContext {
   images: Map<Arch, Image>;
   vms: Map<string, Vm>;
   machines: Map<string, Machine>;
+  /** Each node's address on the cluster link. */
+  addresses: Map<string, string>;
 }
 
 /** One step of the lifecycle (kind's actions): images, machines, provision, checks. */

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { QemuDriver } from '../machines/qemu/driver.js';
 import type { Driver } from '../machines/driver.js';
 import { writeSummary, verdictOf, type PhaseResult, type RunSummary } from '../report/summary.js';
-import { loadScenario } from '../scenario/loader.js';
+import { loadScenario, type Overrides } from '../scenario/loader.js';
 import { describeError, RunFailed } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { reportsDir } from '../util/paths.js';
@@ -20,6 +20,7 @@ import { reapOrphans, registerRun, unregisterRun } from './registry.js';
 
 export interface RunOptions {
   scenario: string;
+  overrides?: Overrides;
   log: Logger;
   signal: AbortSignal;
 }
@@ -38,7 +39,7 @@ export const drivers = (): Driver[] => [new QemuDriver()];
  * InputError before anything has started.
  */
 export async function runScenario(options: RunOptions): Promise<RunOutcome> {
-  const scenario = loadScenario(options.scenario);
+  const scenario = loadScenario(options.scenario, options.overrides);
   const { spec } = scenario;
   const { log } = options;
   await reapOrphans(drivers(), log);
@@ -72,6 +73,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     images: new Map(),
     vms: new Map(),
     machines: new Map(),
+    addresses: new Map(),
     summary: {
       runId,
       scenario: {
@@ -103,7 +105,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       continue;
     }
     failure = await timed(ctx, phase.name, () => phase.execute(ctx));
-    if (failure) failure = withDeadVms(ctx, failure);
+    if (failure) failure = await withDeadVms(ctx, failure);
   }
   if (failure && !(failure instanceof RunFailed)) log.info(`\n${describeError(failure)}\n`);
   else if (failure) log.info(`\n${(failure as Error).message}\n`);

@@ -59,11 +59,30 @@ function readRecord(runId: string): RunRecord | undefined {
 const ownerAlive = (record: RunRecord | undefined): boolean =>
   !!record && isAlive(record.pid) && processStart(record.pid) === record.pidStart;
 
+/** Helper processes (the cluster switch) that name a run's state folder on their command line. */
+function helperProcesses(): { runId: string; pid: number }[] {
+  const marker = `${runsDir()}/`;
+  const found: { runId: string; pid: number }[] = [];
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    const at = cmdline.indexOf(marker);
+    if (at < 0 || Number(entry) === process.pid) continue;
+    const runId = cmdline.slice(at + marker.length).split(/[/\0]/)[0];
+    if (runId) found.push({ runId, pid: Number(entry) });
+  }
+  return found;
+}
+
 /** Stops and removes what killed labs left: VMs, run folders, half-built images. Returns what it cleaned. */
 export async function reapOrphans(drivers: Driver[], log: Logger): Promise<string[]> {
   const cleaned: string[] = [];
   const runIds = new Set(existsSync(runsDir()) ? readdirSync(runsDir()) : []);
-  const processes = (await Promise.all(drivers.map((d) => d.list()))).flat();
+  const processes = [...(await Promise.all(drivers.map((d) => d.list()))).flat(), ...helperProcesses()];
   for (const p of processes) runIds.add(p.runId);
   for (const runId of runIds) {
     const record = readRecord(runId);

@@ -39,7 +39,13 @@ export function scenarioFile(target: string): string {
 
 const display = (file: string) => relative(process.cwd(), file) || file;
 
-export function loadScenario(target: string): LoadedScenario {
+/** What the command line may change in a scenario, as a user would expect (`lab run --arch arm64`). */
+export interface Overrides {
+  /** Every node runs this architecture. */
+  arch?: string;
+}
+
+export function loadScenario(target: string, overrides: Overrides = {}): LoadedScenario {
   const file = scenarioFile(target);
   const problems: Problem[] = [];
   const sources: SourceDoc[] = [];
@@ -94,6 +100,7 @@ export function loadScenario(target: string): LoadedScenario {
   own.name ??= basename(dirname(file));
   const merged = raws.reduceRight<Record<string, unknown>>((base, layer) => mergeLayer(base, layer), {});
   delete merged.extends;
+  if (overrides.arch !== undefined) applyArch(merged, overrides.arch);
   const parsed = Scenario.safeParse(merged);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -114,6 +121,12 @@ export function loadScenario(target: string): LoadedScenario {
   }
   if (problems.length) throw invalid(file, problems);
   return { spec: parsed.data, dir, files: sources.map((s) => s.file) };
+}
+
+/** `--arch` replaces the scenario's arch and every node's. */
+function applyArch(merged: Record<string, unknown>, arch: string): void {
+  merged.arch = arch;
+  if (Array.isArray(merged.nodes)) merged.nodes = merged.nodes.map((node: unknown) => (isPlain(node) ? { ...node, arch } : node));
 }
 
 function invalid(file: string, problems: Problem[]): InputError {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { resolveScript } from '../provision/scripts.js';
 import { resolveCheck } from '../checks/catalog.js';
+import { isHostIn, parseCidr, parseIp } from '../net/addressing.js';
 import type { ScenarioSpec } from './schema.js';
 import type { Path } from './locate.js';
 
@@ -15,6 +16,27 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
   spec.nodes.forEach((node, i) => {
     if (nodeNames.has(node.name)) problems.push({ path: ['nodes', i, 'name'], message: `duplicate node name "${node.name}"` });
     nodeNames.add(node.name);
+  });
+
+  const cidr = parseCidr(spec.network.cidr);
+  if (!cidr)
+    problems.push({
+      path: ['network', 'cidr'],
+      message: `"${spec.network.cidr}" is not an IPv4 network like 10.77.0.0/24 (prefix 8 to 30)`,
+    });
+  const addresses = new Map<string, string>();
+  spec.nodes.forEach((node, i) => {
+    if (!node.address) return;
+    const ip = parseIp(node.address);
+    if (cidr && ip !== undefined && !isHostIn(ip, cidr)) {
+      problems.push({
+        path: ['nodes', i, 'address'],
+        message: `${node.address} is not a host address in the cluster network ${spec.network.cidr}`,
+      });
+    }
+    const other = addresses.get(node.address);
+    if (other) problems.push({ path: ['nodes', i, 'address'], message: `${node.address} is already the address of ${other}` });
+    addresses.set(node.address, node.name);
   });
 
   if (!AVAILABLE_DRIVERS.has(spec.driver)) {

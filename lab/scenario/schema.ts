@@ -27,6 +27,7 @@ export const NodeSpec = z.strictObject({
   arch: Arch.optional().describe('CPU architecture; defaults to the scenario arch'),
   cpus: z.int().min(1).max(8).default(2).describe('Virtual CPUs'),
   memory: z.int().min(256).max(16384).default(1024).describe('Memory in MiB'),
+  address: z.ipv4().optional().describe('Static address on the cluster link; default: the next free one from .11'),
 });
 export type NodeSpec = z.infer<typeof NodeSpec>;
 
@@ -64,6 +65,10 @@ export const Timeouts = z.strictObject({
   checks: z.int().positive().default(900).describe('Seconds for all checks together'),
 });
 
+export const Network = z.strictObject({
+  cidr: z.string().default('10.77.0.0/24').describe('IPv4 network of the cluster link shared by all nodes of a run'),
+});
+
 export const Scenario = z.strictObject({
   $schema: z.string().optional().describe('Path of the JSON Schema, for editors'),
   name: stepName.describe('Scenario name; defaults to the folder name'),
@@ -73,6 +78,7 @@ export const Scenario = z.strictObject({
   payload: z.enum(['emulated', 'upstream']).default('emulated').describe('Where the cluster software comes from'),
   arch: Arch.default('amd64').describe('Default architecture of the nodes'),
   env: Env.default({}).describe('Environment of every provisioner step'),
+  network: Network.default({ cidr: '10.77.0.0/24' }).describe('The cluster link'),
   nodes: z.array(NodeSpec).min(1, 'a scenario needs at least one node').describe('The VMs'),
   provision: z.array(Step).default([]).describe('Ordered provisioner steps'),
   checks: z.array(z.string().min(1)).default([]).describe('Checks to run: built-in names or paths to .check.ts files'),

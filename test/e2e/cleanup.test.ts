@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { lab, leftovers, onlyRun, runLab, waitForOutput } from './helpers.js';
 import { spawnSync } from 'node:child_process';
@@ -22,6 +23,16 @@ function qemuPid(runId: string, node: string): number | undefined {
 
 const runIdFrom = (output: string): string => /run (\S+): \d+ node/.exec(output)?.[1] ?? '';
 const slowStepStarted = (text: string) => text.includes('provision slow on node1 ...');
+
+/** True once the slow step's script itself runs in the guest (its output reached the step log). */
+const slowScriptRunning = (reportsDir: string) => () => {
+  const run = readdirSync(reportsDir)[0];
+  try {
+    return run ? readFileSync(join(reportsDir, run, 'logs/node1/provision-slow.log'), 'utf8') : '';
+  } catch {
+    return '';
+  }
+};
 
 describe('nothing is left behind', () => {
   test('Ctrl-C in the middle of a step stops the run, cleans up and exits 130', async () => {
@@ -74,8 +85,8 @@ describe('nothing is left behind', () => {
   test('a VM killed mid-step fails the run at once, naming the node, and the run still cleans up', async () => {
     const started = Date.now();
     const result = await runLab(['run', 'test/scenarios/slow-step'], {
-      during: (_child, output) => {
-        void waitForOutput(output, slowStepStarted, 300_000).then(() => {
+      during: (_child, output, reportsDir) => {
+        void waitForOutput(slowScriptRunning(reportsDir), (log) => log.includes('slow step started'), 300_000).then(() => {
           const pid = qemuPid(runIdFrom(output()), 'node1');
           if (pid) process.kill(pid, 'SIGKILL');
         });

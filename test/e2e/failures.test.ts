@@ -33,7 +33,12 @@ describe('a run that fails', () => {
     expect(byName['nodes-up node1 > architecture is amd64']?.status).toBe('passed');
     expect(byName['nodes-up node1 > hostname is node1']).toMatchObject({ status: 'failed' });
     expect(byName['nodes-up node1 > hostname is node1']?.message).toContain('node1 reports hostname "impostor"');
-    expect(byName['nodes-up node1 > clock is within 5 s of the host']?.message).toMatch(/node1's clock is 6\d\.\d s off the host's/);
+    // The guest clock was set a minute ahead; a TCG guest's clock drifts a little after that.
+    const skew = /node1's clock is (\d+\.\d) s off the host's/.exec(
+      byName['nodes-up node1 > clock is within 5 s of the host']?.message ?? '',
+    );
+    expect(Number(skew?.[1])).toBeGreaterThan(50);
+    expect(Number(skew?.[1])).toBeLessThan(70);
     expect(result.output).toContain('2 of 4 checks failed');
 
     expect(leftovers(runId)).toEqual([]);

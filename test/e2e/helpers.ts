@@ -20,7 +20,10 @@ export interface LabResult {
  */
 export function runLab(
   args: string[],
-  options: { env?: Record<string, string>; during?: (child: ReturnType<typeof spawn>, output: () => string) => void } = {},
+  options: {
+    env?: Record<string, string>;
+    during?: (child: ReturnType<typeof spawn>, output: () => string, reportsDir: string) => void;
+  } = {},
 ): Promise<LabResult> {
   const reportsDir = mkdtempSync(join(tmpdir(), 'lab-reports-'));
   return new Promise((resolve) => {
@@ -32,7 +35,7 @@ export function runLab(
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    options.during?.(child, () => output);
+    options.during?.(child, () => output, reportsDir);
     child.on('close', (code, signal) => resolve({ code, signal, output, reportsDir }));
   });
 }

@@ -76,3 +76,23 @@ describe('run labels', () => {
     expect(parseRunLabel('process=other:r:n')).toBeUndefined();
   });
 });
+
+describe('qemuArgs: cluster link', () => {
+  test('a node with a cluster NIC plugs into the run switch and gets its MAC and address on the kernel command line', () => {
+    const spec = {
+      ...spec('amd64'),
+      cluster: { switchDir: '/var/lib/lab/runs/r1/switch', mac: '52:54:00:1a:c0:02', address: '10.77.0.12/24' },
+    };
+    const args = qemuArgs(spec, 'tcg', 2222, paths);
+    expect(args.join(' ')).toContain(
+      '-netdev vde,id=cluster,sock=/var/lib/lab/runs/r1/switch -device virtio-net-pci,netdev=cluster,mac=52:54:00:1a:c0:02',
+    );
+    const append = args[args.indexOf('-append') + 1];
+    expect(append).toContain('lab.cluster_mac=52:54:00:1a:c0:02 lab.cluster_ip=10.77.0.12/24');
+  });
+
+  test('a node without one has a single NIC', () => {
+    const args = qemuArgs(spec('amd64'), 'tcg', 2222, paths);
+    expect(args.filter((a) => a === '-netdev')).toHaveLength(1);
+  });
+});

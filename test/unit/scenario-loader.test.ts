@@ -49,6 +49,7 @@ describe('loadScenario: shape', () => {
       provision: [],
       checks: [],
       timeouts: { checks: 900 },
+      network: { cidr: '10.77.0.0/24' },
     });
     expect(loaded.dir).toBe(dir);
     expect(loaded.files).toEqual([shown('minimal')]);
@@ -191,5 +192,35 @@ describe('loadScenario: rules', () => {
       `${file}:9:5: provision[1].script: no script ./local.sh (looked for ${join(root, 'rules', 'local.sh')})`,
       `${file}:12:5: checks[1]: unknown check "no-such-check" (not built in, and no such .check.ts file)`,
     ]);
+  });
+});
+
+describe('loadScenario: cluster network', () => {
+  test('addresses must be host addresses of the CIDR and unique; the CIDR must be a network', () => {
+    write(
+      'net/scenario.yaml',
+      'network:',
+      '  cidr: 10.77.0.5/24',
+      'nodes:',
+      '  - name: a',
+      '    address: 10.77.0.11',
+      '  - name: b',
+      '    address: 10.77.0.11',
+    );
+    expect(problemsOf('net')).toEqual([
+      `${shown('net')}:2:3: network.cidr: "10.77.0.5/24" is not an IPv4 network like 10.77.0.0/24 (prefix 8 to 30)`,
+      `${shown('net')}:7:5: nodes[1].address: 10.77.0.11 is already the address of a`,
+    ]);
+    write('out/scenario.yaml', 'nodes:', '  - name: a', '    address: 10.99.0.1');
+    expect(problemsOf('out')).toEqual([
+      `${shown('out')}:3:5: nodes[0].address: 10.99.0.1 is not a host address in the cluster network 10.77.0.0/24`,
+    ]);
+  });
+
+  test('--arch overrides the scenario arch and every node arch', () => {
+    const dir = write('mixed/scenario.yaml', 'arch: amd64', 'nodes:', '  - name: a', '    arch: amd64', '  - name: b');
+    const { spec } = loadScenario(dir, { arch: 'arm64' });
+    expect(spec.arch).toBe('arm64');
+    expect(spec.nodes.map((n) => n.arch)).toEqual(['arm64', 'arm64']);
   });
 });

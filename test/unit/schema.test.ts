@@ -26,7 +26,7 @@ describe('scenario JSON Schema', () => {
     expect(schema.additionalProperties).toBe(false);
     const node = schema.properties?.nodes?.items;
     expect(node?.additionalProperties).toBe(false);
-    expect(Object.keys(node?.properties ?? {})).toEqual(['name', 'role', 'arch', 'cpus', 'memory']);
+    expect(Object.keys(node?.properties ?? {})).toEqual(['name', 'role', 'arch', 'cpus', 'memory', 'address']);
     expect(node?.required).toEqual(['name']);
   });
 

@@ -49,7 +49,11 @@ export function qemuArgs(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numbe
     'panic=-1',
     'net.ifnames=0',
     `systemd.hostname=${spec.name}`,
+    ...(spec.cluster ? [`lab.cluster_mac=${spec.cluster.mac}`, `lab.cluster_ip=${spec.cluster.address}`] : []),
   ].join(' ');
+  const clusterNic = spec.cluster
+    ? ['-netdev', `vde,id=cluster,sock=${spec.cluster.switchDir}`, '-device', `virtio-net-pci,netdev=cluster,mac=${spec.cluster.mac}`]
+    : [];
   return [
     '-name',
     `guest=${spec.name},process=${runLabel(spec.runId, spec.name)}`,
@@ -81,6 +85,7 @@ export function qemuArgs(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numbe
     `user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
     '-device',
     `virtio-net-pci,netdev=mgmt,mac=${MGMT_MAC}`,
+    ...clusterNic,
     '-chardev',
     `file,id=console,path=${paths.consoleLog}`,
     '-serial',

@@ -35,6 +35,13 @@ class QemuVm implements Vm {
   exitReason(): string | undefined {
     return this.exited;
   }
+
+  async stoppedWithin(ms: number): Promise<string | undefined> {
+    const child = this.child;
+    if (this.exited || !child) return this.exited;
+    await Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(ms)]);
+    return this.exited;
+  }
 }
 
 /**

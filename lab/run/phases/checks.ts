@@ -14,7 +14,14 @@ export function clusterDescriptor(ctx: RunContext): ClusterDescriptor {
     nodes: ctx.scenario.spec.nodes.map((node) => {
       const vm = ctx.vms.get(node.name);
       if (!vm) throw new Error(`${node.name} has no VM`);
-      return { name: node.name, role: node.role, arch: nodeArch(ctx, node), ssh: vm.ssh, consoleLog: vm.consoleLog };
+      return {
+        name: node.name,
+        role: node.role,
+        arch: nodeArch(ctx, node),
+        address: ctx.addresses.get(node.name) ?? '',
+        ssh: vm.ssh,
+        consoleLog: vm.consoleLog,
+      };
     }),
   };
 }

@@ -9,7 +9,7 @@ export const provisionPhase: Phase = {
     const nodes = ctx.scenario.spec.nodes.map((node) => {
       const machine = ctx.machines.get(node.name);
       if (!machine) throw new Error(`${node.name} is not connected`);
-      return { name: node.name, role: node.role, arch: nodeArch(ctx, node), machine };
+      return { name: node.name, role: node.role, arch: nodeArch(ctx, node), address: ctx.addresses.get(node.name) ?? '', machine };
     });
     await runSteps({
       steps: ctx.scenario.spec.provision,
