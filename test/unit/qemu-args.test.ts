@@ -79,11 +79,11 @@ describe('run labels', () => {
 
 describe('qemuArgs: cluster link', () => {
   test('a node with a cluster NIC plugs into the run switch and gets its MAC and address on the kernel command line', () => {
-    const spec = {
+    const node = {
       ...spec('amd64'),
       cluster: { switchDir: '/var/lib/lab/runs/r1/switch', mac: '52:54:00:1a:c0:02', address: '10.77.0.12/24' },
     };
-    const args = qemuArgs(spec, 'tcg', 2222, paths);
+    const args = qemuArgs(node, 'tcg', 2222, paths);
     expect(args.join(' ')).toContain(
       '-netdev vde,id=cluster,sock=/var/lib/lab/runs/r1/switch -device virtio-net-pci,netdev=cluster,mac=52:54:00:1a:c0:02',
     );
