@@ -44,12 +44,42 @@ async function overrides(flags: ScenarioFlags): Promise<{ arch?: string }> {
 cli
   .command('run <scenario>', 'Boot, provision, check, report and destroy a scenario')
   .option('--arch <arch>', 'Run every node as this architecture (amd64, arm64)')
+  .option('--keep <when>', 'Keep the VMs after the run: never, failed or always', { default: 'never' })
   .example('lab run scenarios/smoke')
   .example('lab run --arch arm64 scenarios/smoke')
-  .action(async (scenario: string, flags: ScenarioFlags) => {
+  .example('lab run --keep=failed scenarios/two-node')
+  .action(async (scenario: string, flags: ScenarioFlags & { keep: string }) => {
     const { runScenario } = await import('../run/orchestrator.js');
-    const outcome = await runScenario({ scenario, overrides: await overrides(flags), log, signal: interruptible() });
+    if (!['never', 'failed', 'always'].includes(flags.keep))
+      throw new InputError(`--keep must be never, failed or always, not "${flags.keep}"`);
+    const keep = flags.keep as 'never' | 'failed' | 'always';
+    const outcome = await runScenario({ scenario, overrides: await overrides(flags), keep, log, signal: interruptible() });
     process.exitCode = outcome.exitCode;
+  });
+
+cli.command('list', 'List the kept runs and how to reach their nodes').action(async () => {
+  (await import('./kept.js')).listCommand(log);
+});
+
+cli
+  .command('ssh <node> [...command]', 'Open a shell (or run a command) on a node of a kept run')
+  .option('--run <id>', 'The kept run (needed when several are kept)')
+  .action(async (node: string, command: string[], flags: { run?: string }) => {
+    process.exitCode = (await import('./kept.js')).sshCommand(node, command, flags.run);
+  });
+
+cli
+  .command('verify', 'Run the checks again against a kept run, without provisioning')
+  .option('--run <id>', 'The kept run (needed when several are kept)')
+  .action(async (flags: { run?: string }) => {
+    process.exitCode = await (await import('./kept.js')).verifyCommand(flags.run, log);
+  });
+
+cli
+  .command('down [run]', 'Destroy a kept run (or every kept run with --all)')
+  .option('--all', 'Destroy every kept run')
+  .action(async (run: string | undefined, flags: { all?: boolean }) => {
+    await (await import('./kept.js')).downCommand(run, Boolean(flags.all), log);
   });
 
 cli

@@ -16,6 +16,8 @@ export interface MachineSpec {
   logDir: string;
   /** The run's cluster link, when the scenario has one. */
   cluster?: ClusterNic;
+  /** The VM may outlive the lab (a run that may be kept): not tied to the lab's process. */
+  persistent?: boolean;
 }
 
 /** A node's port on the run's virtual switch. */

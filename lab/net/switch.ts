@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -13,24 +13,32 @@ export class ClusterSwitch {
   private exited: string | undefined;
   readonly socketDir: string;
 
-  constructor(stateDir: string) {
+  private readonly pidFile: string;
+
+  constructor(
+    stateDir: string,
+    private readonly persistent = false,
+  ) {
     this.socketDir = join(stateDir, 'switch');
+    this.pidFile = join(stateDir, 'switch.pid');
   }
 
   async start(): Promise<void> {
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
-    // Dies with the lab (pdeathsig); stdin stays an open pipe because vde_switch's console quits on EOF.
-    const child = spawn(
-      'setpriv',
-      ['--pdeathsig', 'KILL', '--', 'vde_switch', '--sock', this.socketDir, '--mode', '0600', '--numports', '64'],
-      {
-        stdio: ['pipe', 'ignore', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code, signal) => (this.exited = `vde_switch exited (${signal ?? code}): ${stderr.trim()}`));
-    this.child = child;
+    const options = ['--sock', this.socketDir, '--mode', '0600', '--numports', '64'];
+    if (this.persistent) {
+      // A switch that may be kept daemonizes, holding none of the lab's pipes; it is found
+      // again through its PID file.
+      spawn('vde_switch', [...options, '--daemon', '--pidfile', this.pidFile], { stdio: 'ignore' }).unref();
+    } else {
+      // Any other dies with the lab (pdeathsig) and keeps its stdin an open pipe, because
+      // vde_switch's console quits on EOF.
+      const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'vde_switch', ...options], { stdio: ['pipe', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('exit', (code, signal) => (this.exited = `vde_switch exited (${signal ?? code}): ${stderr.trim()}`));
+      this.child = child;
+    }
     for (let i = 0; i < 50 && !existsSync(join(this.socketDir, 'ctl')); i++) {
       if (this.exited) break;
       await sleep(100);
@@ -40,6 +48,17 @@ export class ClusterSwitch {
   }
 
   async stop(): Promise<void> {
+    if (this.persistent) {
+      const pid = existsSync(this.pidFile) ? Number(readFileSync(this.pidFile, 'utf8')) : 0;
+      if (pid) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          /* already gone */
+        }
+      }
+      return;
+    }
     const child = this.child;
     if (!child || this.exited) return;
     const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));

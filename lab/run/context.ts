@@ -29,6 +29,8 @@ export interface RunContext {
   machines: Map<string, Machine>;
   /** Each node's address on the cluster link. */
   addresses: Map<string, string>;
+  /** The run may be kept: its VMs and switch must be able to outlive the lab. */
+  persistent: boolean;
 }
 
 /** One step of the lifecycle (kind's actions): images, machines, provision, checks. */

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { QemuDriver } from '../machines/qemu/driver.js';
@@ -16,11 +16,17 @@ import { machinesPhase } from './phases/machines.js';
 import { provisionPhase } from './phases/provision.js';
 import { writeReports } from './phases/report.js';
 import { collectJournals, destroy } from './phases/teardown.js';
-import { reapOrphans, registerRun, unregisterRun } from './registry.js';
+import { markKept, reapOrphans, registerRun, unregisterRun } from './registry.js';
+import { clusterDescriptor } from './phases/checks.js';
+import { resolveCheck } from '../checks/catalog.js';
+
+export type KeepPolicy = 'never' | 'failed' | 'always';
 
 export interface RunOptions {
   scenario: string;
   overrides?: Overrides;
+  /** Whether the VMs outlive the run: never (default), when it failed, or always. */
+  keep?: KeepPolicy;
   log: Logger;
   signal: AbortSignal;
 }
@@ -74,6 +80,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     vms: new Map(),
     machines: new Map(),
     addresses: new Map(),
+    persistent: (options.keep ?? 'never') !== 'never',
     summary: {
       runId,
       scenario: {
@@ -110,11 +117,20 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   if (failure && !(failure instanceof RunFailed)) log.info(`\n${describeError(failure)}\n`);
   else if (failure) log.info(`\n${(failure as Error).message}\n`);
 
-  await timed(ctx, 'destroy', async () => {
-    if (!options.signal.aborted) await collectJournals(ctx);
-    await destroy(ctx);
-    unregisterRun(runId);
-  });
+  // Keep the VMs when asked to (never on Ctrl-C: the user wants the lab gone).
+  const keep = !options.signal.aborted && (options.keep === 'always' || (options.keep === 'failed' && failure !== undefined));
+  if (keep) {
+    await timed(ctx, 'keep', async () => {
+      await collectJournals(ctx);
+      keepRun(ctx);
+    });
+  } else {
+    await timed(ctx, 'destroy', async () => {
+      if (!options.signal.aborted) await collectJournals(ctx);
+      await destroy(ctx);
+      unregisterRun(runId);
+    });
+  }
 
   ctx.summary.finishedAt = new Date().toISOString();
   ctx.summary.seconds = round((performance.now() - started) / 1000);
@@ -133,14 +149,33 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     `run ${runId}: ${verdict.toUpperCase()} in ${ctx.summary.seconds} s (${ctx.summary.checks.filter((c) => c.status === 'passed').length}/${ctx.summary.checks.length} checks passed)`,
   );
   log.info(`report: ${join(runDir, 'report.html')}  junit: ${join(runDir, 'junit.xml')}  summary: ${join(runDir, 'summary.json')}`);
+  if (keep) {
+    log.info(`kept: the VMs of ${runId} keep running. Reach them with:`);
+    for (const node of spec.nodes) log.info(`  lab ssh ${node.name} --run ${runId}`);
+    log.info(`  lab verify --run ${runId}     (runs the checks again)`);
+    log.info(`  lab down ${runId}             (destroys them; lab down --all for every kept run)`);
+  }
   return { summary: ctx.summary, runDir, exitCode: interrupted ? 130 : verdict === 'passed' ? 0 : 1 };
 }
 
+/** Leaves the VMs running, closes the lab's connections and records how to reach the run again. */
+function keepRun(ctx: RunContext): void {
+  for (const machine of ctx.machines.values()) machine.close();
+  const descriptorFile = join(ctx.stateDir, 'cluster.json');
+  writeFileSync(descriptorFile, `${JSON.stringify(clusterDescriptor(ctx), null, 2)}\n`);
+  const checks = ctx.scenario.spec.checks.map((name) => resolveCheck(name, ctx.scenario.dir)).filter((f): f is string => !!f);
+  markKept(ctx.runId, { keptAt: new Date().toISOString(), descriptorFile, checks });
+}
+
+/** Time for a dying VM's exit to be noticed: its SSH connection can break before its process is reaped. */
+const EXIT_NOTICE_MS = 1500;
+
 /** A phase that failed because a VM died says so: the dead VM is the cause a user needs to see. */
-function withDeadVms(ctx: RunContext, failure: unknown): unknown {
-  const dead = [...ctx.vms.values()]
-    .filter((vm) => vm.exitReason())
-    .map((vm) => `the VM of ${vm.spec.name} stopped during the run: ${vm.exitReason()}`);
+async function withDeadVms(ctx: RunContext, failure: unknown): Promise<unknown> {
+  const reasons = await Promise.all([...ctx.vms.values()].map(async (vm) => ({ vm, reason: await vm.stoppedWithin(EXIT_NOTICE_MS) })));
+  const dead = reasons
+    .filter(({ reason }) => reason)
+    .map(({ vm, reason }) => `the VM of ${vm.spec.name} stopped during the run: ${reason}`);
   if (!dead.length) return failure;
   const error = new RunFailed(`${dead.join('\n')}\n${failure instanceof Error ? failure.message : String(failure)}`);
   const phase = ctx.summary.phases.at(-1);

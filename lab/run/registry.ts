@@ -19,6 +19,17 @@ export interface RunRecord {
   scenario: string;
   reportDir: string;
   startedAt: string;
+  /** Set when the run ended with its VMs kept: how to reach them. */
+  kept?: KeptRun;
+}
+
+/** What `lab ssh`, `lab verify` and `lab down` need to find a kept run again. */
+export interface KeptRun {
+  keptAt: string;
+  /** The cluster descriptor the checks use (nodes, SSH endpoints, addresses). */
+  descriptorFile: string;
+  /** Absolute paths of the scenario's check files. */
+  checks: string[];
 }
 
 export const runsDir = (): string => join(stateDir(), 'runs');
@@ -40,6 +51,45 @@ export function registerRun(record: Omit<RunRecord, 'pid' | 'pidStart'>): string
   const full: RunRecord = { ...record, pid: process.pid, pidStart: processStart(process.pid) };
   writeFileSync(join(dir, 'run.json'), `${JSON.stringify(full, null, 2)}\n`);
   return dir;
+}
+
+export function markKept(runId: string, kept: KeptRun): void {
+  const record = readRecord(runId);
+  if (!record) throw new Error(`run ${runId} has no record`);
+  writeFileSync(join(runStateDir(runId), 'run.json'), `${JSON.stringify({ ...record, kept }, null, 2)}\n`);
+}
+
+/** Runs whose VMs were kept after their lab ended, oldest first. */
+export function keptRuns(): (RunRecord & { kept: KeptRun })[] {
+  if (!existsSync(runsDir())) return [];
+  return readdirSync(runsDir())
+    .map(readRecord)
+    .filter((r): r is RunRecord & { kept: KeptRun } => !!r?.kept)
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+}
+
+/** Every process of one run (or of all runs): hypervisors by their label, helpers by their state folder; each PID once. */
+async function runProcesses(drivers: Driver[], runId?: string): Promise<{ runId: string; pid: number }[]> {
+  const all = [...(await Promise.all(drivers.map((d) => d.list(runId)))).flat(), ...helperProcesses()];
+  const byPid = new Map(all.filter((p) => runId === undefined || p.runId === runId).map((p) => [p.pid, p]));
+  return [...byPid.values()];
+}
+
+/** Stops every process of a run (VMs, switch) and removes its state folder. */
+export async function destroyRun(runId: string, drivers: Driver[]): Promise<number> {
+  const processes = await runProcesses(drivers, runId);
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    for (const p of processes.filter((q) => isAlive(q.pid))) {
+      try {
+        process.kill(p.pid, signal);
+      } catch {
+        /* already gone */
+      }
+    }
+    for (let i = 0; i < 30 && processes.some((q) => isAlive(q.pid)); i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  unregisterRun(runId);
+  return processes.length;
 }
 
 export function unregisterRun(runId: string): void {
@@ -82,11 +132,11 @@ function helperProcesses(): { runId: string; pid: number }[] {
 export async function reapOrphans(drivers: Driver[], log: Logger): Promise<string[]> {
   const cleaned: string[] = [];
   const runIds = new Set(existsSync(runsDir()) ? readdirSync(runsDir()) : []);
-  const processes = [...(await Promise.all(drivers.map((d) => d.list()))).flat(), ...helperProcesses()];
+  const processes = await runProcesses(drivers);
   for (const p of processes) runIds.add(p.runId);
   for (const runId of runIds) {
     const record = readRecord(runId);
-    if (ownerAlive(record)) continue;
+    if (ownerAlive(record) || record?.kept) continue;
     for (const p of processes.filter((q) => q.runId === runId)) {
       try {
         process.kill(p.pid, 'SIGKILL');

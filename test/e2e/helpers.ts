@@ -54,7 +54,7 @@ export function onlyRun(result: LabResult): { runId: string; dir: string; summar
   return { runId, dir, summary };
 }
 
-/** What a run left on the host: QEMU processes carrying its label, its state folder. Empty means clean. */
+/** What a run left on the host: QEMU processes carrying its label, helpers naming its state folder, the folder. Empty means clean. */
 export function leftovers(runId: string): string[] {
   const found: string[] = [];
   for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
@@ -64,7 +64,8 @@ export function leftovers(runId: string): string[] {
     } catch {
       continue;
     }
-    if (cmdline.includes(`lab:${runId}:`)) found.push(`process ${pid}: ${cmdline.split('\0').slice(0, 3).join(' ')}`);
+    if (cmdline.includes(`lab:${runId}:`) || cmdline.includes(`/runs/${runId}/`))
+      found.push(`process ${pid}: ${cmdline.split('\0').slice(0, 3).join(' ')}`);
   }
   const state = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs', runId);
   if (existsSync(state)) found.push(`state folder ${state}: ${readdirSync(state).join(', ')}`);

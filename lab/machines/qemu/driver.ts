@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freeLoopbackPort } from '../../net/ports.js';
@@ -95,16 +95,19 @@ export class QemuDriver implements Driver {
 
   private launch(vm: QemuVm, accel: 'kvm' | 'tcg'): void {
     const args = qemuArgs(vm.spec, accel, vm.ssh.port, vm.paths);
-    const log = createWriteStream(vm.qemuLog, { flags: 'a' });
-    log.write(`${qemuBinary(vm.spec.arch)} ${args.join(' ')}\n`);
+    appendFileSync(vm.qemuLog, `${qemuBinary(vm.spec.arch)} ${args.join(' ')}\n`);
     vm.exited = undefined;
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', qemuBinary(vm.spec.arch), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.pipe(log, { end: false });
-    child.stderr.pipe(log, { end: false });
+    const log = openSync(vm.qemuLog, 'a');
+    // A VM that may be kept runs in its own session and outlives the lab; any other dies with
+    // the lab that started it, even after kill -9 (PR_SET_PDEATHSIG).
+    const child = vm.spec.persistent
+      ? spawn(qemuBinary(vm.spec.arch), args, { stdio: ['ignore', log, log], detached: true })
+      : spawn('setpriv', ['--pdeathsig', 'KILL', '--', qemuBinary(vm.spec.arch), ...args], { stdio: ['ignore', log, log] });
+    closeSync(log);
+    if (vm.spec.persistent) child.unref();
     child.on('error', (error) => (vm.exited = `could not start: ${error.message}`));
     child.on('exit', (code, signal) => {
       vm.exited = signal ? `QEMU was killed by ${signal}` : `QEMU exited with code ${code}`;
-      log.end();
     });
     vm.child = child;
   }

@@ -24,7 +24,7 @@ export const machinesPhase: Phase = {
     const cidr = parseCidr(ctx.scenario.spec.network.cidr);
     if (!cidr) throw new Error(`invalid cluster network ${ctx.scenario.spec.network.cidr}`);
     ctx.addresses = assignAddresses(ctx.scenario.spec.nodes, cidr);
-    const link = new ClusterSwitch(ctx.stateDir);
+    const link = new ClusterSwitch(ctx.stateDir, ctx.persistent);
     await link.start();
     ctx.scope.defer('cluster switch', () => link.stop());
 
@@ -82,6 +82,7 @@ async function bootNode(
         stateDir: join(ctx.stateDir, 'nodes', node.name),
         logDir: join(ctx.logsDir, node.name),
         cluster: { switchDir: cluster.switchDir, mac: cluster.mac, address: cluster.address },
+        persistent: ctx.persistent,
       });
       ctx.scope.defer(`VM ${node.name}`, () => ctx.driver.destroy(vm));
       ctx.vms.set(node.name, vm);

@@ -1,0 +1,102 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ClusterDescriptor } from '../checks/descriptor.js';
+import { runChecks } from '../checks/runner.js';
+import { destroyRun, keptRuns, type KeptRun, type RunRecord } from '../run/registry.js';
+import { drivers } from '../run/orchestrator.js';
+import { InputError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+
+type Kept = RunRecord & { kept: KeptRun };
+
+/** The kept run a command is about: the one named, or the only one there is. */
+function pickRun(runId: string | undefined): Kept {
+  const runs = keptRuns();
+  if (runId) {
+    const run = runs.find((r) => r.runId === runId);
+    if (!run) throw new InputError(`no kept run ${runId} (lab list shows the kept runs)`);
+    return run;
+  }
+  if (runs.length === 1) return runs[0] as Kept;
+  throw new InputError(
+    runs.length
+      ? `${runs.length} runs are kept: name one with --run (lab list shows them)`
+      : 'no run is kept (lab run --keep=always|failed keeps one)',
+  );
+}
+
+const descriptorOf = (run: Kept): ClusterDescriptor => JSON.parse(readFileSync(run.kept.descriptorFile, 'utf8')) as ClusterDescriptor;
+
+/** `lab list`: the kept runs, their nodes and how old they are. */
+export function listCommand(log: Logger): void {
+  const runs = keptRuns();
+  if (!runs.length) return log.info('no kept runs');
+  for (const run of runs) {
+    const minutes = Math.round((Date.now() - Date.parse(run.kept.keptAt)) / 60_000);
+    const nodes = descriptorOf(run).nodes.map((n) => `${n.name} (${n.arch}, ${n.address}, ssh 127.0.0.1:${n.ssh.port})`);
+    log.info(`${run.runId}  kept ${minutes} min ago  ${nodes.join(', ')}`);
+  }
+}
+
+/** `lab ssh <node>`: an interactive shell (or one command) on a node of a kept run, with the pinned host key. */
+export function sshCommand(node: string, command: string[], runId: string | undefined): number {
+  const run = pickRun(runId);
+  const spec = descriptorOf(run).nodes.find((n) => n.name === node);
+  if (!spec)
+    throw new InputError(
+      `run ${run.runId} has no node ${node} (nodes: ${descriptorOf(run)
+        .nodes.map((n) => n.name)
+        .join(', ')})`,
+    );
+  const dir = mkdtempSync(join(tmpdir(), 'lab-ssh-'));
+  try {
+    const knownHosts = join(dir, 'known_hosts');
+    writeFileSync(knownHosts, `[127.0.0.1]:${spec.ssh.port} ${spec.ssh.hostKey}\n`);
+    const args = [
+      '-i',
+      spec.ssh.privateKeyFile,
+      '-p',
+      String(spec.ssh.port),
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'LogLevel=ERROR',
+      `${spec.ssh.user}@127.0.0.1`,
+      ...command,
+    ];
+    return spawnSync('ssh', args, { stdio: 'inherit' }).status ?? 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `lab verify --run <id>`: the scenario's checks again, against the kept VMs, without re-provisioning. */
+export async function verifyCommand(runId: string | undefined, log: Logger): Promise<number> {
+  const run = pickRun(runId);
+  const workDir = mkdtempSync(join(tmpdir(), 'lab-verify-'));
+  try {
+    const allureResultsDir = join(run.reportDir, `allure-results-verify-${Date.now()}`);
+    const results = await log.step(`verifying kept run ${run.runId}`, () =>
+      runChecks({ files: run.kept.checks, descriptor: descriptorOf(run), workDir, allureResultsDir, timeoutSeconds: 900, log }),
+    );
+    const failed = results.filter((r) => r.status === 'failed').length;
+    log.info(`${results.length - failed}/${results.length} checks passed`);
+    return failed || !results.length ? 1 : 0;
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** `lab down <run-id>` or `lab down --all`: destroys kept runs. */
+export async function downCommand(runId: string | undefined, all: boolean, log: Logger): Promise<void> {
+  const runs = all ? keptRuns() : [pickRun(runId)];
+  if (!runs.length) return log.info('no kept runs');
+  for (const run of runs) {
+    const stopped = await destroyRun(run.runId, drivers());
+    log.info(`destroyed ${run.runId} (${stopped} processes stopped)`);
+  }
+}
