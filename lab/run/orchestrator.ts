@@ -41,8 +41,8 @@ export const drivers = (): Driver[] => [new QemuDriver()];
 
 /**
  * `lab run`: scenario -> images -> machines -> provision -> checks, then always: journals,
- * destroy, report. The first failing phase stops the ones after it. Bad input throws
- * InputError before anything has started.
+ * destroy (or keep, when asked), report. The first failing phase stops the ones after it. Bad
+ * input throws InputError before anything has started.
  */
 export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const scenario = loadScenario(options.scenario, options.overrides);
@@ -103,11 +103,8 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const lifecycle: Phase[] = [imagesPhase, machinesPhase, provisionPhase, checksPhase];
   let failure: unknown;
   for (const phase of lifecycle) {
-    if (failure) {
-      ctx.summary.phases.push({ name: phase.name, status: 'skipped', seconds: 0 });
-      continue;
-    }
-    if (phase.applies && !phase.applies(ctx)) {
+    // After a failure, and for phases without work in this scenario, the phase is recorded as skipped.
+    if (failure || (phase.applies && !phase.applies(ctx))) {
       ctx.summary.phases.push({ name: phase.name, status: 'skipped', seconds: 0 });
       continue;
     }
