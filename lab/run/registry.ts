@@ -5,6 +5,7 @@ import { reapDeadBuilds } from '../images/cache.js';
 import type { Logger } from '../util/log.js';
 import { stateDir } from '../util/paths.js';
 import { isAlive } from '../util/proc.js';
+import { processes } from '../util/procfs.js';
 
 /**
  * Every live run has a folder under `<state>/runs/<run-id>/` with `run.json` (the lab's PID and
@@ -113,17 +114,12 @@ const ownerAlive = (record: RunRecord | undefined): boolean =>
 function helperProcesses(): { runId: string; pid: number }[] {
   const marker = `${runsDir()}/`;
   const found: { runId: string; pid: number }[] = [];
-  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
+  for (const { pid, args } of processes()) {
+    const cmdline = args.join('\0');
     const at = cmdline.indexOf(marker);
-    if (at < 0 || Number(entry) === process.pid) continue;
+    if (at < 0 || pid === process.pid) continue;
     const runId = cmdline.slice(at + marker.length).split(/[/\0]/)[0];
-    if (runId) found.push({ runId, pid: Number(entry) });
+    if (runId) found.push({ runId, pid });
   }
   return found;
 }

@@ -1,24 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { processes } from '../../lab/util/procfs.js';
 import { lab, leftovers, onlyRun, runLab, waitForOutput } from './helpers.js';
 import { spawnSync } from 'node:child_process';
 
 /** The QEMU process of a run's node, found by the label in its command line. */
 function qemuPid(runId: string, node: string): number | undefined {
-  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      if (
-        spawnSync('cat', [`/proc/${pid}/cmdline`])
-          .stdout.toString()
-          .includes(`lab:${runId}:${node}`)
-      )
-        return Number(pid);
-    } catch {
-      /* gone */
-    }
-  }
-  return undefined;
+  return processes().find(({ args }) => args.some((arg) => arg.includes(`lab:${runId}:${node}`)))?.pid;
 }
 
 const runIdFrom = (output: string): string => /run (\S+): \d+ node/.exec(output)?.[1] ?? '';

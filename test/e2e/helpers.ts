@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunSummary } from '../../lab/report/summary.js';
+import { processes } from '../../lab/util/procfs.js';
 
 export const root = join(import.meta.dirname, '..', '..');
 export const lab = join(root, 'bin', 'lab');
@@ -56,17 +57,9 @@ export function onlyRun(result: LabResult): { runId: string; dir: string; summar
 
 /** What a run left on the host: QEMU processes carrying its label, helpers naming its state folder, the folder. Empty means clean. */
 export function leftovers(runId: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    let cmdline = '';
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    if (cmdline.includes(`lab:${runId}:`) || cmdline.includes(`/runs/${runId}/`))
-      found.push(`process ${pid}: ${cmdline.split('\0').slice(0, 3).join(' ')}`);
-  }
+  const found = processes()
+    .filter(({ args }) => args.some((arg) => arg.includes(`lab:${runId}:`) || arg.includes(`/runs/${runId}/`)))
+    .map(({ pid, args }) => `process ${pid}: ${args.slice(0, 3).join(' ')}`);
   const state = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs', runId);
   if (existsSync(state)) found.push(`state folder ${state}: ${readdirSync(state).join(', ')}`);
   return found;

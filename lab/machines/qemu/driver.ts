@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freeLoopbackPort } from '../../net/ports.js';
 import { run } from '../../util/proc.js';
+import { processes } from '../../util/procfs.js';
 import { tail } from '../../util/errors.js';
 import type { Driver, DriverInfo, MachineSpec, Vm } from '../driver.js';
 import { detectAccel, type Accel } from './accel.js';
@@ -135,18 +136,10 @@ export class QemuDriver implements Driver {
 
   async list(runId?: string): Promise<{ runId: string; name: string; pid: number }[]> {
     const found: { runId: string; name: string; pid: number }[] = [];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let cmdline: string;
-      try {
-        cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      } catch {
-        continue;
-      }
-      const args = cmdline.split('\0');
+    for (const { pid, args } of processes()) {
       if (!args[0]?.includes('qemu-system')) continue;
       const label = parseRunLabel(args.find((arg) => arg.includes('process=lab:')) ?? '');
-      if (label && (runId === undefined || label.runId === runId)) found.push({ ...label, pid: Number(entry) });
+      if (label && (runId === undefined || label.runId === runId)) found.push({ ...label, pid });
     }
     return found;
   }
