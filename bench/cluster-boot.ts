@@ -7,7 +7,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runScenario } from '../lab/run/orchestrator.js';
-import { Logger } from '../lab/util/log.js';
+import { Logger, silentLogger } from '../lab/util/log.js';
 
 const log = new Logger();
 const work = mkdtempSync(join(tmpdir(), 'bench-cluster-'));
@@ -24,7 +24,7 @@ function scenario(name: string, arch: string, nodes: number): string {
 async function machinesSeconds(dir: string): Promise<number> {
   const outcome = await runScenario({
     scenario: dir,
-    log: new Logger({ write: () => true } as unknown as NodeJS.WritableStream),
+    log: silentLogger(),
     signal: new AbortController().signal,
   });
   const phase = outcome.summary.phases.find((p) => p.name === 'machines');

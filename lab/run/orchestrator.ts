@@ -17,8 +17,7 @@ import { provisionPhase } from './phases/provision.js';
 import { writeReports } from './phases/report.js';
 import { collectJournals, destroy } from './phases/teardown.js';
 import { markKept, reapOrphans, registerRun, unregisterRun } from './registry.js';
-import { clusterDescriptor } from './phases/checks.js';
-import { resolveCheck } from '../checks/catalog.js';
+import { checkFiles, clusterDescriptor } from './phases/checks.js';
 
 export type KeepPolicy = 'never' | 'failed' | 'always';
 
@@ -160,8 +159,7 @@ function keepRun(ctx: RunContext): void {
   for (const machine of ctx.machines.values()) machine.close();
   const descriptorFile = join(ctx.stateDir, 'cluster.json');
   writeFileSync(descriptorFile, `${JSON.stringify(clusterDescriptor(ctx), null, 2)}\n`);
-  const checks = ctx.scenario.spec.checks.map((name) => resolveCheck(name, ctx.scenario.dir)).filter((f): f is string => !!f);
-  markKept(ctx.runId, { keptAt: new Date().toISOString(), descriptorFile, checks });
+  markKept(ctx.runId, { keptAt: new Date().toISOString(), descriptorFile, checks: checkFiles(ctx) });
 }
 
 /** Time for a dying VM's exit to be noticed: its SSH connection can break before its process is reaped. */

@@ -5,6 +5,15 @@ import { runChecks } from '../../checks/runner.js';
 import { RunFailed } from '../../util/errors.js';
 import { nodeArch, type Phase, type RunContext } from '../context.js';
 
+/** The scenario's check files, resolved as validation resolved them. */
+export function checkFiles(ctx: RunContext): string[] {
+  return ctx.scenario.spec.checks.map((name) => {
+    const file = resolveCheck(name, ctx.scenario.dir);
+    if (!file) throw new Error(`check ${name} disappeared since validation`);
+    return file;
+  });
+}
+
 export function clusterDescriptor(ctx: RunContext): ClusterDescriptor {
   return {
     runId: ctx.runId,
@@ -31,11 +40,7 @@ export const checksPhase: Phase = {
   name: 'checks',
   applies: (ctx) => ctx.scenario.spec.checks.length > 0,
   async execute(ctx) {
-    const files = ctx.scenario.spec.checks.map((name) => {
-      const file = resolveCheck(name, ctx.scenario.dir);
-      if (!file) throw new Error(`check ${name} disappeared since validation`);
-      return file;
-    });
+    const files = checkFiles(ctx);
     await ctx.log.step(`checks: ${ctx.scenario.spec.checks.join(', ')}`, async () => {
       const results = await runChecks({
         files,
