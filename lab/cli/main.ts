@@ -1,4 +1,5 @@
 import { cac } from 'cac';
+import type { Overrides } from '../scenario/loader.js';
 import { Logger } from '../util/log.js';
 import { describeError, InputError } from '../util/errors.js';
 
@@ -31,23 +32,28 @@ function interruptible(): AbortSignal {
 
 interface ScenarioFlags {
   arch?: string;
+  driver?: string;
 }
 
 /** Command-line overrides, checked before anything else so a typo never reaches the scenario's errors. */
-async function overrides(flags: ScenarioFlags): Promise<{ arch?: string }> {
-  if (flags.arch === undefined) return {};
-  const { Arch } = await import('../scenario/schema.js');
-  if (!Arch.safeParse(flags.arch).success) throw new InputError(`--arch must be one of ${Arch.options.join(', ')}, not "${flags.arch}"`);
-  return { arch: flags.arch };
+async function overrides(flags: ScenarioFlags): Promise<Overrides> {
+  const { Arch, DriverName } = await import('../scenario/schema.js');
+  if (flags.arch !== undefined && !Arch.safeParse(flags.arch).success)
+    throw new InputError(`--arch must be one of ${Arch.options.join(', ')}, not "${flags.arch}"`);
+  if (flags.driver !== undefined && !DriverName.safeParse(flags.driver).success)
+    throw new InputError(`--driver must be one of ${DriverName.options.join(', ')}, not "${flags.driver}"`);
+  return { arch: flags.arch, driver: flags.driver };
 }
 
 cli
   .command('run <scenario>', 'Boot, provision, check, report and destroy a scenario')
   .option('--arch <arch>', 'Run every node as this architecture (amd64, arm64)')
+  .option('--driver <driver>', 'Make the VMs with this driver (qemu, libvirt, vagrant)')
   .option('--keep <when>', 'Keep the VMs after the run: never, failed or always', { default: 'never' })
   .example('lab run scenarios/smoke')
   .example('lab run --arch arm64 scenarios/smoke')
   .example('lab run --keep=failed scenarios/two-node')
+  .example('lab run --driver libvirt scenarios/two-node')
   .action(async (scenario: string, flags: ScenarioFlags & { keep: string }) => {
     const { runScenario } = await import('../run/orchestrator.js');
     if (!['never', 'failed', 'always'].includes(flags.keep))
@@ -85,6 +91,7 @@ cli
 cli
   .command('validate <scenario>', 'Check a scenario file and report every problem with its line')
   .option('--arch <arch>', 'Validate with every node as this architecture')
+  .option('--driver <driver>', 'Validate as made by this driver')
   .action(async (scenario: string, flags: ScenarioFlags) => {
     const { loadScenario } = await import('../scenario/loader.js');
     const loaded = loadScenario(scenario, await overrides(flags));
@@ -117,7 +124,7 @@ cli.command('gc', 'Stop and remove what killed lab processes left behind').actio
 cli.command('doctor', 'Show what this host offers the lab (drivers, acceleration)').action(async () => {
   const { drivers } = await import('../run/orchestrator.js');
   const { listImages } = await import('../images/cache.js');
-  const { detectAccel } = await import('../machines/qemu/accel.js');
+  const { detectAccel } = await import('../machines/accel.js');
   for (const driver of drivers()) {
     const info = await driver.info();
     log.info(`${info.name}: ${info.problems.length ? info.problems.join('; ') : 'ready'}`);

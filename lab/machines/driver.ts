@@ -1,3 +1,4 @@
+import type { Logger } from '../util/log.js';
 import type { Image } from '../images/cache.js';
 import type { SshEndpoint } from '../remote/ssh.js';
 import type { Arch, DriverName } from '../scenario/schema.js';
@@ -29,6 +30,17 @@ export interface ClusterNic {
   address: string;
 }
 
+/** The run a driver works for. */
+export interface RunHost {
+  runId: string;
+  /** The run's private state folder (removed with the run). */
+  stateDir: string;
+  logDir: string;
+  /** The run may be kept: what the driver starts must be able to outlive the lab. */
+  persistent: boolean;
+  log: Logger;
+}
+
 /** A VM the driver created. */
 export interface Vm {
   spec: MachineSpec;
@@ -55,6 +67,10 @@ export interface DriverInfo {
 export interface Driver {
   readonly name: DriverName;
   info(): Promise<DriverInfo>;
+  /** Sets up what the run's VMs share (a private libvirtd, a Vagrant project) before the first `create`. */
+  open?(run: RunHost): Promise<void>;
+  /** Undoes `open` once every VM is destroyed; with `keep`, only lets go of what the VMs still need. Idempotent. */
+  close?(options?: { keep?: boolean }): Promise<void>;
   /** Prepares the VM (disk overlay, ports) without starting it. */
   create(spec: MachineSpec, signal?: AbortSignal): Promise<Vm>;
   start(vm: Vm, signal?: AbortSignal): Promise<void>;

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { QemuDriver } from '../machines/qemu/driver.js';
 import type { Driver } from '../machines/driver.js';
+import { LibvirtDriver } from '../machines/libvirt/driver.js';
+import type { DriverName } from '../scenario/schema.js';
 import { writeSummary, verdictOf, type PhaseResult, type RunSummary } from '../report/summary.js';
 import { loadScenario, type Overrides } from '../scenario/loader.js';
 import { describeError, RunFailed } from '../util/errors.js';
@@ -38,6 +40,18 @@ export interface RunOutcome {
 
 export const drivers = (): Driver[] => [new QemuDriver()];
 
+/** The driver that makes a scenario's VMs. */
+export function driverFor(name: DriverName): Driver {
+  switch (name) {
+    case 'qemu':
+      return new QemuDriver();
+    case 'libvirt':
+      return new LibvirtDriver();
+    case 'vagrant':
+      throw new Error('the vagrant driver is not available in this version');
+  }
+}
+
 /**
  * `lab run`: scenario -> images -> machines -> provision -> checks, then always: journals,
  * destroy (or keep, when asked), report. The first failing phase stops the ones after it. Bad
@@ -71,7 +85,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     runDir,
     logsDir,
     stateDir,
-    driver: new QemuDriver(),
+    driver: driverFor(spec.driver),
     log,
     signal: options.signal,
     scope: new Scope(log),
@@ -118,7 +132,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   if (keep) {
     await timed(ctx, 'keep', async () => {
       await collectJournals(ctx);
-      keepRun(ctx);
+      await keepRun(ctx);
     });
   } else {
     await timed(ctx, 'destroy', async () => {
@@ -155,8 +169,9 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
 }
 
 /** Leaves the VMs running, closes the lab's connections and records how to reach the run again. */
-function keepRun(ctx: RunContext): void {
+async function keepRun(ctx: RunContext): Promise<void> {
   for (const machine of ctx.machines.values()) machine.close();
+  await ctx.driver.close?.({ keep: true });
   const descriptorFile = join(ctx.stateDir, 'cluster.json');
   writeFileSync(descriptorFile, `${JSON.stringify(clusterDescriptor(ctx), null, 2)}\n`);
   markKept(ctx.runId, { keptAt: new Date().toISOString(), descriptorFile, checks: checkFiles(ctx) });

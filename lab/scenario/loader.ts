@@ -43,6 +43,8 @@ const display = (file: string) => relative(process.cwd(), file) || file;
 export interface Overrides {
   /** Every node runs this architecture. */
   arch?: string;
+  /** The VMs are made by this driver (`lab run --driver libvirt`). */
+  driver?: string;
 }
 
 export function loadScenario(target: string, overrides: Overrides = {}): LoadedScenario {
@@ -101,6 +103,7 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
   const merged = raws.reduceRight<Record<string, unknown>>((base, layer) => mergeLayer(base, layer), {});
   delete merged.extends;
   if (overrides.arch !== undefined) applyArch(merged, overrides.arch);
+  if (overrides.driver !== undefined) merged.driver = overrides.driver;
   const parsed = Scenario.safeParse(merged);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { MachineSpec } from '../../lab/machines/driver.js';
-import { MGMT_MAC, parseRunLabel, qemuArgs, qemuBinary, runLabel } from '../../lab/machines/qemu/args.js';
+import { qemuArgs } from '../../lab/machines/qemu/args.js';
+import { MGMT_MAC, parseRunLabel, qemuBinary, runLabel } from '../../lab/machines/guest.js';
 import type { Image } from '../../lab/images/cache.js';
 import type { Arch } from '../../lab/scenario/schema.js';
 

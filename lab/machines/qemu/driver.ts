@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freeLoopbackPort } from '../../net/ports.js';
 import { run } from '../../util/proc.js';
-import { processes } from '../../util/procfs.js';
 import { tail } from '../../util/errors.js';
 import type { Driver, DriverInfo, MachineSpec, Vm } from '../driver.js';
-import { detectAccel, type Accel } from './accel.js';
-import { parseRunLabel, qemuArgs, qemuBinary, type QemuPaths } from './args.js';
+import { detectAccel, type Accel } from '../accel.js';
+import { qemuArgs, type QemuPaths } from './args.js';
+import { labelledHypervisors, qemuBinary } from '../guest.js';
 import { qmp } from './qmp.js';
 
 class QemuVm implements Vm {
@@ -135,13 +135,7 @@ export class QemuDriver implements Driver {
   }
 
   async list(runId?: string): Promise<{ runId: string; name: string; pid: number }[]> {
-    const found: { runId: string; name: string; pid: number }[] = [];
-    for (const { pid, args } of processes()) {
-      if (!args[0]?.includes('qemu-system')) continue;
-      const label = parseRunLabel(args.find((arg) => arg.includes('process=lab:')) ?? '');
-      if (label && (runId === undefined || label.runId === runId)) found.push({ ...label, pid });
-    }
-    return found;
+    return labelledHypervisors(runId);
   }
 }
 

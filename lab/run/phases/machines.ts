@@ -27,6 +27,10 @@ export const machinesPhase: Phase = {
     const link = new ClusterSwitch(ctx.stateDir, ctx.persistent);
     await link.start();
     ctx.scope.defer('cluster switch', () => link.stop());
+    if (ctx.driver.open) {
+      await ctx.driver.open({ runId: ctx.runId, stateDir: ctx.stateDir, logDir: ctx.logsDir, persistent: ctx.persistent, log: ctx.log });
+      ctx.scope.defer(`${ctx.driver.name} driver`, () => ctx.driver.close?.() ?? Promise.resolve());
+    }
 
     const bootGroup = new AbortController();
     const signal = AbortSignal.any([ctx.signal, bootGroup.signal]);

@@ -1,9 +1,9 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch as hostArch } from 'node:os';
 import { join } from 'node:path';
-import type { Arch } from '../../scenario/schema.js';
-import { stateDir } from '../../util/paths.js';
-import { run } from '../../util/proc.js';
+import type { Arch } from '../scenario/schema.js';
+import { stateDir } from '../util/paths.js';
+import { run } from '../util/proc.js';
 
 export type Accel = { kind: 'kvm' | 'tcg'; why: string };
 

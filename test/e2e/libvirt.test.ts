@@ -1,0 +1,66 @@
+import { existsSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { processes } from '../../lab/util/procfs.js';
+import { leftovers, onlyRun, runLab, waitForOutput } from './helpers.js';
+
+/** libvirtd processes the lab started for a run (the run's state folder is on their command line). */
+const runDaemons = (runId: string) =>
+  processes().filter(({ args }) => args[0]?.endsWith('libvirtd') && args.some((a) => a.includes(`/runs/${runId}/`)));
+
+describe('libvirt driver', () => {
+  test('the two-node scenario runs through libvirt and leaves no domain, daemon, process or overlay', async () => {
+    const result = await runLab(['run', '--driver', 'libvirt', 'scenarios/two-node']);
+    expect(result.code, result.output).toBe(0);
+    const { runId, summary } = onlyRun(result);
+    expect(summary.scenario.axes.driver).toBe('libvirt');
+    expect(result.output).toContain("✓ starting the run's libvirtd");
+    expect(summary.checks.filter((c) => c.check === 'cluster-link').map((c) => c.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
+    expect(summary.checks.every((c) => c.status === 'passed')).toBe(true);
+    // The private libvirtd held every domain: with it and its state folder gone, so are they.
+    expect(runDaemons(runId)).toEqual([]);
+    expect(leftovers(runId)).toEqual([]);
+  });
+
+  test('a lab killed mid-boot leaves libvirt QEMUs that the next lab stops', async () => {
+    let runId = '';
+    const killed = await runLab(['run', '--driver', 'libvirt', 'scenarios/smoke'], {
+      during: (child, output) => {
+        void waitForOutput(output, (text) => /• booting node1/.test(text), 120_000).then(async () => {
+          runId = /run (smoke-\S+):/.exec(output())?.[1] ?? '';
+          // libvirt daemonizes its QEMUs: unlike the qemu driver's, they survive the lab's death.
+          await waitForOutput(
+            () => String(leftovers(runId).filter((l) => l.includes('qemu-system')).length),
+            (n) => n === '1',
+            60_000,
+          );
+          child.kill('SIGKILL');
+        });
+      },
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    expect(runId).not.toBe('');
+    expect(leftovers(runId).some((l) => l.includes('qemu-system'))).toBe(true);
+
+    const gc = await runLab(['gc']);
+    expect(gc.code, gc.output).toBe(0);
+    expect(gc.output).toContain(`cleaned up after run ${runId}`);
+    await waitForOutput(
+      () => leftovers(runId).join('\n'),
+      (text) => text === '',
+      10_000,
+    );
+  });
+
+  test('a libvirtd the user names but that does not answer is reported, not assumed', async () => {
+    const socket = '/nonexistent/libvirt-sock';
+    const result = await runLab(['run', '--driver', 'libvirt', 'scenarios/smoke'], {
+      env: { LAB_LIBVIRT_URI: `qemu:///system?socket=${socket}` },
+    });
+    expect(result.code, result.output).toBe(1);
+    expect(result.output).toContain(`cannot reach libvirtd at qemu:///system?socket=${socket}`);
+    expect(result.output).toContain('unset LAB_LIBVIRT_URI');
+    const { runId } = onlyRun(result);
+    expect(leftovers(runId)).toEqual([]);
+    expect(existsSync(socket)).toBe(false);
+  });
+});
