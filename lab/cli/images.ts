@@ -7,7 +7,7 @@ import type { Logger } from '../util/log.js';
 
 const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 
-/** `lab images list|build|prune`. Prune keeps the images the current recipes produce. */
+/** `lab images list|build|box|prune`. Prune keeps the images the current recipes produce. */
 export async function imagesCommand(
   action: string,
   options: { arch: string; rebuild?: boolean },
@@ -28,6 +28,17 @@ export async function imagesCommand(
       log.info(`${image.key}: ${image.dir}`);
       return;
     }
+    case 'box': {
+      // A vagrant-libvirt box of the image, added to the lab's Vagrant home and kept as a file for users.
+      const arch = Arch.safeParse(options.arch);
+      if (!arch.success) throw new InputError(`--arch must be one of ${Arch.options.join(', ')}, not "${options.arch}"`);
+      const image = await ensureImage(recipeFor('base', arch.data), { log, signal });
+      const { ensureBox } = await import('../machines/vagrant/box.js');
+      const box = await ensureBox(image, log, signal);
+      log.info(`box ${box.name}: ${box.file}`);
+      log.info(`to use it with your own Vagrant: vagrant box add --name ${box.name} ${box.file}`);
+      return;
+    }
     case 'prune': {
       const current = new Set(Arch.options.map((arch) => imageKey(recipeFor('base', arch))));
       for (const image of listImages().filter((i) => !current.has(i.key))) {
@@ -38,6 +49,6 @@ export async function imagesCommand(
       return;
     }
     default:
-      throw new InputError(`unknown images action "${action}" (use list, build or prune)`);
+      throw new InputError(`unknown images action "${action}" (use list, build, box or prune)`);
   }
 }

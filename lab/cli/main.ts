@@ -50,16 +50,32 @@ cli
   .option('--arch <arch>', 'Run every node as this architecture (amd64, arm64)')
   .option('--driver <driver>', 'Make the VMs with this driver (qemu, libvirt, vagrant)')
   .option('--keep <when>', 'Keep the VMs after the run: never, failed or always', { default: 'never' })
+  .option('--isolate', 'Run the whole lab in a fresh network namespace (the vagrant driver always does)')
   .example('lab run scenarios/smoke')
   .example('lab run --arch arm64 scenarios/smoke')
   .example('lab run --keep=failed scenarios/two-node')
   .example('lab run --driver libvirt scenarios/two-node')
-  .action(async (scenario: string, flags: ScenarioFlags & { keep: string }) => {
+  .action(async (scenario: string, flags: ScenarioFlags & { keep: string; isolate?: boolean }) => {
     const { runScenario } = await import('../run/orchestrator.js');
+    const { loadScenario } = await import('../scenario/loader.js');
+    const isolation = await import('../net/isolate.js');
     if (!['never', 'failed', 'always'].includes(flags.keep))
       throw new InputError(`--keep must be never, failed or always, not "${flags.keep}"`);
     const keep = flags.keep as 'never' | 'failed' | 'always';
-    const outcome = await runScenario({ scenario, overrides: await overrides(flags), keep, log, signal: interruptible() });
+    const scenarioOverrides = await overrides(flags);
+    // Validated here, before any namespace: bad input exits 2 with nothing started.
+    const { spec } = loadScenario(scenario, scenarioOverrides);
+    if ((flags.isolate || spec.driver === 'vagrant') && !isolation.isIsolated()) {
+      if (keep !== 'never')
+        throw new InputError(
+          `--keep=${keep} cannot be used with ${flags.isolate ? '--isolate' : 'the vagrant driver (which runs isolated)'}: the namespace, and every way into the VMs, ends with the run`,
+        );
+      if (!flags.isolate) log.info('the vagrant driver runs the lab in a fresh network namespace (--isolate), for its libvirt network');
+      process.exitCode = await isolation.runIsolated(process.argv.slice(1));
+      return;
+    }
+    if (isolation.isIsolated()) log.info(await isolation.enterIsolation());
+    const outcome = await runScenario({ scenario, overrides: scenarioOverrides, keep, log, signal: interruptible() });
     process.exitCode = outcome.exitCode;
   });
 
@@ -101,9 +117,10 @@ cli
   });
 
 cli
-  .command('images [action]', 'List, build or prune cached images (action: list | build | prune)')
-  .option('--arch <arch>', 'Architecture to build', { default: 'amd64' })
+  .command('images [action]', 'List, build, box or prune cached images (action: list | build | box | prune)')
+  .option('--arch <arch>', 'Architecture to build (or to make a Vagrant box of)', { default: 'amd64' })
   .option('--rebuild', 'Build even if the image is cached')
+  .example('lab images box --arch amd64')
   .action(async (action: string | undefined, options: { arch: string; rebuild?: boolean }) => {
     const images = await import('./images.js');
     await images.imagesCommand(action ?? 'list', options, log, interruptible());

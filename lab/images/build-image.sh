@@ -63,15 +63,21 @@ stage "configuring"
 echo "lab" > "$rootfs/etc/hostname"
 echo "/dev/vda / ext4 rw,relatime 0 1" > "$rootfs/etc/fstab"
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > "$rootfs/etc/hosts"
-mkdir -p "$rootfs/etc/systemd/network"
-# The management NIC always has this MAC (each VM has its own user-mode network).
-cat > "$rootfs/etc/systemd/network/10-mgmt.network" <<NET
+# The root is the whole disk, named on the kernel command line; the file exists for tools that edit it (Vagrant).
+echo '# root: /dev/vda, from the kernel command line' > "$rootfs/etc/fstab"
+mkdir -p "$rootfs/etc/systemd/network" "$rootfs/usr/lib/systemd/network"
+# The management NIC has this MAC (each VM has its own user-mode network), unless the kernel
+# command line names another (lab.mgmt_mac=..., when VMs share one management network: Vagrant).
+# The default lives in /usr/lib so that the boot unit's file of the same name in /run overrides it.
+cat > "$rootfs/usr/lib/systemd/network/10-mgmt.network" <<NET
 [Match]
 MACAddress=52:54:00:1a:b0:01
 [Network]
 DHCP=ipv4
 [DHCPv4]
 UseDNS=no
+# Leases follow the MAC: clones of one image would otherwise ask with the same client ID.
+ClientIdentifier=mac
 NET
 # The cluster NIC: its MAC and address come from the kernel command line, so one image serves
 # every node (lab.cluster_mac=52:54:00:1a:c0:01 lab.cluster_ip=10.77.0.11/24).
@@ -81,17 +87,20 @@ for arg in $(cat /proc/cmdline); do
   case "$arg" in
     lab.cluster_ip=*) ip=${arg#*=} ;;
     lab.cluster_mac=*) mac=${arg#*=} ;;
+    lab.mgmt_mac=*) mgmt=${arg#*=} ;;
   esac
 done
-[ -n "$ip" ] && [ -n "$mac" ] || exit 0
 mkdir -p /run/systemd/network
+[ -n "$mgmt" ] && printf '[Match]\nMACAddress=%s\n[Network]\nDHCP=ipv4\n[DHCPv4]\nUseDNS=no\nClientIdentifier=mac\n' "$mgmt" \
+  > /run/systemd/network/10-mgmt.network
+[ -n "$ip" ] && [ -n "$mac" ] || exit 0
 printf '[Match]\nMACAddress=%s\n[Link]\nRequiredForOnline=no\n[Network]\nAddress=%s\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' "$mac" "$ip" \
   > /run/systemd/network/20-cluster.network
 SH
 chmod 755 "$rootfs/usr/local/sbin/lab-cluster-net"
 cat > "$rootfs/etc/systemd/system/lab-cluster-net.service" <<'UNIT'
 [Unit]
-Description=Cluster link address from the kernel command line
+Description=Lab NIC settings (management MAC, cluster address) from the kernel command line
 DefaultDependencies=no
 Before=systemd-networkd.service
 After=local-fs.target

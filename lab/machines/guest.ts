@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Arch } from '../scenario/schema.js';
 import { processes } from '../util/procfs.js';
 import type { MachineSpec } from './driver.js';
@@ -66,6 +67,8 @@ export function kernelCmdline(spec: MachineSpec): string {
     'panic=-1',
     'net.ifnames=0',
     `systemd.hostname=${spec.name}`,
+    // Clones of one image must not share a machine ID (journald, DHCP, Kubernetes node IDs use it).
+    `systemd.machine_id=${createHash('sha256').update(`${spec.runId}/${spec.name}`).digest('hex').slice(0, 32)}`,
     ...(spec.cluster ? [`lab.cluster_mac=${spec.cluster.mac}`, `lab.cluster_ip=${spec.cluster.address}`] : []),
     `lab.process=${runLabel(spec.runId, spec.name)}`,
   ].join(' ');

@@ -126,8 +126,13 @@ export class SshSession {
     });
   }
 
+  /**
+   * Drops the connection at once. A graceful end() would wait for the server's FIN, and the VM is
+   * usually destroyed next: on a bridged network (Vagrant's) nothing would ever answer, and the
+   * half-closed socket would keep the lab alive for minutes.
+   */
   close(): void {
-    this.client.end();
+    this.client.destroy();
   }
 }
 

@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { QemuDriver } from '../machines/qemu/driver.js';
 import type { Driver } from '../machines/driver.js';
 import { LibvirtDriver } from '../machines/libvirt/driver.js';
+import { VagrantDriver } from '../machines/vagrant/driver.js';
 import type { DriverName } from '../scenario/schema.js';
 import { writeSummary, verdictOf, type PhaseResult, type RunSummary } from '../report/summary.js';
 import { loadScenario, type Overrides } from '../scenario/loader.js';
@@ -38,7 +39,8 @@ export interface RunOutcome {
   exitCode: 0 | 1 | 130;
 }
 
-export const drivers = (): Driver[] => [new QemuDriver()];
+/** Every driver, for `lab doctor` and for finding the processes of killed runs. */
+export const drivers = (): Driver[] => [new QemuDriver(), new LibvirtDriver(), new VagrantDriver()];
 
 /** The driver that makes a scenario's VMs. */
 export function driverFor(name: DriverName): Driver {
@@ -48,7 +50,7 @@ export function driverFor(name: DriverName): Driver {
     case 'libvirt':
       return new LibvirtDriver();
     case 'vagrant':
-      throw new Error('the vagrant driver is not available in this version');
+      return new VagrantDriver();
   }
 }
 

@@ -7,7 +7,7 @@ import type { ScenarioSpec } from './schema.js';
 import type { Path } from './locate.js';
 
 /** Drivers this version of the lab can run. */
-const AVAILABLE_DRIVERS = new Set(['qemu', 'libvirt']);
+const AVAILABLE_DRIVERS = new Set(['qemu', 'libvirt', 'vagrant']);
 
 /** Rules that need the whole scenario: names that must be unique or must exist. */
 export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path; message: string }[] {

@@ -93,7 +93,7 @@ async function bootNode(
       await ctx.driver.start(vm, signal);
       try {
         const session = await connectWhenReady(vm.ssh, {
-          what: `an SSH login on ${node.name} (127.0.0.1:${vm.ssh.port})`,
+          what: `an SSH login on ${node.name} (${vm.ssh.host}:${vm.ssh.port})`,
           timeoutMs: bootSeconds * 1000,
           signal,
           stillBooting: () => (vm.exitReason() ? `the VM of ${node.name} stopped: ${vm.exitReason()}` : undefined),

@@ -1,0 +1,89 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Hypervisor } from '@unraid/libvirt';
+import type { MachineSpec, Vm } from '../driver.js';
+import type { PrivateLibvirtd } from './daemon.js';
+
+/** How often a running domain is looked up, to notice that it stopped. */
+const WATCH_MS = 1000;
+const SHUTOFF = 5;
+const CRASHED = 6;
+
+/** Watching and stopping domains by name, for the drivers that go through libvirt (libvirt, vagrant). */
+export class Domains {
+  constructor(
+    private readonly hypervisor: Hypervisor,
+    private readonly daemon?: PrivateLibvirtd,
+  ) {}
+
+  /** Why the domain is not running (shut off, crashed, gone, its daemon dead), or undefined while it runs. */
+  async whyStopped(name: string): Promise<string | undefined> {
+    const daemonGone = this.daemon?.exitReason();
+    if (daemonGone) return `the run's libvirtd stopped: ${daemonGone}`;
+    try {
+      const { state } = await (await this.hypervisor.domainLookupByName(name)).getInfo();
+      if (state === SHUTOFF) return `the libvirt domain ${name} is shut off`;
+      if (state === CRASHED) return `the libvirt domain ${name} crashed`;
+      return undefined;
+    } catch {
+      return `the libvirt domain ${name} is gone (its QEMU exited or was killed)`;
+    }
+  }
+
+  /** Polls the domain and calls `onStop` once with the reason it stopped. Returns a function that stops watching. */
+  watch(name: string, onStop: (reason: string) => void): () => void {
+    const timer = setInterval(() => {
+      void this.whyStopped(name).then((reason) => {
+        if (reason) {
+          clearInterval(timer);
+          onStop(reason);
+        }
+      });
+    }, WATCH_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** ACPI power button, then a hard stop after `graceMs`. Idempotent. */
+  async stop(name: string, graceMs: number): Promise<void> {
+    if (await this.whyStopped(name)) return;
+    const domain = await this.hypervisor.domainLookupByName(name).catch(() => undefined);
+    if (!domain) return;
+    if (graceMs > 0) {
+      await domain.shutdown().catch(() => undefined);
+      for (const deadline = Date.now() + graceMs; Date.now() < deadline; await sleep(250)) if (await this.whyStopped(name)) return;
+    }
+    await domain.destroy().catch(() => undefined);
+  }
+}
+
+/** A VM that is a libvirt domain: it learns that it stopped from a `Domains.watch`. */
+export class DomainVm implements Vm {
+  exited: string | undefined;
+  unwatch: (() => void) | undefined;
+
+  constructor(
+    readonly spec: MachineSpec,
+    public ssh: Vm['ssh'],
+    readonly domainName: string,
+    readonly consoleLog: string,
+  ) {}
+
+  exitReason(): string | undefined {
+    return this.exited;
+  }
+
+  async stoppedWithin(ms: number): Promise<string | undefined> {
+    for (const deadline = Date.now() + ms; !this.exited && this.unwatch && Date.now() < deadline;) await sleep(100);
+    return this.exited;
+  }
+
+  watchWith(domains: Domains): void {
+    this.unwatch = domains.watch(this.domainName, (reason) => this.stopped(reason));
+  }
+
+  stopped(reason: string): void {
+    this.exited ??= reason;
+    this.unwatch?.();
+    this.unwatch = undefined;
+  }
+}

@@ -1,0 +1,181 @@
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Hypervisor } from '@unraid/libvirt';
+import { isIsolated } from '../../net/isolate.js';
+import { run } from '../../util/proc.js';
+import { detectAccel, type Accel } from '../accel.js';
+import type { Driver, DriverInfo, MachineSpec, RunHost, Vm } from '../driver.js';
+import { kernelCmdline, labelledHypervisors, qemuBinary } from '../guest.js';
+import type { PrivateLibvirtd } from '../libvirt/daemon.js';
+import { DomainVm, Domains } from '../libvirt/domains.js';
+import { connectLibvirt, libvirtProblems } from '../libvirt/driver.js';
+import { ensureBox, vagrantEnv } from './box.js';
+import { netmaskOf, parseSshConfig, renderVagrantfile, type VagrantNode } from './vagrantfile.js';
+
+/** CPU models libvirt knows for TCG guests (its "custom" mode has no `max`). */
+const CPU_MODEL = { amd64: 'qemu64', arm64: 'cortex-a57' } as const;
+
+/** The nodes share one libvirt management network here, so each needs a MAC of its own. */
+const mgmtMac = (index: number): string => `52:54:00:1a:b1:${(index + 1).toString(16).padStart(2, '0')}`;
+
+/**
+ * Makes the VMs through the Vagrant CLI with vagrant-libvirt, from a Vagrantfile the driver writes
+ * for the run (template in vagrant/), against the run's private libvirtd. vagrant-libvirt needs
+ * a libvirt management network (a bridge, dnsmasq and NAT rules), so this driver only runs inside
+ * a network namespace the run created (`--isolate`). The lab reaches the nodes at the addresses
+ * `vagrant ssh-config` reports on that network.
+ */
+export class VagrantDriver implements Driver {
+  readonly name = 'vagrant' as const;
+  private accel: Accel | undefined;
+  private host: RunHost | undefined;
+  private hypervisor: Hypervisor | undefined;
+  private daemon: PrivateLibvirtd | undefined;
+  private domains: Domains | undefined;
+  private uri = '';
+  private readonly nodes: VagrantNode[] = [];
+  /** `vagrant up` one node at a time: concurrent ups race to create the shared networks. */
+  private upQueue: Promise<unknown> = Promise.resolve();
+
+  async info(): Promise<DriverInfo> {
+    const problems = await libvirtProblems(['vagrant']);
+    const plugins = await run(['vagrant', 'plugin', 'list'], { env: vagrantEnv(), check: false }).catch(() => undefined);
+    if (plugins && !plugins.stdout.includes('vagrant-libvirt')) problems.push('the vagrant-libvirt plugin is missing: run bin/lab setup');
+    return { name: this.name, problems, acceleration: this.accel ? `${this.accel.kind} (${this.accel.why})` : 'not probed yet' };
+  }
+
+  async open(host: RunHost): Promise<void> {
+    if (!isIsolated())
+      throw new Error(
+        'the vagrant driver runs only inside a network namespace of the run: use lab run --isolate (lab run does it by itself)',
+      );
+    this.host = host;
+    const { hypervisor, daemon, uri } = await connectLibvirt(host, undefined);
+    Object.assign(this, { hypervisor, daemon, uri, domains: new Domains(hypervisor, daemon) });
+    // vagrant-libvirt keeps disks in the pool named "default"; the run's libvirtd starts with none
+    // (the binding has no storage API, so virsh it is).
+    for (const args of [
+      ['pool-define-as', 'default', 'dir', '--target', '/var/lib/libvirt/images'],
+      ['pool-build', 'default'],
+      ['pool-start', 'default'],
+    ])
+      await run(['virsh', '-c', uri, ...args]);
+    mkdirSync(this.projectDir, { recursive: true });
+  }
+
+  async close(): Promise<void> {
+    await this.hypervisor?.connectClose().catch(() => undefined);
+    this.hypervisor = undefined;
+    await this.daemon?.stop();
+  }
+
+  private get projectDir(): string {
+    return join(this.opened().stateDir, 'vagrant');
+  }
+
+  async create(spec: MachineSpec, signal?: AbortSignal): Promise<Vm> {
+    const host = this.opened();
+    mkdirSync(spec.stateDir, { recursive: true });
+    mkdirSync(spec.logDir, { recursive: true });
+    if (!spec.cluster) throw new Error("the vagrant driver needs the run's cluster addresses");
+    const box = await ensureBox(spec.image, host.log, signal);
+    this.accel ??= await detectAccel(spec.arch, qemuBinary(spec.arch), spec.image.kernel);
+    const mac = mgmtMac(this.nodes.length);
+    const consoleLog = join(spec.logDir, 'console.log');
+    this.nodes.push({
+      name: spec.name,
+      box: box.name,
+      cpus: spec.cpus,
+      memory: spec.memoryMiB,
+      domain_type: this.accel.kind === 'kvm' ? 'kvm' : 'qemu',
+      cpu_model: CPU_MODEL[spec.arch],
+      cmdline: `${kernelCmdline(spec)} lab.mgmt_mac=${mac}`,
+      mgmt_mac: mac,
+      cluster_ip: spec.cluster.address.split('/')[0] as string,
+      cluster_mac: spec.cluster.mac,
+      console_log: consoleLog,
+    });
+    this.writeVagrantfile(spec.cluster.address);
+    // Until `vagrant up` reports where SSH listens, the endpoint is unknown.
+    const ssh = { host: '', port: 22, user: 'root', privateKeyFile: spec.image.clientKey, hostKey: spec.image.hostKey };
+    return new DomainVm(spec, ssh, `${this.prefix}${spec.name}`, consoleLog);
+  }
+
+  /** Written again for every node, so the file always lists every node created so far. */
+  private writeVagrantfile(clusterAddress: string): void {
+    const host = this.opened();
+    const text = renderVagrantfile({
+      runId: host.runId,
+      prefix: this.prefix,
+      clusterNetwork: 'lab-cluster',
+      clusterNetmask: netmaskOf(Number(clusterAddress.split('/')[1])),
+      nodes: this.nodes,
+    });
+    writeFileSync(join(this.projectDir, 'Vagrantfile'), text);
+    // A copy in the run's logs, for a user to run by hand.
+    writeFileSync(join(host.logDir, 'Vagrantfile'), text);
+  }
+
+  private get prefix(): string {
+    return `lab-${this.opened().runId}-`;
+  }
+
+  async start(vm: Vm, signal?: AbortSignal): Promise<void> {
+    const dvm = vm as DomainVm;
+    const up = this.upQueue.then(() => this.up(dvm, signal));
+    this.upQueue = up.catch(() => undefined);
+    await up;
+  }
+
+  private async up(vm: DomainVm, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    const name = vm.spec.name;
+    const vagrantLog = join(vm.spec.logDir, 'vagrant.log');
+    const options = {
+      cwd: this.projectDir,
+      env: vagrantEnv({ LIBVIRT_DEFAULT_URI: this.uri }),
+      signal,
+      group: () => undefined,
+      onLine: (line: string) => appendFileSync(vagrantLog, `${line}\n`),
+    };
+    // pdeathsig: a killed lab takes its vagrant with it.
+    const vagrant = (...args: string[]) => ['setpriv', '--pdeathsig', 'KILL', '--', 'vagrant', ...args];
+    try {
+      await run(vagrant('up', name, '--provider=libvirt', '--no-provision'), options);
+    } catch (error) {
+      throw new Error(`vagrant up ${name} failed (log: ${vagrantLog})\n${(error as Error).message}`);
+    }
+    if (!this.domains) throw new Error('the vagrant driver is not open');
+    vm.watchWith(this.domains);
+    const config = parseSshConfig((await run(vagrant('ssh-config', name), options)).stdout);
+    vm.ssh = { ...vm.ssh, host: config.host, port: config.port, user: config.user };
+  }
+
+  async stop(vm: Vm, graceMs: number): Promise<void> {
+    const dvm = vm as DomainVm;
+    if (!dvm.unwatch || !this.domains) return;
+    await this.domains.stop(dvm.domainName, graceMs);
+    dvm.stopped('stopped by the lab');
+  }
+
+  async destroy(vm: Vm): Promise<void> {
+    await this.stop(vm, 0);
+    // Removes the domain and its disk from the run's libvirtd; the daemon and its folders go with the run.
+    if (this.hypervisor)
+      await run(['vagrant', 'destroy', '-f', vm.spec.name], {
+        cwd: this.projectDir,
+        env: vagrantEnv({ LIBVIRT_DEFAULT_URI: this.uri }),
+        check: false,
+      });
+    rmSync(vm.spec.stateDir, { recursive: true, force: true });
+  }
+
+  async list(runId?: string): Promise<{ runId: string; name: string; pid: number }[]> {
+    return labelledHypervisors(runId);
+  }
+
+  private opened(): RunHost {
+    if (!this.host) throw new Error('the vagrant driver is not open');
+    return this.host;
+  }
+}
