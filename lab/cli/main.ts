@@ -146,10 +146,12 @@ cli.command('doctor', 'Show what this host offers the lab (drivers, acceleration
     const info = await driver.info();
     log.info(`${info.name}: ${info.problems.length ? info.problems.join('; ') : 'ready'}`);
   }
-  for (const image of listImages()) {
-    const binary = image.recipe.arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
-    const accel = await detectAccel(image.recipe.arch, binary, image.kernel);
-    log.info(`${image.recipe.arch} guests: ${accel.kind} (${accel.why})`);
+  const { qemuBinary } = await import('../machines/guest.js');
+  // One line per architecture (the probe boots a cached image's kernel).
+  const byArch = new Map(listImages().map((image) => [image.recipe.arch, image]));
+  for (const [arch, image] of byArch) {
+    const accel = await detectAccel(arch, qemuBinary(arch), image.kernel);
+    log.info(`${arch} guests: ${accel.kind} (${accel.why})`);
   }
 });
 
