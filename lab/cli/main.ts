@@ -33,6 +33,18 @@ function interruptible(): AbortSignal {
 interface ScenarioFlags {
   arch?: string;
   driver?: string;
+  set?: string | string[];
+}
+
+/** `--set KEY=VALUE` (repeatable) as a map; a malformed one is bad input. */
+function parseSets(set: string | string[] | undefined): Record<string, string> {
+  const sets: Record<string, string> = {};
+  for (const item of [set ?? []].flat()) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(String(item));
+    if (!match) throw new InputError(`--set takes KEY=VALUE with KEY a shell variable name, not "${item}"`);
+    sets[match[1] as string] = match[2] as string;
+  }
+  return sets;
 }
 
 /** Command-line overrides, checked before anything else so a typo never reaches the scenario's errors. */
@@ -42,19 +54,24 @@ async function overrides(flags: ScenarioFlags): Promise<Overrides> {
     throw new InputError(`--arch must be one of ${Arch.options.join(', ')}, not "${flags.arch}"`);
   if (flags.driver !== undefined && !DriverName.safeParse(flags.driver).success)
     throw new InputError(`--driver must be one of ${DriverName.options.join(', ')}, not "${flags.driver}"`);
-  return { arch: flags.arch, driver: flags.driver };
+  return { arch: flags.arch, driver: flags.driver, set: parseSets(flags.set), hostEnv: process.env };
 }
 
 cli
   .command('run <scenario>', 'Boot, provision, check, report and destroy a scenario')
   .option('--arch <arch>', 'Run every node as this architecture (amd64, arm64)')
   .option('--driver <driver>', 'Make the VMs with this driver (qemu, libvirt, vagrant)')
+  .option(
+    '--set <KEY=VALUE>',
+    "Set a variable of the scenario's env (repeatable); the caller's environment also overrides the names it declares",
+  )
   .option('--keep <when>', 'Keep the VMs after the run: never, failed or always', { default: 'never' })
   .option('--isolate', 'Run the whole lab in a fresh network namespace (the vagrant driver always does)')
   .example('lab run scenarios/smoke')
   .example('lab run --arch arm64 scenarios/smoke')
   .example('lab run --keep=failed scenarios/two-node')
   .example('lab run --driver libvirt scenarios/two-node')
+  .example('K8S_VERSION=v1.3.0 lab run --set FLANNEL_BACKEND=vxlan scenarios/two-node')
   .action(async (scenario: string, flags: ScenarioFlags & { keep: string; isolate?: boolean }) => {
     const { runScenario } = await import('../run/orchestrator.js');
     const { loadScenario } = await import('../scenario/loader.js');
@@ -108,6 +125,7 @@ cli
   .command('validate <scenario>', 'Check a scenario file and report every problem with its line')
   .option('--arch <arch>', 'Validate with every node as this architecture')
   .option('--driver <driver>', 'Validate as made by this driver')
+  .option('--set <KEY=VALUE>', "Validate with this variable set in the scenario's env")
   .action(async (scenario: string, flags: ScenarioFlags) => {
     const { loadScenario } = await import('../scenario/loader.js');
     const loaded = loadScenario(scenario, await overrides(flags));

@@ -45,6 +45,13 @@ export interface Overrides {
   arch?: string;
   /** The VMs are made by this driver (`lab run --driver libvirt`). */
   driver?: string;
+  /**
+   * The caller's environment: a variable the scenario's `env` names takes its value from here, as
+   * exporting K8S_VERSION before running master.sh would (`K8S_VERSION=v1.3.0 lab run ...`).
+   */
+  hostEnv?: Record<string, string | undefined>;
+  /** `--set KEY=VALUE`: sets (or adds) a variable of the scenario's `env`, over everything else. */
+  set?: Record<string, string>;
 }
 
 export function loadScenario(target: string, overrides: Overrides = {}): LoadedScenario {
@@ -104,6 +111,7 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
   delete merged.extends;
   if (overrides.arch !== undefined) applyArch(merged, overrides.arch);
   if (overrides.driver !== undefined) merged.driver = overrides.driver;
+  applyEnv(merged, overrides);
   const parsed = Scenario.safeParse(merged);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -124,6 +132,17 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
   }
   if (problems.length) throw invalid(file, problems);
   return { spec: parsed.data, dir, files: sources.map((s) => s.file) };
+}
+
+/** Scenario env < the caller's environment (for the names the scenario declares) < `--set`. */
+function applyEnv(merged: Record<string, unknown>, overrides: Overrides): void {
+  const env = isPlain(merged.env) ? { ...merged.env } : {};
+  for (const key of Object.keys(env)) {
+    const value = overrides.hostEnv?.[key];
+    if (value !== undefined) env[key] = value;
+  }
+  Object.assign(env, overrides.set);
+  if (Object.keys(env).length) merged.env = env;
 }
 
 /** `--arch` replaces the scenario's arch and every node's. */

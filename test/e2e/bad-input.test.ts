@@ -36,6 +36,19 @@ describe('bad input', () => {
     expect(result.output).toMatch(/no scenario file at scenarios\/nope\/scenario.yaml/);
   });
 
+  test('bad overrides are bad input: --driver, --arch, --set', async () => {
+    for (const [args, message] of [
+      [['--driver', 'hyperv'], '--driver must be one of qemu, libvirt, vagrant, not "hyperv"'],
+      [['--arch', 'mips'], '--arch must be one of amd64, arm64, not "mips"'],
+      [['--set', '9LIVES=1'], '--set takes KEY=VALUE with KEY a shell variable name, not "9LIVES=1"'],
+    ] as const) {
+      const result = await runLab(['run', ...args, 'scenarios/smoke']);
+      expect(result.code, result.output).toBe(2);
+      expect(result.output).toContain(message);
+      expect(readdirSync(result.reportsDir)).toEqual([]);
+    }
+  });
+
   test('an unknown command is bad input', async () => {
     const result = await runLab(['frobnicate']);
     expect(result.code).toBe(2);

@@ -224,3 +224,25 @@ describe('loadScenario: cluster network', () => {
     expect(spec.nodes.map((n) => n.arch)).toEqual(['arm64', 'arm64']);
   });
 });
+
+describe('loadScenario: variables the way users pass them', () => {
+  const scenario = () =>
+    write('vars/scenario.yaml', 'env:', '  K8S_VERSION: v1.2.4', '  FLANNEL_BACKEND: udp', 'nodes:', '  - name: master');
+
+  test("the caller's environment overrides the names the scenario declares, and only those", () => {
+    const { spec } = loadScenario(scenario(), { hostEnv: { K8S_VERSION: 'v1.3.0', PATH: '/usr/bin', HOME: '/root' } });
+    expect(spec.env).toEqual({ K8S_VERSION: 'v1.3.0', FLANNEL_BACKEND: 'udp' });
+  });
+
+  test('--set wins over the environment and may add a variable', () => {
+    const { spec } = loadScenario(scenario(), {
+      hostEnv: { K8S_VERSION: 'v1.3.0' },
+      set: { K8S_VERSION: 'v1.2.5', MASTER_IP: '10.77.0.11' },
+    });
+    expect(spec.env).toEqual({ K8S_VERSION: 'v1.2.5', FLANNEL_BACKEND: 'udp', MASTER_IP: '10.77.0.11' });
+  });
+
+  test('without overrides the scenario values stand', () => {
+    expect(loadScenario(scenario()).spec.env).toEqual({ K8S_VERSION: 'v1.2.4', FLANNEL_BACKEND: 'udp' });
+  });
+});
