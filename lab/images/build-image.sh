@@ -63,8 +63,6 @@ stage "configuring"
 echo "lab" > "$rootfs/etc/hostname"
 echo "/dev/vda / ext4 rw,relatime 0 1" > "$rootfs/etc/fstab"
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > "$rootfs/etc/hosts"
-# The root is the whole disk, named on the kernel command line; the file exists for tools that edit it (Vagrant).
-echo '# root: /dev/vda, from the kernel command line' > "$rootfs/etc/fstab"
 mkdir -p "$rootfs/etc/systemd/network" "$rootfs/usr/lib/systemd/network"
 # The management NIC has this MAC (each VM has its own user-mode network), unless the kernel
 # command line names another (lab.mgmt_mac=..., when VMs share one management network: Vagrant).
