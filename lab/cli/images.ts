@@ -1,6 +1,6 @@
 import { ensureImage } from '../images/builder.js';
 import { diskUsage, imagesDir, listImages, reapDeadBuilds, removeImage } from '../images/cache.js';
-import { imageKey, recipeFor } from '../images/recipe.js';
+import { IMAGE_VARIANTS, imageKey, recipeFor, type ImageVariant } from '../images/recipe.js';
 import { Arch } from '../scenario/schema.js';
 import { InputError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -10,7 +10,7 @@ const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 /** `lab images list|build|box|prune`. Prune keeps the images the current recipes produce. */
 export async function imagesCommand(
   action: string,
-  options: { arch: string; rebuild?: boolean },
+  options: { arch: string; variant: string; rebuild?: boolean },
   log: Logger,
   signal: AbortSignal,
 ): Promise<void> {
@@ -22,17 +22,13 @@ export async function imagesCommand(
       return;
     }
     case 'build': {
-      const arch = Arch.safeParse(options.arch);
-      if (!arch.success) throw new InputError(`--arch must be one of ${Arch.options.join(', ')}, not "${options.arch}"`);
-      const image = await ensureImage(recipeFor('base', arch.data), { log, signal, rebuild: options.rebuild });
+      const image = await ensureImage(recipeOf(options), { log, signal, rebuild: options.rebuild });
       log.info(`${image.key}: ${image.dir}`);
       return;
     }
     case 'box': {
       // A vagrant-libvirt box of the image, added to the lab's Vagrant home and kept as a file for users.
-      const arch = Arch.safeParse(options.arch);
-      if (!arch.success) throw new InputError(`--arch must be one of ${Arch.options.join(', ')}, not "${options.arch}"`);
-      const image = await ensureImage(recipeFor('base', arch.data), { log, signal });
+      const image = await ensureImage(recipeOf(options), { log, signal });
       const { ensureBox } = await import('../machines/vagrant/box.js');
       const box = await ensureBox(image, log, signal);
       log.info(`box ${box.name}: ${box.file}`);
@@ -40,7 +36,7 @@ export async function imagesCommand(
       return;
     }
     case 'prune': {
-      const current = new Set(Arch.options.map((arch) => imageKey(recipeFor('base', arch))));
+      const current = new Set(Arch.options.flatMap((arch) => IMAGE_VARIANTS.map((variant) => imageKey(recipeFor(variant, arch)))));
       for (const image of listImages().filter((i) => !current.has(i.key))) {
         removeImage(image);
         log.info(`removed ${image.key}`);
@@ -51,4 +47,13 @@ export async function imagesCommand(
     default:
       throw new InputError(`unknown images action "${action}" (use list, build, box or prune)`);
   }
+}
+
+/** The recipe that `--arch` and `--variant` name; bad values are bad input. */
+function recipeOf(options: { arch: string; variant: string }) {
+  const arch = Arch.safeParse(options.arch);
+  if (!arch.success) throw new InputError(`--arch must be one of ${Arch.options.join(', ')}, not "${options.arch}"`);
+  if (!IMAGE_VARIANTS.includes(options.variant as ImageVariant))
+    throw new InputError(`--variant must be one of ${IMAGE_VARIANTS.join(', ')}, not "${options.variant}"`);
+  return recipeFor(options.variant as ImageVariant, arch.data);
 }

@@ -137,9 +137,10 @@ cli
 cli
   .command('images [action]', 'List, build, box or prune cached images (action: list | build | box | prune)')
   .option('--arch <arch>', 'Architecture to build (or to make a Vagrant box of)', { default: 'amd64' })
+  .option('--variant <variant>', "Image variant: base, or docker (Debian's Docker and the multinode scripts' tools)", { default: 'base' })
   .option('--rebuild', 'Build even if the image is cached')
   .example('lab images box --arch amd64')
-  .action(async (action: string | undefined, options: { arch: string; rebuild?: boolean }) => {
+  .action(async (action: string | undefined, options: { arch: string; variant: string; rebuild?: boolean }) => {
     const images = await import('./images.js');
     await images.imagesCommand(action ?? 'list', options, log, interruptible());
   });

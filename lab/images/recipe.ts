@@ -16,13 +16,20 @@ export interface ImageRecipe {
   diskSize: string;
 }
 
-export type ImageVariant = 'base';
+/** base: systemd, SSH and networking tools. docker: base plus Debian's Docker and what the multinode scripts call. */
+export const IMAGE_VARIANTS = ['base', 'docker'] as const;
+export type ImageVariant = (typeof IMAGE_VARIANTS)[number];
 
 export const buildScript = join(projectRoot, 'lab', 'images', 'build-image.sh');
 
 const VARIANT_PACKAGES: Record<ImageVariant, string[]> = {
   base: [],
+  // The guide's scripts call curl, ip, brctl, iptables and docker (whose default profile needs
+  // apparmor, on in Debian's kernel); busybox-static gives the emulated payload's images a userland.
+  docker: ['docker.io', 'apparmor', 'curl', 'ca-certificates', 'iptables', 'bridge-utils', 'busybox-static'],
 };
+
+const DISK_SIZE: Record<ImageVariant, string> = { base: '2G', docker: '4G' };
 
 const BOOT_MODULES: Record<Arch, string[]> = {
   amd64: ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4'],
@@ -30,7 +37,14 @@ const BOOT_MODULES: Record<Arch, string[]> = {
 };
 
 export function recipeFor(variant: ImageVariant, arch: Arch): ImageRecipe {
-  return { variant, arch, suite: 'bookworm', packages: VARIANT_PACKAGES[variant], modules: BOOT_MODULES[arch], diskSize: '2G' };
+  return {
+    variant,
+    arch,
+    suite: 'bookworm',
+    packages: VARIANT_PACKAGES[variant],
+    modules: BOOT_MODULES[arch],
+    diskSize: DISK_SIZE[variant],
+  };
 }
 
 /** Cache key: variant, arch and a hash of the recipe plus the build script that applies it. */

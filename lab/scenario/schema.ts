@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IMAGE_VARIANTS } from '../images/recipe.js';
 
 /**
  * The scenario file format. Every object is strict: an unknown key is an error, never ignored.
@@ -77,6 +78,10 @@ export const Scenario = z.strictObject({
   driver: DriverName.default('qemu').describe('What makes the VMs'),
   payload: z.enum(['emulated', 'upstream']).default('emulated').describe('Where the cluster software comes from'),
   arch: Arch.default('amd64').describe('Default architecture of the nodes'),
+  image: z
+    .enum(IMAGE_VARIANTS)
+    .default('base')
+    .describe("Image of the nodes: base, or docker (Debian's Docker and the tools the multinode scripts call)"),
   env: Env.default({}).describe('Environment of every provisioner step'),
   network: Network.default({ cidr: '10.77.0.0/24' }).describe('The cluster link'),
   nodes: z.array(NodeSpec).min(1, 'a scenario needs at least one node').describe('The VMs'),

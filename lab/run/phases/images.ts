@@ -8,7 +8,7 @@ export const imagesPhase: Phase = {
   async execute(ctx) {
     const arches = [...new Set(ctx.scenario.spec.nodes.map((node) => nodeArch(ctx, node)))];
     for (const arch of arches) {
-      const image = await ensureImage(recipeFor('base', arch), { log: ctx.log, signal: ctx.signal });
+      const image = await ensureImage(recipeFor(ctx.scenario.spec.image, arch), { log: ctx.log, signal: ctx.signal });
       ctx.log.debug(`image for ${arch}: ${image.dir}`);
       ctx.images.set(arch, image);
     }
