@@ -13,4 +13,15 @@ describe('the docker image variant', () => {
     expect(log).toContain('docker ok');
     expect(leftovers(runId)).toEqual([]);
   });
+
+  test("the multinode worker.sh refuses to start without MASTER_IP, with the guide's message; turndown needs no terminal", async () => {
+    const result = await runLab(['run', 'test/scenarios/worker-without-master']);
+    expect(result.code, result.output).toBe(1);
+    const { runId, dir, summary } = onlyRun(result);
+    expect(summary.steps.map((s) => `${s.step}:${s.status}`)).toEqual(['turndown:passed', 'worker:failed']);
+    expect(result.output).toContain('provision step "worker" failed on worker: exit code 1');
+    expect(readFileSync(`${dir}/logs/worker/provision-worker.log`, 'utf8')).toContain('Please export MASTER_IP in your env');
+    expect(readFileSync(`${dir}/logs/worker/provision-turndown.log`, 'utf8')).toMatch(/\+\+\+ \[\d{4} \d\d:\d\d:\d\d\] Turned down/);
+    expect(leftovers(runId)).toEqual([]);
+  });
 });
