@@ -23,7 +23,9 @@ const mgmtMac = (index: number): string => `52:54:00:1a:b1:${(index + 1).toStrin
  * for the run (template in vagrant/), against the run's private libvirtd. vagrant-libvirt needs
  * a libvirt management network (a bridge, dnsmasq and NAT rules), so this driver only runs inside
  * a network namespace the run created (`--isolate`). The lab reaches the nodes at the addresses
- * `vagrant ssh-config` reports on that network.
+ * `vagrant ssh-config` reports on that network. The cluster link is an isolated libvirt network
+ * (Vagrant's own private_network), so that the Vagrantfile also works by hand; the run's vde
+ * switch stays unused.
  */
 export class VagrantDriver implements Driver {
   readonly name = 'vagrant' as const;
