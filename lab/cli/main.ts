@@ -103,8 +103,10 @@ cli.command('list', 'List the kept runs and how to reach their nodes').action(as
 cli
   .command('ssh <node> [...command]', 'Open a shell (or run a command) on a node of a kept run')
   .option('--run <id>', 'The kept run (needed when several are kept)')
-  .action(async (node: string, command: string[], flags: { run?: string }) => {
-    process.exitCode = (await import('./kept.js')).sshCommand(node, command, flags.run);
+  .example('lab ssh master -- ip -4 addr show eth1')
+  .action(async (node: string, command: string[], flags: { run?: string; '--'?: string[] }) => {
+    // `lab ssh node -- cmd --flag`: what follows `--` is the command, untouched by option parsing.
+    process.exitCode = (await import('./kept.js')).sshCommand(node, [...command, ...(flags['--'] ?? [])], flags.run);
   });
 
 cli

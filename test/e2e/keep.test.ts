@@ -24,6 +24,9 @@ describe('kept runs', () => {
       const ssh = labSync('ssh', 'node1', '--run', runId, 'hostname');
       expect(ssh.code, ssh.err).toBe(0);
       expect(ssh.out.trim()).toBe('node1');
+      // After `--`, the command keeps its own options.
+      const dashed = labSync('ssh', 'node1', '--run', runId, '--', 'uname', '-m');
+      expect(dashed.out.trim(), dashed.err).toBe('x86_64');
 
       expect(labSync('verify', '--run', runId).code).toBe(0);
       // Break the kept node: verify sees it, without any provisioning.
