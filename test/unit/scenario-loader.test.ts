@@ -44,6 +44,7 @@ describe('loadScenario: shape', () => {
       driver: 'qemu',
       payload: 'emulated',
       arch: 'amd64',
+      image: 'base',
       env: {},
       nodes: [{ name: 'node1', role: 'worker', cpus: 2, memory: 1024 }],
       provision: [],
