@@ -1,6 +1,60 @@
-import { describe, expect, test } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { freeLoopbackPort } from '../../lab/net/ports.js';
 import { NAMESPACES, NODES, Registry, StatusError } from '../../payloads/hyperkube/registry.js';
-import { MemoryStore } from '../../payloads/hyperkube/store.js';
+import { EtcdV2Store, MemoryStore, type KeyValueStore } from '../../payloads/hyperkube/store.js';
+
+/** Debian's etcd on 127.0.0.1 with the v2 API, as the payload runs it; one per test file. */
+let etcd: ChildProcess | undefined;
+let etcdEndpoint = '';
+let etcdData = '';
+
+beforeAll(async () => {
+  etcdData = mkdtempSync(join(tmpdir(), 'lab-etcd-'));
+  const [client, peer] = [await freeLoopbackPort(), await freeLoopbackPort()];
+  etcdEndpoint = `http://127.0.0.1:${client}`;
+  etcd = spawn(
+    'etcd',
+    [
+      '--data-dir',
+      etcdData,
+      '--enable-v2=true',
+      '--listen-client-urls',
+      etcdEndpoint,
+      '--advertise-client-urls',
+      etcdEndpoint,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${peer}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  for (const deadline = Date.now() + 20_000; ; await new Promise((r) => setTimeout(r, 100))) {
+    const healthy = await fetch(`${etcdEndpoint}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (healthy) break;
+    if (Date.now() > deadline) throw new Error('etcd did not answer on 127.0.0.1 within 20 s');
+  }
+});
+
+afterAll(() => {
+  etcd?.kill('SIGKILL');
+  rmSync(etcdData, { recursive: true, force: true });
+});
+
+/** Each test starts from an empty /registry. */
+async function freshEtcd(): Promise<KeyValueStore> {
+  await fetch(`${etcdEndpoint}/v2/keys/registry?recursive=true&dir=true`, { method: 'DELETE' });
+  return new EtcdV2Store(etcdEndpoint);
+}
 
 /** The v1 Status a failing call answers with. */
 async function statusOf(call: Promise<unknown>): Promise<Record<string, unknown>> {
@@ -12,17 +66,22 @@ async function statusOf(call: Promise<unknown>): Promise<Record<string, unknown>
   return (error as StatusError).toStatus();
 }
 
-describe('apiserver stand-in: objects kept in etcd', () => {
+describe.each([
+  ['an in-memory store with etcd semantics', async () => new MemoryStore() as KeyValueStore],
+  ["Debian's etcd (v2 API) on 127.0.0.1", freshEtcd],
+])('apiserver stand-in: objects kept in %s', (_, makeStore) => {
   test('a node round-trips through the store with the metadata the server owns', async () => {
-    const store = new MemoryStore();
+    const store = await makeStore();
     const registry = new Registry(store);
     const created = await registry.create(NODES, { metadata: { name: '10.77.0.12', labels: { 'kubernetes.io/hostname': '10.77.0.12' } } });
     expect(created.kind).toBe('Node');
-    expect(created.metadata).toMatchObject({ name: '10.77.0.12', selfLink: '/api/v1/nodes/10.77.0.12', resourceVersion: '1' });
+    expect(created.metadata).toMatchObject({ name: '10.77.0.12', selfLink: '/api/v1/nodes/10.77.0.12' });
     expect(created.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
     // What etcd holds is the object itself, under Kubernetes' own key.
     const raw = await store.get('/registry/nodes/10.77.0.12');
     expect(JSON.parse(raw?.value ?? '{}').metadata.labels).toEqual({ 'kubernetes.io/hostname': '10.77.0.12' });
+    // resourceVersion is etcd's modification index of the key.
+    expect(created.metadata?.resourceVersion).toBe(String(raw?.modifiedIndex));
     expect(await registry.get(NODES, '10.77.0.12')).toEqual(created);
     const list = await registry.list(NODES);
     expect(list.kind).toBe('NodeList');
@@ -30,7 +89,7 @@ describe('apiserver stand-in: objects kept in etcd', () => {
   });
 
   test('404: a missing object, in the Status shape kubectl prints', async () => {
-    expect(await statusOf(new Registry(new MemoryStore()).get(NODES, '10.77.0.99'))).toEqual({
+    expect(await statusOf(new Registry(await makeStore()).get(NODES, '10.77.0.99'))).toEqual({
       kind: 'Status',
       apiVersion: 'v1',
       metadata: {},
@@ -43,7 +102,7 @@ describe('apiserver stand-in: objects kept in etcd', () => {
   });
 
   test('409: creating an existing object, and updating from a stale resourceVersion', async () => {
-    const registry = new Registry(new MemoryStore());
+    const registry = new Registry(await makeStore());
     const first = await registry.create(NAMESPACES, { metadata: { name: 'kube-system' } });
     const exists = await statusOf(registry.create(NAMESPACES, { metadata: { name: 'kube-system' } }));
     expect(exists).toMatchObject({ code: 409, reason: 'AlreadyExists', message: 'namespaces "kube-system" already exists' });
@@ -54,7 +113,7 @@ describe('apiserver stand-in: objects kept in etcd', () => {
   });
 
   test('422: a name that is missing or not a DNS label, with the field named in the causes', async () => {
-    const registry = new Registry(new MemoryStore());
+    const registry = new Registry(await makeStore());
     const missing = await statusOf(registry.create(NODES, { metadata: {} }));
     expect(missing).toMatchObject({ code: 422, reason: 'Invalid' });
     expect(missing.details).toMatchObject({ kind: 'Node', causes: [{ reason: 'FieldValueRequired', field: 'metadata.name' }] });
@@ -63,7 +122,7 @@ describe('apiserver stand-in: objects kept in etcd', () => {
   });
 
   test('delete removes the key, and a second delete is a 404', async () => {
-    const store = new MemoryStore();
+    const store = await makeStore();
     const registry = new Registry(store);
     await registry.create(NODES, { metadata: { name: 'worker' } });
     await registry.delete(NODES, 'worker');
