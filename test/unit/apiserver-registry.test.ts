@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freeLoopbackPort } from '../../lab/net/ports.js';
+import type { AddressInfo } from 'node:net';
+import { createApiServer } from '../../payloads/hyperkube/apiserver.js';
 import { NAMESPACES, NODES, Registry, StatusError } from '../../payloads/hyperkube/registry.js';
 import { EtcdV2Store, MemoryStore, type KeyValueStore } from '../../payloads/hyperkube/store.js';
 
@@ -128,5 +130,40 @@ describe.each([
     await registry.delete(NODES, 'worker');
     expect(await store.get('/registry/nodes/worker')).toBeUndefined();
     expect(await statusOf(registry.delete(NODES, 'worker'))).toMatchObject({ code: 404, reason: 'NotFound' });
+  });
+});
+
+describe('apiserver stand-in over HTTP, with etcd behind it', () => {
+  test('healthz, version, discovery, and node create/get/list/404/409 as kubectl sees them', async () => {
+    const server = createApiServer({ registry: new Registry(await freshEtcd()), version: 'v1.3.0', platform: 'linux/amd64' });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const call = async (path: string, init?: RequestInit) => {
+      const response = await fetch(`${base}${path}`, init);
+      const text = await response.text();
+      return { code: response.status, text, json: () => JSON.parse(text) as Record<string, unknown> };
+    };
+    try {
+      expect((await call('/healthz')).text).toBe('ok');
+      expect((await call('/version')).json()).toMatchObject({ major: '1', minor: '3', gitVersion: 'v1.3.0', platform: 'linux/amd64' });
+      expect((await call('/api')).json()).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
+      expect(JSON.stringify((await call('/api/v1')).json())).toContain('"name":"nodes"');
+
+      const node = JSON.stringify({ kind: 'Node', apiVersion: 'v1', metadata: { name: '10.77.0.11' } });
+      const created = await call('/api/v1/nodes', { method: 'POST', body: node });
+      expect(created.code).toBe(201);
+      expect((await call('/api/v1/nodes', { method: 'POST', body: node })).json()).toMatchObject({ code: 409, reason: 'AlreadyExists' });
+      const list = (await call('/api/v1/nodes')).json();
+      expect(list.kind).toBe('NodeList');
+      expect((list.items as { metadata: { name: string } }[]).map((i) => i.metadata.name)).toEqual(['10.77.0.11']);
+      const missing = await call('/api/v1/nodes/10.77.0.99');
+      expect(missing.code).toBe(404);
+      expect(missing.json()).toMatchObject({ kind: 'Status', reason: 'NotFound', message: 'nodes "10.77.0.99" not found' });
+      const bad = await call('/api/v1/nodes', { method: 'POST', body: '{not json' });
+      expect(bad.code).toBe(400);
+      expect((await call('/api/v1/widgets')).code).toBe(404);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
