@@ -43,13 +43,9 @@ export function listCommand(log: Logger): void {
 /** `lab ssh <node>`: an interactive shell (or one command) on a node of a kept run, with the pinned host key. */
 export function sshCommand(node: string, command: string[], runId: string | undefined): number {
   const run = pickRun(runId);
-  const spec = descriptorOf(run).nodes.find((n) => n.name === node);
-  if (!spec)
-    throw new InputError(
-      `run ${run.runId} has no node ${node} (nodes: ${descriptorOf(run)
-        .nodes.map((n) => n.name)
-        .join(', ')})`,
-    );
+  const { nodes } = descriptorOf(run);
+  const spec = nodes.find((n) => n.name === node);
+  if (!spec) throw new InputError(`run ${run.runId} has no node ${node} (nodes: ${nodes.map((n) => n.name).join(', ')})`);
   const dir = mkdtempSync(join(tmpdir(), 'lab-ssh-'));
   try {
     const knownHosts = join(dir, 'known_hosts');

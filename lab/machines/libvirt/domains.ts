@@ -43,6 +43,13 @@ export class Domains {
     return () => clearInterval(timer);
   }
 
+  /** Stops a VM's domain, if it still runs, and marks the VM stopped by the lab. Idempotent. */
+  async stopVm(vm: DomainVm, graceMs: number): Promise<void> {
+    if (!vm.unwatch) return;
+    await this.stop(vm.domainName, graceMs);
+    vm.stopped('stopped by the lab');
+  }
+
   /** ACPI power button, then a hard stop after `graceMs`. Idempotent. */
   async stop(name: string, graceMs: number): Promise<void> {
     if (await this.whyStopped(name)) return;

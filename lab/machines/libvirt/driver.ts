@@ -25,14 +25,30 @@ export async function libvirtProblems(binaries: string[]): Promise<string[]> {
   return problems;
 }
 
+/** The API of the run's libvirtd, the daemon itself when the lab started it, and its domains. */
+export class LibvirtConnection {
+  readonly domains: Domains;
+
+  constructor(
+    readonly hypervisor: Hypervisor,
+    readonly uri: string,
+    private readonly daemon?: PrivateLibvirtd,
+  ) {
+    this.domains = new Domains(hypervisor, daemon);
+  }
+
+  /** Lets go of the API, and stops the lab's daemon unless the run is kept (its domains live in it). */
+  async close(options: { keep?: boolean } = {}): Promise<void> {
+    await this.hypervisor.connectClose().catch(() => undefined);
+    if (!options.keep) await this.daemon?.stop();
+  }
+}
+
 /**
  * Connects to libvirtd: by default a private one started for the run (see PrivateLibvirtd); with
  * `uri`, a libvirtd of the user's, which must already answer: the lab never assumes one.
  */
-export async function connectLibvirt(
-  host: RunHost,
-  uri: string | undefined,
-): Promise<{ hypervisor: Hypervisor; daemon?: PrivateLibvirtd; uri: string }> {
+export async function connectLibvirt(host: RunHost, uri: string | undefined): Promise<LibvirtConnection> {
   const { Hypervisor } = await import('@unraid/libvirt');
   let daemon: PrivateLibvirtd | undefined;
   if (!uri) {
@@ -51,7 +67,7 @@ export async function connectLibvirt(
         (daemon ? '' : '\nstart it (libvirtd -d) or unset LAB_LIBVIRT_URI to let the lab run a private one'),
     );
   }
-  return { hypervisor, daemon, uri };
+  return new LibvirtConnection(hypervisor, uri, daemon);
 }
 
 /**
@@ -62,9 +78,7 @@ export async function connectLibvirt(
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt' as const;
   private accel: Accel | undefined;
-  private daemon: PrivateLibvirtd | undefined;
-  private hypervisor: Hypervisor | undefined;
-  private domains: Domains | undefined;
+  private connection: LibvirtConnection | undefined;
 
   constructor(private readonly uri = process.env.LAB_LIBVIRT_URI) {}
 
@@ -78,17 +92,13 @@ export class LibvirtDriver implements Driver {
   }
 
   async open(host: RunHost): Promise<void> {
-    const { hypervisor, daemon } = await connectLibvirt(host, this.uri);
-    this.hypervisor = hypervisor;
-    this.daemon = daemon;
-    this.domains = new Domains(hypervisor, daemon);
+    this.connection = await connectLibvirt(host, this.uri);
   }
 
   async close(options: { keep?: boolean } = {}): Promise<void> {
-    await this.hypervisor?.connectClose().catch(() => undefined);
-    this.hypervisor = undefined;
-    // A kept run's domains live in this daemon: it stays, and `lab down` stops it by its state folder.
-    if (!options.keep) await this.daemon?.stop();
+    // A kept run's daemon stays with its domains; `lab down` stops it by its state folder.
+    await this.connection?.close(options);
+    this.connection = undefined;
   }
 
   async create(spec: MachineSpec): Promise<Vm> {
@@ -108,14 +118,15 @@ export class LibvirtDriver implements Driver {
 
   async start(vm: Vm): Promise<void> {
     const dvm = vm as DomainVm;
-    if (!this.hypervisor || !this.domains) throw new Error('the libvirt driver is not open');
+    const connection = this.connection;
+    if (!connection) throw new Error('the libvirt driver is not open');
     this.accel ??= await detectAccel(dvm.spec.arch, qemuBinary(dvm.spec.arch), dvm.spec.image.kernel);
     // As with the qemu driver, the free port can be taken before QEMU binds it: try a few times.
     for (let attempt = 1; ; attempt++) {
       const xml = domainXml(dvm.spec, this.accel.kind, dvm.ssh.port, { overlay: overlayOf(dvm.spec), consoleLog: dvm.consoleLog });
       writeFileSync(join(dvm.spec.stateDir, 'domain.xml'), xml);
       try {
-        await this.hypervisor.domainCreateXML(xml);
+        await connection.hypervisor.domainCreateXML(xml);
         break;
       } catch (error) {
         const message = (error as Error).message;
@@ -126,15 +137,12 @@ export class LibvirtDriver implements Driver {
         throw new Error(`libvirt could not start ${dvm.spec.name}: ${message}`);
       }
     }
-    dvm.watchWith(this.domains);
+    dvm.watchWith(connection.domains);
   }
 
   async stop(vm: Vm, graceMs: number): Promise<void> {
-    const dvm = vm as DomainVm;
-    if (!dvm.unwatch || !this.domains) return;
     // ACPI power button, then the domain's on_poweroff=destroy ends the transient domain.
-    await this.domains.stop(dvm.domainName, graceMs);
-    dvm.stopped('stopped by the lab');
+    await this.connection?.domains.stopVm(vm as DomainVm, graceMs);
   }
 
   async destroy(vm: Vm): Promise<void> {

@@ -1,14 +1,12 @@
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Hypervisor } from '@unraid/libvirt';
 import { isIsolated } from '../../net/isolate.js';
 import { run } from '../../util/proc.js';
 import { detectAccel, type Accel } from '../accel.js';
 import type { Driver, DriverInfo, MachineSpec, RunHost, Vm } from '../driver.js';
 import { kernelCmdline, labelledHypervisors, qemuBinary } from '../guest.js';
-import type { PrivateLibvirtd } from '../libvirt/daemon.js';
-import { DomainVm, Domains } from '../libvirt/domains.js';
-import { connectLibvirt, libvirtProblems } from '../libvirt/driver.js';
+import { DomainVm } from '../libvirt/domains.js';
+import { connectLibvirt, libvirtProblems, type LibvirtConnection } from '../libvirt/driver.js';
 import { ensureBox, vagrantEnv } from './box.js';
 import { netmaskOf, parseSshConfig, renderVagrantfile, type VagrantNode } from './vagrantfile.js';
 
@@ -31,10 +29,7 @@ export class VagrantDriver implements Driver {
   readonly name = 'vagrant' as const;
   private accel: Accel | undefined;
   private host: RunHost | undefined;
-  private hypervisor: Hypervisor | undefined;
-  private daemon: PrivateLibvirtd | undefined;
-  private domains: Domains | undefined;
-  private uri = '';
+  private connection: LibvirtConnection | undefined;
   private readonly nodes: VagrantNode[] = [];
   /** `vagrant up` one node at a time: concurrent ups race to create the shared networks. */
   private upQueue: Promise<unknown> = Promise.resolve();
@@ -52,8 +47,8 @@ export class VagrantDriver implements Driver {
         'the vagrant driver runs only inside a network namespace of the run: use lab run --isolate (lab run does it by itself)',
       );
     this.host = host;
-    const { hypervisor, daemon, uri } = await connectLibvirt(host, undefined);
-    Object.assign(this, { hypervisor, daemon, uri, domains: new Domains(hypervisor, daemon) });
+    const connection = await connectLibvirt(host, undefined);
+    this.connection = connection;
     // vagrant-libvirt keeps disks in the pool named "default"; the run's libvirtd starts with none
     // (the binding has no storage API, so virsh it is).
     for (const args of [
@@ -61,14 +56,13 @@ export class VagrantDriver implements Driver {
       ['pool-build', 'default'],
       ['pool-start', 'default'],
     ])
-      await run(['virsh', '-c', uri, ...args]);
+      await run(['virsh', '-c', connection.uri, ...args]);
     mkdirSync(this.projectDir, { recursive: true });
   }
 
   async close(): Promise<void> {
-    await this.hypervisor?.connectClose().catch(() => undefined);
-    this.hypervisor = undefined;
-    await this.daemon?.stop();
+    await this.connection?.close();
+    this.connection = undefined;
   }
 
   private get projectDir(): string {
@@ -129,13 +123,19 @@ export class VagrantDriver implements Driver {
     await up;
   }
 
+  /** Where and how every Vagrant command of the run runs: in its project, against its libvirtd. */
+  private vagrantOptions(): { cwd: string; env: NodeJS.ProcessEnv } {
+    const connection = this.connection;
+    if (!connection) throw new Error('the vagrant driver is not open');
+    return { cwd: this.projectDir, env: vagrantEnv({ LIBVIRT_DEFAULT_URI: connection.uri }) };
+  }
+
   private async up(vm: DomainVm, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     const name = vm.spec.name;
     const vagrantLog = join(vm.spec.logDir, 'vagrant.log');
     const options = {
-      cwd: this.projectDir,
-      env: vagrantEnv({ LIBVIRT_DEFAULT_URI: this.uri }),
+      ...this.vagrantOptions(),
       signal,
       group: () => undefined,
       onLine: (line: string) => appendFileSync(vagrantLog, `${line}\n`),
@@ -147,28 +147,20 @@ export class VagrantDriver implements Driver {
     } catch (error) {
       throw new Error(`vagrant up ${name} failed (log: ${vagrantLog})\n${(error as Error).message}`);
     }
-    if (!this.domains) throw new Error('the vagrant driver is not open');
-    vm.watchWith(this.domains);
+    if (!this.connection) throw new Error('the vagrant driver is not open');
+    vm.watchWith(this.connection.domains);
     const config = parseSshConfig((await run(vagrant('ssh-config', name), options)).stdout);
     vm.ssh = { ...vm.ssh, host: config.host, port: config.port, user: config.user };
   }
 
   async stop(vm: Vm, graceMs: number): Promise<void> {
-    const dvm = vm as DomainVm;
-    if (!dvm.unwatch || !this.domains) return;
-    await this.domains.stop(dvm.domainName, graceMs);
-    dvm.stopped('stopped by the lab');
+    await this.connection?.domains.stopVm(vm as DomainVm, graceMs);
   }
 
   async destroy(vm: Vm): Promise<void> {
     await this.stop(vm, 0);
     // Removes the domain and its disk from the run's libvirtd; the daemon and its folders go with the run.
-    if (this.hypervisor)
-      await run(['vagrant', 'destroy', '-f', vm.spec.name], {
-        cwd: this.projectDir,
-        env: vagrantEnv({ LIBVIRT_DEFAULT_URI: this.uri }),
-        check: false,
-      });
+    if (this.connection) await run(['vagrant', 'destroy', '-f', vm.spec.name], { ...this.vagrantOptions(), check: false });
     rmSync(vm.spec.stateDir, { recursive: true, force: true });
   }
 
