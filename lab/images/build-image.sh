@@ -9,6 +9,7 @@
 #   MIRROR     Debian mirror URL
 #   PACKAGES   space-separated packages added to the base set
 #   MODULES    kernel modules the slim initramfs loads
+#   LOAD_MODULES  kernel modules loaded at boot (modules-load.d), may be empty
 #   DISK_SIZE  file system size, e.g. 2G
 #   DEB_CACHE  directory that keeps downloaded .debs between builds
 # Lines starting with "==> " are progress stages that the caller shows to the user.
@@ -51,6 +52,7 @@ printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"; chmod +x "$root
 echo "MODULES=list" > "$rootfs/etc/initramfs-tools/conf.d/lab.conf"
 echo "COMPRESS=zstd" >> "$rootfs/etc/initramfs-tools/conf.d/lab.conf"
 printf '%s\n' $MODULES > "$rootfs/etc/initramfs-tools/modules"
+[ -n "${LOAD_MODULES:-}" ] && printf '%s\n' $LOAD_MODULES > "$rootfs/etc/modules-load.d/lab.conf"
 
 stage "installing kernel and packages"
 echo "deb $MIRROR $SUITE main" > "$rootfs/etc/apt/sources.list"

@@ -56,6 +56,7 @@ async function build(recipe: ImageRecipe, key: string, finalDir: string, options
         MIRROR: mirror(),
         PACKAGES: recipe.packages.join(' '),
         MODULES: recipe.modules.join(' '),
+        LOAD_MODULES: recipe.loadModules.join(' '),
         DISK_SIZE: recipe.diskSize,
         DEB_CACHE: join(cacheDir(), 'debs', recipe.arch),
       },

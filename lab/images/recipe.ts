@@ -13,6 +13,8 @@ export interface ImageRecipe {
   packages: string[];
   /** Kernel modules the slim initramfs loads to find the root disk. */
   modules: string[];
+  /** Kernel modules loaded at boot (systemd-modules-load). */
+  loadModules: string[];
   diskSize: string;
 }
 
@@ -30,6 +32,9 @@ const VARIANT_PACKAGES: Record<ImageVariant, string[]> = {
 };
 
 const DISK_SIZE: Record<ImageVariant, string> = { base: '2G', docker: '4G' };
+// The payload's flannel tunnels through the kernel (fou + ipip for udp, vxlan), from a container
+// that cannot load modules itself; Debian's kernel has them as modules.
+const LOAD_MODULES: Record<ImageVariant, string[]> = { base: [], docker: ['fou', 'ipip', 'vxlan'] };
 
 const BOOT_MODULES: Record<Arch, string[]> = {
   amd64: ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4'],
@@ -43,6 +48,7 @@ export function recipeFor(variant: ImageVariant, arch: Arch): ImageRecipe {
     suite: 'bookworm',
     packages: VARIANT_PACKAGES[variant],
     modules: BOOT_MODULES[arch],
+    loadModules: LOAD_MODULES[variant],
     diskSize: DISK_SIZE[variant],
   };
 }

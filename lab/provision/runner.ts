@@ -92,8 +92,9 @@ async function runOnNode(
     const exports = Object.entries(env)
       .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
       .join('; ');
-    const command = `${exports}; cd ${shellQuote(guestFolder)} && bash ${shellQuote(basename(local))} </dev/null 2>&1`;
-    out.write(`# ${step.name} on ${node.name}: bash ${step.script}\n`);
+    const argv = [basename(local), ...step.args].map(shellQuote).join(' ');
+    const command = `${exports}; cd ${shellQuote(guestFolder)} && bash ${argv} </dev/null 2>&1`;
+    out.write(`# ${step.name} on ${node.name}: bash ${[step.script, ...step.args].join(' ')}\n`);
     let output = '';
     const result = await node.machine.exec(command, {
       timeout: step.timeout,

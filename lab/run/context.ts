@@ -1,3 +1,4 @@
+import type { Bundle } from '../../payloads/bundle/bundle.js';
 import type { Image } from '../images/cache.js';
 import type { Driver, Vm } from '../machines/driver.js';
 import type { Machine } from '../remote/machine.js';
@@ -25,6 +26,8 @@ export interface RunContext {
   scope: Scope;
   summary: RunSummary;
   images: Map<Arch, Image>;
+  /** The emulated payload's image bundle per architecture, when the scenario installs Kubernetes. */
+  bundles: Map<Arch, Bundle>;
   vms: Map<string, Vm>;
   machines: Map<string, Machine>;
   /** Each node's address on the cluster link. */

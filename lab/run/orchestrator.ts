@@ -16,6 +16,7 @@ import type { Phase, RunContext } from './context.js';
 import { checksPhase } from './phases/checks.js';
 import { imagesPhase } from './phases/images.js';
 import { machinesPhase } from './phases/machines.js';
+import { payloadPhase } from './phases/payload.js';
 import { provisionPhase } from './phases/provision.js';
 import { writeReports } from './phases/report.js';
 import { collectJournals, destroy } from './phases/teardown.js';
@@ -92,6 +93,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     signal: options.signal,
     scope: new Scope(log),
     images: new Map(),
+    bundles: new Map(),
     vms: new Map(),
     machines: new Map(),
     addresses: new Map(),
@@ -115,7 +117,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   };
   const started = performance.now();
 
-  const lifecycle: Phase[] = [imagesPhase, machinesPhase, provisionPhase, checksPhase];
+  const lifecycle: Phase[] = [imagesPhase, machinesPhase, payloadPhase, provisionPhase, checksPhase];
   let failure: unknown;
   for (const phase of lifecycle) {
     // After a failure, and for phases without work in this scenario, the phase is recorded as skipped.

@@ -40,6 +40,7 @@ const Targets = z
 export const ScriptStep = z.strictObject({
   name: stepName.describe('Step name, used in logs and reports'),
   script: z.string().min(1).describe('Script path relative to provisioners/, e.g. smoke/hello.sh'),
+  args: z.array(z.string()).default([]).describe('Arguments of the script, e.g. [bootstrap] for docker-multinode/offline.sh'),
   nodes: Targets,
   env: Env.default({}).describe('Extra environment for this step only'),
   timeout: z.int().positive().default(900).describe('Seconds before the step is stopped and failed'),

@@ -1,3 +1,4 @@
+import { COMPARE_FAILED, EtcdV2Client, KEY_NOT_FOUND, type EtcdNode } from '../etcd.js';
 /**
  * What the apiserver stand-in needs from etcd's v2 keys API: values with a modification index,
  * create-only and compare-and-swap writes. `EtcdV2Store` speaks it over HTTP to the
@@ -64,84 +65,43 @@ export class MemoryStore implements KeyValueStore {
   }
 }
 
-interface EtcdNode {
-  key: string;
-  value?: string;
-  dir?: boolean;
-  nodes?: EtcdNode[];
-  modifiedIndex: number;
-}
-
-interface EtcdAnswer {
-  node?: EtcdNode;
-  prevNode?: EtcdNode;
-  errorCode?: number;
-  message?: string;
-}
-
-/** etcd's v2 error codes the registry turns into its own errors. */
-const KEY_NOT_FOUND = 100;
-const COMPARE_FAILED = 101;
-const NODE_EXIST = 105;
-
 /** The v2 keys API of a real etcd (Debian's, run with --enable-v2) over HTTP. */
 export class EtcdV2Store implements KeyValueStore {
-  constructor(private readonly endpoint: string) {}
-
-  async get(key: string): Promise<StoredValue | undefined> {
-    const answer = await this.call('GET', key);
-    if (answer.errorCode === KEY_NOT_FOUND) return undefined;
-    return this.value(answer.node, key);
+  private readonly client: EtcdV2Client;
+  constructor(endpoints: string | readonly string[]) {
+    this.client = new EtcdV2Client(typeof endpoints === 'string' ? [endpoints] : endpoints);
   }
 
-  async list(prefix: string): Promise<StoredValue[]> {
-    const answer = await this.call('GET', prefix, { recursive: 'true', sorted: 'true' });
-    if (answer.errorCode === KEY_NOT_FOUND) return [];
-    const found: StoredValue[] = [];
-    const walk = (node: EtcdNode) => {
-      if (node.dir) for (const child of node.nodes ?? []) walk(child);
-      else if (node.value !== undefined) found.push({ key: node.key, value: node.value, modifiedIndex: node.modifiedIndex });
-    };
-    if (answer.node) walk(answer.node);
-    return found.sort((a, b) => a.key.localeCompare(b.key));
+  get(key: string): Promise<StoredValue | undefined> {
+    return this.client.get(key);
+  }
+
+  list(prefix: string): Promise<StoredValue[]> {
+    return this.client.list(prefix);
   }
 
   async create(key: string, value: string): Promise<StoredValue> {
-    const answer = await this.call('PUT', key, { prevExist: 'false' }, value);
-    if (answer.errorCode === NODE_EXIST) throw new KeyExists(key);
-    return this.value(answer.node, key);
+    const created = await this.client.create(key, value);
+    if (!created) throw new KeyExists(key);
+    return created;
   }
 
   async update(key: string, value: string, prevIndex?: number): Promise<StoredValue> {
     const conditions: Record<string, string> = prevIndex === undefined ? { prevExist: 'true' } : { prevIndex: String(prevIndex) };
-    const answer = await this.call('PUT', key, conditions, value);
+    const answer = await this.client.call('PUT', key, conditions, value);
     if (answer.errorCode === KEY_NOT_FOUND) throw new KeyMissing(key);
     if (answer.errorCode === COMPARE_FAILED) throw new IndexMismatch(key);
-    return this.value(answer.node, key);
+    return stored(answer.node, key);
   }
 
   async delete(key: string): Promise<StoredValue> {
-    const answer = await this.call('DELETE', key);
+    const answer = await this.client.call('DELETE', key);
     if (answer.errorCode === KEY_NOT_FOUND) throw new KeyMissing(key);
-    return this.value(answer.prevNode, key);
+    return stored(answer.prevNode, key);
   }
+}
 
-  private async call(method: string, key: string, query: Record<string, string> = {}, value?: string): Promise<EtcdAnswer> {
-    const url = `${this.endpoint}/v2/keys${key}${Object.keys(query).length ? `?${new URLSearchParams(query)}` : ''}`;
-    const response = await fetch(url, {
-      method,
-      ...(value === undefined
-        ? {}
-        : { body: new URLSearchParams({ value }), headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
-    });
-    const answer = (await response.json()) as EtcdAnswer;
-    if (answer.errorCode !== undefined && ![KEY_NOT_FOUND, COMPARE_FAILED, NODE_EXIST].includes(answer.errorCode))
-      throw new Error(`etcd ${method} ${key}: ${answer.message ?? 'error'} (code ${answer.errorCode})`);
-    return answer;
-  }
-
-  private value(node: EtcdNode | undefined, key: string): StoredValue {
-    if (!node || node.value === undefined) throw new Error(`etcd answered for ${key} without a value`);
-    return { key: node.key, value: node.value, modifiedIndex: node.modifiedIndex };
-  }
+function stored(node: EtcdNode | undefined, key: string): StoredValue {
+  if (!node || node.value === undefined) throw new Error(`etcd answered for ${key} without a value`);
+  return { key: node.key, value: node.value, modifiedIndex: node.modifiedIndex };
 }

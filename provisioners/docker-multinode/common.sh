@@ -90,11 +90,14 @@ multinode::wait_for() {
 }
 
 # A second Docker daemon on its own socket, without bridge or iptables, for etcd and flannel.
-# (The guide starts it as `docker daemon ... --graph`; Debian's Docker 20.10 calls them dockerd and --data-root.)
+# (The guide starts it as `docker daemon ... --graph`; Debian's Docker 20.10 calls them dockerd and
+# --data-root, and both daemons share the node's containerd, so each needs a containerd namespace of its own.)
 multinode::bootstrap_daemon() {
   if ! docker -H "${BOOTSTRAP_DOCKER_SOCK}" info >/dev/null 2>&1; then
     dockerd -H "${BOOTSTRAP_DOCKER_SOCK}" -p /var/run/docker-bootstrap.pid --iptables=false --ip-masq=false --bridge=none \
-      --data-root=/var/lib/docker-bootstrap --exec-root=/var/run/docker-bootstrap 2>/var/log/docker-bootstrap.log 1>/dev/null &
+      --data-root=/var/lib/docker-bootstrap --exec-root=/var/run/docker-bootstrap \
+      --containerd-namespace=docker-bootstrap --containerd-plugins-namespace=docker-bootstrap-plugins \
+      2>/var/log/docker-bootstrap.log 1>/dev/null &
     disown
   fi
   multinode::wait_for "the bootstrap Docker daemon" docker -H "${BOOTSTRAP_DOCKER_SOCK}" ps
@@ -147,7 +150,8 @@ multinode::restart_docker() {
   multinode::log "Restarting main docker daemon on ${FLANNEL_SUBNET} (MTU ${FLANNEL_MTU})"
   case "${LSB_DIST}" in
     systemd)
-      DOCKER_CONF=$(systemctl cat docker | head -1 | awk '{print $2}')
+      # (awk reads it all: with `head -1`, systemctl may die of SIGPIPE and pipefail stops the script)
+      DOCKER_CONF=$(systemctl cat docker | awk 'NR == 1 {print $2}')
       cp -f "${DOCKER_CONF}" "${DOCKER_CONF}.backup"
       multinode::replace_mtu_bip "${DOCKER_CONF}" "ExecStart="
       sed -i 's/^\(MountFlags=\).*/\1shared/' "${DOCKER_CONF}"

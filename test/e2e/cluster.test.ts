@@ -5,7 +5,7 @@ import { leftovers, onlyRun, runLab } from './helpers.js';
 
 describe('clusters of VMs', () => {
   test('two amd64 nodes boot together and reach each other by name over the cluster link', async () => {
-    const result = await runLab(['run', 'scenarios/two-node']);
+    const result = await runLab(['run', 'test/scenarios/two-vms']);
     expect(result.code, result.output).toBe(0);
     const { runId, dir, summary } = onlyRun(result);
     expect(summary.nodes.map((n) => `${n.name}:${n.role}`)).toEqual(['master:master', 'worker:worker']);

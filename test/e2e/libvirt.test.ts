@@ -8,8 +8,8 @@ const runDaemons = (runId: string) =>
   processes().filter(({ args }) => args[0]?.endsWith('libvirtd') && args.some((a) => a.includes(`/runs/${runId}/`)));
 
 describe('libvirt driver', () => {
-  test('the two-node scenario runs through libvirt and leaves no domain, daemon, process or overlay', async () => {
-    const result = await runLab(['run', '--driver', 'libvirt', 'scenarios/two-node']);
+  test('two VMs run through libvirt and leaves no domain, daemon, process or overlay', async () => {
+    const result = await runLab(['run', '--driver', 'libvirt', 'test/scenarios/two-vms']);
     expect(result.code, result.output).toBe(0);
     const { runId, summary } = onlyRun(result);
     expect(summary.scenario.axes.driver).toBe('libvirt');

@@ -9,8 +9,11 @@ describe('recipeFor', () => {
       suite: 'bookworm',
       packages: [],
       modules: ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4'],
+      loadModules: [],
       diskSize: '2G',
     });
+    // flannel's tunnels need these on the node, and its container cannot load them.
+    expect(recipeFor('docker', 'amd64').loadModules).toEqual(['fou', 'ipip', 'vxlan']);
     expect(recipeFor('base', 'arm64').modules).toEqual(['virtio_pci', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'ext4']);
   });
 });

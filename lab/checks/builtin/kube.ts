@@ -1,0 +1,43 @@
+import type { Cluster, ClusterNode } from '../api.js';
+
+/**
+ * Reaching the multinode cluster from a check: the apiserver's insecure port and etcd listen on
+ * the master, so requests are made there with curl over SSH (never from the host to a guest
+ * network), the way a user on the master would make them.
+ */
+
+export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export function masterOf(lab: Cluster): Promise<ClusterNode> {
+  const master = lab.specs.find((s) => s.role === 'master');
+  if (!master) throw new Error('the scenario has no node with role master');
+  return lab.node(master.name);
+}
+
+/** GET on the master's apiserver (port 8080) or etcd (4001); undefined when the request fails. */
+export async function getJson(master: ClusterNode, url: string): Promise<Json | undefined> {
+  const result = await master.exec(`curl -fsS --max-time 10 ${url}`, { timeout: 20 });
+  if (result.code !== 0) return undefined;
+  try {
+    return JSON.parse(result.stdout) as Json;
+  } catch {
+    return undefined;
+  }
+}
+
+export const API = 'http://127.0.0.1:8080';
+export const ETCD = 'http://127.0.0.1:4001';
+
+/** A setting as the install used it: the scenario's value, else the guide's default. */
+export const setting = (lab: Cluster, name: string, fallback: string): string => lab.descriptor.env[name] || fallback;
+
+/** The node's Ready condition, in words, for messages. */
+export function readiness(node: Json | undefined): string {
+  if (!node) return 'not registered';
+  const ready = ((node.status?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
+  if (!ready) return 'registered, no Ready condition yet';
+  return `Ready=${ready.status}${ready.reason ? ` (${ready.reason}${ready.message ? `: ${ready.message}` : ''})` : ''}, last heartbeat ${ready.lastHeartbeatTime}`;
+}
+
+export const isReady = (node: Json | undefined): boolean =>
+  ((node?.status?.conditions ?? []) as Json[]).some((c) => c.type === 'Ready' && c.status === 'True');

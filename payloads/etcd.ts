@@ -1,0 +1,99 @@
+/**
+ * A client of etcd's v2 keys API over HTTP, for the stand-ins (flannel's leases, the apiserver's
+ * registry). Several endpoints may be given (`--etcd-endpoints a,b`): a request goes to the first
+ * that answers, as etcd's Go client did.
+ */
+
+export interface EtcdNode {
+  key: string;
+  value?: string;
+  dir?: boolean;
+  nodes?: EtcdNode[];
+  modifiedIndex: number;
+  /** Seconds left, for keys written with a TTL. */
+  ttl?: number;
+}
+
+export interface EtcdAnswer {
+  node?: EtcdNode;
+  prevNode?: EtcdNode;
+  errorCode?: number;
+  message?: string;
+}
+
+/** etcd's v2 error codes that are answers rather than failures. */
+export const KEY_NOT_FOUND = 100;
+export const COMPARE_FAILED = 101;
+export const NODE_EXIST = 105;
+
+export interface EtcdValue {
+  key: string;
+  value: string;
+  modifiedIndex: number;
+  ttl?: number;
+}
+
+export class EtcdV2Client {
+  constructor(readonly endpoints: readonly string[]) {
+    if (!endpoints.length) throw new Error('no etcd endpoints given');
+  }
+
+  async get(key: string): Promise<EtcdValue | undefined> {
+    const answer = await this.call('GET', key);
+    return answer.errorCode === KEY_NOT_FOUND ? undefined : valueOf(answer.node, key);
+  }
+
+  /** Every value under `prefix` (recursively), in key order. */
+  async list(prefix: string): Promise<EtcdValue[]> {
+    const answer = await this.call('GET', prefix, { recursive: 'true', sorted: 'true' });
+    const found: EtcdValue[] = [];
+    const walk = (node: EtcdNode) => {
+      if (node.dir) for (const child of node.nodes ?? []) walk(child);
+      else if (node.value !== undefined) found.push(valueOf(node, node.key));
+    };
+    if (answer.node) walk(answer.node);
+    return found.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  /** Creates the key; false when it exists already (prevExist=false). */
+  async create(key: string, value: string, options: { ttl?: number } = {}): Promise<EtcdValue | false> {
+    const answer = await this.call('PUT', key, { prevExist: 'false' }, value, options.ttl);
+    return answer.errorCode === NODE_EXIST ? false : valueOf(answer.node, key);
+  }
+
+  /** Writes the key unconditionally. */
+  async set(key: string, value: string, options: { ttl?: number } = {}): Promise<EtcdValue> {
+    return valueOf((await this.call('PUT', key, {}, value, options.ttl)).node, key);
+  }
+
+  /** A raw request: v2 answers with an errorCode are returned when they are one of the codes above. */
+  async call(method: string, key: string, query: Record<string, string> = {}, value?: string, ttl?: number): Promise<EtcdAnswer> {
+    const search = new URLSearchParams(query);
+    const body = value === undefined ? undefined : new URLSearchParams({ value, ...(ttl === undefined ? {} : { ttl: String(ttl) }) });
+    let lastError: unknown;
+    for (const endpoint of this.endpoints) {
+      let response: Response;
+      try {
+        response = await fetch(`${endpoint.replace(/\/+$/, '')}/v2/keys${key}${search.size ? `?${search}` : ''}`, {
+          method,
+          ...(body ? { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {}),
+          signal: AbortSignal.timeout(10_000),
+        });
+      } catch (error) {
+        lastError = error;
+        continue;
+      }
+      const answer = (await response.json()) as EtcdAnswer;
+      if (answer.errorCode !== undefined && ![KEY_NOT_FOUND, COMPARE_FAILED, NODE_EXIST].includes(answer.errorCode))
+        throw new Error(`etcd ${method} ${key}: ${answer.message ?? 'error'} (code ${answer.errorCode})`);
+      return answer;
+    }
+    const cause = lastError instanceof Error ? ((lastError.cause as Error | undefined)?.message ?? lastError.message) : String(lastError);
+    throw new Error(`client: etcd cluster is unavailable or misconfigured (${this.endpoints.join(', ')}: ${cause})`);
+  }
+}
+
+function valueOf(node: EtcdNode | undefined, key: string): EtcdValue {
+  if (!node || node.value === undefined) throw new Error(`etcd answered for ${key} without a value`);
+  return { key: node.key, value: node.value, modifiedIndex: node.modifiedIndex, ...(node.ttl === undefined ? {} : { ttl: node.ttl }) };
+}

@@ -1,0 +1,84 @@
+import { request } from 'node:http';
+
+/**
+ * The few calls of the Docker Engine API the kubelet stand-in makes, over the node's socket
+ * (mounted into the kubelet's container as /var/run/docker.sock, as the guide does).
+ */
+
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  Image: string;
+  State: string;
+  Status: string;
+  Labels: Record<string, string>;
+}
+
+export class DockerError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class DockerClient {
+  constructor(private readonly socketPath = '/var/run/docker.sock') {}
+
+  listContainers(labels: string[] = []): Promise<ContainerSummary[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: labels }));
+    return this.call('GET', `/containers/json?all=1&filters=${filters}`) as Promise<ContainerSummary[]>;
+  }
+
+  async create(name: string, config: Record<string, unknown>): Promise<string> {
+    return ((await this.call('POST', `/containers/create?name=${encodeURIComponent(name)}`, config)) as { Id: string }).Id;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.call('POST', `/containers/${id}/start`);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.call('DELETE', `/containers/${id}?force=1&v=1`);
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    return this.call('GET', `/images/${encodeURIComponent(image)}/json`).then(
+      () => true,
+      (error: unknown) => (error instanceof DockerError && error.status === 404 ? false : Promise.reject(error)),
+    );
+  }
+
+  async ping(): Promise<void> {
+    await this.call('GET', '/_ping');
+  }
+
+  private call(method: string, path: string, body?: unknown): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = request(
+        { socketPath: this.socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              /* plain text (ping) */
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 400) reject(new DockerError(status, (parsed as { message?: string })?.message ?? text));
+            else resolve(parsed);
+          });
+        },
+      );
+      req.setTimeout(30_000, () => req.destroy(new Error(`docker ${method} ${path}: no answer in 30 s`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+}

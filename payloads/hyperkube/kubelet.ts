@@ -1,0 +1,178 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { cpus, hostname, networkInterfaces, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { glog, parseFlagsOrExit } from '../flags.js';
+import { ApiClient, ApiError, nowIso, parseDuration, sleep, type Json } from './client.js';
+import { DockerClient } from './docker.js';
+import { PodRunner } from './pod-runner.js';
+import { goArch, kubeVersion } from './version.js';
+
+/**
+ * The kubelet stand-in: registers its node under --hostname-override, posts the node's status
+ * (Ready, addresses, capacity, versions) every --node-status-update-frequency, and runs the
+ * static pods of --config as Docker containers.
+ */
+export async function kubelet(argv: string[]): Promise<void> {
+  const { flags } = parseFlagsOrExit('/hyperkube kubelet', argv, {
+    'api-servers': '',
+    config: '',
+    'hostname-override': '',
+    'cluster-dns': '',
+    'cluster-domain': '',
+    'allow-privileged': false,
+    address: '0.0.0.0',
+    port: '10250',
+    containerized: false,
+    'network-plugin': '',
+    'network-plugin-dir': '',
+    'node-status-update-frequency': '10s',
+    'sync-frequency': '10s',
+    'docker-endpoint': 'unix:///var/run/docker.sock',
+    'pod-infra-container-image': `gcr.io/google_containers/pause-${goArch()}:3.0`,
+    'root-dir': '/var/lib/kubelet',
+    kubeconfig: '',
+    'require-kubeconfig': false,
+    'cloud-provider': '',
+    v: '0',
+    logtostderr: true,
+  });
+  const where = 'kubelet.go';
+  const log = (message: string) => glog('I', where, message);
+  const nodeName = (flags['hostname-override'] || hostname()).toLowerCase();
+  const nodeIp = /^\d+\.\d+\.\d+\.\d+$/.test(nodeName) ? nodeName : firstAddress();
+  const statusEvery = parseDuration(flags['node-status-update-frequency']);
+  const syncEvery = parseDuration(flags['sync-frequency']);
+  const docker = new DockerClient(flags['docker-endpoint'].replace(/^unix:\/\//, ''));
+  const runner = new PodRunner(docker, {
+    nodeName,
+    podInfraImage: flags['pod-infra-container-image'],
+    clusterDns: flags['cluster-dns'] || undefined,
+    clusterDomain: flags['cluster-domain'] || undefined,
+    rootDir: flags['root-dir'],
+    log,
+  });
+  const api = flags['api-servers'] ? new ApiClient(flags['api-servers']) : undefined;
+  if (!api) glog('W', where, 'No api server defined - no node status update will be sent.');
+  log(`Kubelet ${kubeVersion()} on node ${nodeName} (${nodeIp}), static pods from ${flags.config || '(none)'}`);
+
+  const statusLoop = async () => {
+    let registered = false;
+    for (;;) {
+      try {
+        await docker.ping();
+        if (api && !registered) {
+          registered = await register(api, nodeName, nodeIp, log);
+        }
+        if (api && registered) await postStatus(api, nodeName, nodeIp);
+      } catch (error) {
+        glog('E', where, `${registered ? 'Error updating node status' : `Unable to register node "${nodeName}" with API server`}: ${(error as Error).message}`);
+        if (error instanceof ApiError && error.code === 404) registered = false;
+      }
+      await sleep(registered ? statusEvery : 2000);
+    }
+  };
+  const podLoop = async () => {
+    for (;;) {
+      try {
+        await runner.sync(staticPods(flags.config, nodeName));
+      } catch (error) {
+        glog('E', where, `Pod sync failed: ${(error as Error).message}`);
+      }
+      await sleep(syncEvery);
+    }
+  };
+  await Promise.all([statusLoop(), podLoop()]);
+}
+
+function firstAddress(): string {
+  for (const list of Object.values(networkInterfaces()))
+    for (const address of list ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;
+  return '127.0.0.1';
+}
+
+async function register(api: ApiClient, name: string, ip: string, log: (m: string) => void): Promise<boolean> {
+  const node = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels: { 'kubernetes.io/hostname': name, 'beta.kubernetes.io/arch': goArch(), 'beta.kubernetes.io/os': 'linux' } },
+    spec: { externalID: name },
+    status: nodeStatus(ip, undefined),
+  };
+  try {
+    await api.post('/api/v1/nodes', node);
+    log(`Successfully registered node ${name}`);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === 409)) throw error;
+    log(`Node ${name} was previously registered`);
+  }
+  return true;
+}
+
+async function postStatus(api: ApiClient, name: string, ip: string): Promise<void> {
+  const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const node = await api.get(path);
+    node.status = nodeStatus(ip, node.status as Json | undefined);
+    try {
+      await api.put(`${path}/status`, node);
+      return;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.code === 409)) throw error;
+    }
+  }
+  throw new Error('update node status exceeds retry count');
+}
+
+function nodeStatus(ip: string, previous: Json | undefined): Json {
+  const now = nowIso();
+  const before = ((previous?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
+  const capacity = { cpu: String(cpus().length), memory: `${Math.floor(totalmem() / 1024)}Ki`, pods: '110' };
+  return {
+    capacity,
+    allocatable: capacity,
+    conditions: [
+      {
+        type: 'Ready',
+        status: 'True',
+        lastHeartbeatTime: now,
+        lastTransitionTime: before?.status === 'True' ? before.lastTransitionTime : now,
+        reason: 'KubeletReady',
+        message: 'kubelet is posting ready status',
+      },
+    ],
+    addresses: [
+      { type: 'LegacyHostIP', address: ip },
+      { type: 'InternalIP', address: ip },
+    ],
+    daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+    nodeInfo: {
+      kubeletVersion: kubeVersion(),
+      kubeProxyVersion: kubeVersion(),
+      operatingSystem: 'linux',
+      architecture: goArch(),
+      containerRuntimeVersion: 'docker://',
+      machineID: readOr('/etc/machine-id'),
+      bootID: readOr('/proc/sys/kernel/random/boot_id'),
+      kernelVersion: readOr('/proc/sys/kernel/osrelease'),
+      osImage: 'Debian GNU/Linux 12 (bookworm)',
+    },
+  };
+}
+
+const readOr = (file: string): string => (existsSync(file) ? readFileSync(file, 'utf8').trim() : '');
+
+/** The pods of the manifest folder (or file): JSON pods, each named <name>-<node> with a UID from its content. */
+export function staticPods(config: string, nodeName: string): Json[] {
+  if (!config || !existsSync(config)) return [];
+  const files = statSync(config).isDirectory()
+    ? readdirSync(config).filter((f) => f.endsWith('.json')).sort().map((f) => join(config, f))
+    : [config];
+  return files.map((file) => {
+    const text = readFileSync(file, 'utf8');
+    const pod = JSON.parse(text) as Json;
+    const uid = createHash('md5').update(nodeName).update(text).digest('hex');
+    pod.metadata = { ...pod.metadata, name: `${pod.metadata?.name}-${nodeName}`, namespace: pod.metadata?.namespace ?? 'default', uid };
+    return pod;
+  });
+}

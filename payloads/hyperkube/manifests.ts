@@ -1,0 +1,37 @@
+import type { PayloadVersions } from '../images.js';
+
+/**
+ * The master's static pod, as the hyperkube image carried it in /etc/kubernetes/manifests-multi
+ * (master-multi.json of the v1.2/v1.3 era): controller-manager, apiserver and scheduler on the
+ * host's network, all from the hyperkube image of the same version.
+ */
+export function masterManifest(versions: PayloadVersions, arch: string): Record<string, unknown> {
+  const image = `${versions.registry}/hyperkube-${arch}:${versions.k8s}`;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'k8s-master', namespace: 'kube-system' },
+    spec: {
+      hostNetwork: true,
+      containers: [
+        {
+          name: 'controller-manager',
+          image,
+          command: ['/hyperkube', 'controller-manager', '--master=127.0.0.1:8080', '--service-account-private-key-file=/srv/kubernetes/server.key',
+            '--root-ca-file=/srv/kubernetes/ca.crt', '--min-resync-period=3m', '--v=2'],
+          volumeMounts: [{ name: 'data', mountPath: '/srv/kubernetes' }],
+        },
+        {
+          name: 'apiserver',
+          image,
+          command: ['/hyperkube', 'apiserver', '--service-cluster-ip-range=10.0.0.1/24', '--insecure-bind-address=0.0.0.0',
+            '--etcd-servers=http://127.0.0.1:4001', '--admission-control=NamespaceLifecycle,LimitRanger,SecurityContextDeny,ServiceAccount,ResourceQuota',
+            '--client-ca-file=/srv/kubernetes/ca.crt', '--min-request-timeout=300', '--allow-privileged=true', '--v=2'],
+          volumeMounts: [{ name: 'data', mountPath: '/srv/kubernetes' }],
+        },
+        { name: 'scheduler', image, command: ['/hyperkube', 'scheduler', '--master=127.0.0.1:8080', '--v=2'] },
+      ],
+      volumes: [{ name: 'data', emptyDir: {} }],
+    },
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * The images the multinode install runs, named as the guide names them, for one set of versions
+ * and one architecture. The emulated payload is tagged with exactly these names; `upstream`
+ * would pull them from the registry.
+ */
+
+export interface PayloadVersions {
+  k8s: string;
+  etcd: string;
+  flannel: string;
+  pause: string;
+  /** REG_PREFIX: where the guide's images come from. */
+  registry: string;
+}
+
+export type PayloadImageName = 'etcd' | 'flannel' | 'hyperkube' | 'pause';
+
+/** The versions a scenario's environment asks for, with the guide's defaults (common.sh, offline.sh). */
+export function payloadVersions(env: Record<string, string | undefined>): PayloadVersions {
+  const k8s = env.K8S_VERSION;
+  if (!k8s) throw new Error('K8S_VERSION must be set: the offline install has no stable.txt to ask');
+  return {
+    k8s,
+    etcd: env.ETCD_VERSION || '2.2.5',
+    flannel: env.FLANNEL_VERSION || '0.5.5',
+    pause: env.PAUSE_VERSION || '3.0',
+    registry: env.REG_PREFIX || 'gcr.io/google_containers',
+  };
+}
+
+export function payloadImages(versions: PayloadVersions, arch: string): { name: PayloadImageName; tag: string }[] {
+  const tag = (name: string, version: string) => `${versions.registry}/${name}-${arch}:${version}`;
+  return [
+    { name: 'etcd', tag: tag('etcd', versions.etcd) },
+    { name: 'flannel', tag: tag('flannel', versions.flannel) },
+    { name: 'hyperkube', tag: tag('hyperkube', versions.k8s) },
+    { name: 'pause', tag: tag('pause', versions.pause) },
+  ];
+}
+
+/** Where the nodes get the images: the lab's bundle (emulated) or the registry (upstream). */
+export type PayloadSource = 'emulated' | 'upstream';
+
+/** The guest file the bundle is copied to; offline.sh loads it (OFFLINE_BUNDLE). */
+export const GUEST_BUNDLE = '/var/lib/lab/payload/images.tar.gz';
+
+/**
+ * What a node must run before the install so that every image is in its Docker. Emulated: load
+ * the bundle the lab copied (offline.sh bootstrap does it, given OFFLINE_BUNDLE). Upstream: pull
+ * the real images from their registry, as `offline.sh pull` does.
+ */
+export function preparation(source: PayloadSource, versions: PayloadVersions, arch: string): { env: Record<string, string>; commands: string[] } {
+  if (source === 'emulated') return { env: { OFFLINE_BUNDLE: GUEST_BUNDLE }, commands: [] };
+  return { env: {}, commands: payloadImages(versions, arch).map((image) => `docker pull ${image.tag}`) };
+}
