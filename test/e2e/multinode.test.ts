@@ -11,7 +11,8 @@ const labSync = (...args: string[]) => {
   const result = spawnSync(lab, args, { env: { ...process.env, LAB_SKIP_SETUP: '1' }, encoding: 'utf8', timeout: 900_000 });
   return { code: result.status, out: result.stdout, err: result.stderr };
 };
-const sshOn = (runId: string, node: string, command: string) => labSync('ssh', node, '--run', runId, '--', 'sh', '-c', command);
+// Like ssh, lab ssh hands the words to the node's shell: one string is one command line.
+const sshOn = (runId: string, node: string, command: string) => labSync('ssh', node, '--run', runId, '--', command);
 const phaseSeconds = (summary: ReturnType<typeof onlyRun>['summary']) =>
   Object.fromEntries(summary.phases.map((p) => [p.name, p.seconds]));
 

@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freeLoopbackPort } from '../../lab/net/ports.js';
+import { cacheDir } from '../../lab/util/paths.js';
 import type { AddressInfo } from 'node:net';
 import { createApiServer } from '../../payloads/hyperkube/apiserver.js';
 import { NAMESPACES, NODES, Registry, StatusError } from '../../payloads/hyperkube/registry.js';
@@ -166,4 +167,57 @@ describe('apiserver stand-in over HTTP, with etcd behind it', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  test("Debian's kubectl (kubernetes-client) reads the version and the nodes", async () => {
+    const kubectl = debianKubectl();
+    const server = createApiServer({ registry: new Registry(await freshEtcd()), version: 'v1.2.4', platform: 'linux/amd64' });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const run = (...args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(kubectl, ['--server', base, ...args], { env: { PATH: process.env.PATH, HOME: tmpdir() } });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('close', (code) => resolve({ code, out }));
+      });
+    try {
+      await fetch(`${base}/api/v1/nodes`, { method: 'POST', body: JSON.stringify({ kind: 'Node', apiVersion: 'v1', metadata: { name: '10.77.0.12' } }) });
+      const version = await run('version', '-o', 'json');
+      expect(JSON.parse(version.out.slice(version.out.indexOf('{'))).serverVersion, version.out).toMatchObject({ gitVersion: 'v1.2.4' });
+      const nodes = await run('get', 'nodes', '-o', 'json');
+      expect(nodes.code, nodes.out).toBe(0);
+      const list = JSON.parse(nodes.out) as { items: { metadata: { name: string } }[] };
+      expect(list.items.map((i) => i.metadata.name)).toEqual(['10.77.0.12']);
+      const missing = await run('get', 'node', '10.77.0.99');
+      expect(missing.code).toBe(1);
+      expect(missing.out).toContain('nodes "10.77.0.99" not found');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 });
+
+/**
+ * Debian's kubectl, unpacked from its package into the lab's cache rather than installed (the
+ * package would conflict with a kubectl the host may have from elsewhere).
+ */
+function debianKubectl(): string {
+  const dir = join(cacheDir(), 'tools', 'kubernetes-client');
+  const binary = join(dir, 'usr', 'bin', 'kubectl');
+  if (existsSync(binary)) return binary;
+  const download = mkdtempSync(join(tmpdir(), 'kubectl-deb-'));
+  const fetchDeb = () => spawnSync('apt-get', ['download', '-q', 'kubernetes-client'], { cwd: download, encoding: 'utf8' });
+  if (fetchDeb().status !== 0) {
+    spawnSync('apt-get', ['update', '-q'], { encoding: 'utf8' });
+    const again = fetchDeb();
+    if (again.status !== 0) throw new Error(`apt-get download kubernetes-client failed: ${again.stderr}`);
+  }
+  const deb = readdirSync(download).find((f) => f.endsWith('.deb'));
+  if (!deb) throw new Error('apt-get download kubernetes-client gave no package');
+  mkdirSync(dir, { recursive: true });
+  const unpack = spawnSync('dpkg-deb', ['-x', join(download, deb), dir], { encoding: 'utf8' });
+  if (unpack.status !== 0) throw new Error(`dpkg-deb -x failed: ${unpack.stderr}`);
+  rmSync(download, { recursive: true, force: true });
+  return binary;
+}
