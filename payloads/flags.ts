@@ -49,7 +49,11 @@ export function parseFlags<T extends FlagSpec>(argv: readonly string[], spec: T)
 }
 
 /** Parses or exits as a Go program does on a bad flag: message, usage, status 2. */
-export function parseFlagsOrExit<T extends FlagSpec>(program: string, argv: readonly string[], spec: T): { flags: Flags<T>; args: string[] } {
+export function parseFlagsOrExit<T extends FlagSpec>(
+  program: string,
+  argv: readonly string[],
+  spec: T,
+): { flags: Flags<T>; args: string[] } {
   try {
     return parseFlags(argv, spec);
   } catch (error) {

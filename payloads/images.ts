@@ -49,7 +49,11 @@ export const GUEST_BUNDLE = '/var/lib/lab/payload/images.tar.gz';
  * the bundle the lab copied (offline.sh bootstrap does it, given OFFLINE_BUNDLE). Upstream: pull
  * the real images from their registry, as `offline.sh pull` does.
  */
-export function preparation(source: PayloadSource, versions: PayloadVersions, arch: string): { env: Record<string, string>; commands: string[] } {
+export function preparation(
+  source: PayloadSource,
+  versions: PayloadVersions,
+  arch: string,
+): { env: Record<string, string>; commands: string[] } {
   if (source === 'emulated') return { env: { OFFLINE_BUNDLE: GUEST_BUNDLE }, commands: [] };
   return { env: {}, commands: payloadImages(versions, arch).map((image) => `docker pull ${image.tag}`) };
 }

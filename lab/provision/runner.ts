@@ -96,12 +96,17 @@ async function runOnNode(
     const command = `${exports}; cd ${shellQuote(guestFolder)} && bash ${argv} </dev/null 2>&1`;
     out.write(`# ${step.name} on ${node.name}: bash ${[step.script, ...step.args].join(' ')}\n`);
     let output = '';
+    let pending = '';
     const result = await node.machine.exec(command, {
       timeout: step.timeout,
       signal: options.signal,
       onStdout: (chunk) => {
         output += chunk;
         out.write(chunk);
+        // The guide's own progress lines (+++ / !!!) show on the terminal as the step goes.
+        const lines = (pending + chunk).split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) if (/^(\+\+\+|!!!) /.test(line)) options.log.info(`    ${node.name}: ${line}`);
       },
     });
     const status = result.code === 0 ? 'passed' : 'failed';

@@ -42,42 +42,52 @@ export async function ensureBundle(
   const done = (): Bundle => ({ file, images, bytes: statSync(file).size });
   if (existsSync(file)) return done();
 
-  return withLock(join(root, `.${arch}.lock`), { signal: options.signal, onWait: (pid) => options.log.info(`waiting for another lab (pid ${pid}) building the ${arch} payload`) }, async () => {
-    if (existsSync(file)) return done();
-    return options.log.step(`building the emulated payload for ${arch} (etcd, flannel, hyperkube ${versions.k8s}, pause)`, async () => {
-      const layers = join(root, layersKey);
-      if (!existsSync(join(layers, '.done'))) {
-        const partial = `${layers}.partial`;
-        await run(['bash', layersScript], {
-          signal: options.signal,
-          env: {
-            PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
-            ARCH: arch,
-            OUT: partial,
-            SUITE,
-            MIRROR: options.mirror ?? process.env.LAB_MIRROR ?? 'http://deb.debian.org/debian',
-            APT_ROOT: join(root, `apt-${arch}`),
-          },
-          onLine: (line) => line.startsWith('lab:') && options.log.info(line.slice(5)),
+  return withLock(
+    join(root, `.${arch}.lock`),
+    { signal: options.signal, onWait: (pid) => options.log.info(`waiting for another lab (pid ${pid}) building the ${arch} payload`) },
+    async () => {
+      if (existsSync(file)) return done();
+      return options.log.step(`building the emulated payload for ${arch} (etcd, flannel, hyperkube ${versions.k8s}, pause)`, async () => {
+        const layers = join(root, layersKey);
+        if (!existsSync(join(layers, '.done'))) {
+          const partial = `${layers}.partial`;
+          await run(['bash', layersScript], {
+            signal: options.signal,
+            env: {
+              PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+              ARCH: arch,
+              OUT: partial,
+              SUITE,
+              MIRROR: options.mirror ?? process.env.LAB_MIRROR ?? 'http://deb.debian.org/debian',
+              APT_ROOT: join(root, `apt-${arch}`),
+            },
+            onLine: (line) => line.startsWith('lab:') && options.log.info(line.slice(5)),
+          });
+          writeFileSync(join(partial, '.done'), '');
+          rmSync(layers, { recursive: true, force: true });
+          renameSync(partial, layers);
+        }
+        const work = join(root, `${key}.partial`);
+        rmSync(work, { recursive: true, force: true });
+        const app = join(work, 'app');
+        writeProgramsLayer(app, programs);
+        const versionLayer = join(work, 'version');
+        writeVersionLayer(versionLayer, versions, arch);
+        const specs = imageSpecs(versions, arch, {
+          base: join(layers, 'base'),
+          etcd: join(layers, 'etcd'),
+          runtime: join(layers, 'runtime'),
+          app,
+          version: versionLayer,
         });
-        writeFileSync(join(partial, '.done'), '');
-        rmSync(layers, { recursive: true, force: true });
-        renameSync(partial, layers);
-      }
-      const work = join(root, `${key}.partial`);
-      rmSync(work, { recursive: true, force: true });
-      const app = join(work, 'app');
-      writeProgramsLayer(app, programs);
-      const versionLayer = join(work, 'version');
-      writeVersionLayer(versionLayer, versions, arch);
-      const specs = imageSpecs(versions, arch, { base: join(layers, 'base'), etcd: join(layers, 'etcd'), runtime: join(layers, 'runtime'), app, version: versionLayer });
-      mkdirSync(join(root, key), { recursive: true });
-      await writeDockerArchive(specs, work, file);
-      rmSync(work, { recursive: true, force: true });
-      options.log.info(`payload bundle ${file} (${Math.round(statSync(file).size / 1e6)} MB)`);
-      return done();
-    });
-  });
+        mkdirSync(join(root, key), { recursive: true });
+        await writeDockerArchive(specs, work, file);
+        rmSync(work, { recursive: true, force: true });
+        options.log.info(`payload bundle ${file} (${Math.round(statSync(file).size / 1e6)} MB)`);
+        return done();
+      });
+    },
+  );
 }
 
 interface Program {

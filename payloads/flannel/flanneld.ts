@@ -60,7 +60,10 @@ const ip = async (...args: string[]): Promise<string> => (await exec('ip', args)
 const tryIp = (...args: string[]): Promise<string | undefined> => ip(...args).catch(() => undefined);
 const iptables = async (table: string, chain: string, rule: string[]): Promise<void> => {
   // -C first: rules survive restarts of flanneld and of Docker, and must not pile up.
-  const present = await exec('iptables', ['-t', table, '-C', chain, ...rule]).then(() => true, () => false);
+  const present = await exec('iptables', ['-t', table, '-C', chain, ...rule]).then(
+    () => true,
+    () => false,
+  );
   if (!present) await exec('iptables', ['-t', table, '-A', chain, ...rule]);
 };
 
@@ -129,7 +132,10 @@ async function acquireLease(config: NetworkConfig, publicIp: string, attrs: stri
       glog('I', WHERE, `Found lease (${formatIp(mine.peer.subnet)}/${mine.peer.len}) for current IP (${publicIp}), reusing`);
       return mine.peer.subnet;
     }
-    const subnet = allocateSubnet(config, current.map((l) => l.key));
+    const subnet = allocateSubnet(
+      config,
+      current.map((l) => l.key),
+    );
     const key = `${prefix}/subnets/${subnetKey(subnet, config.subnetLen)}`;
     if (await etcd.create(key, attrs, { ttl: LEASE_TTL })) {
       glog('I', WHERE, `Allocated lease (${formatIp(subnet)}/${config.subnetLen}) to current node (${publicIp})`);
@@ -151,11 +157,42 @@ async function main(): Promise<void> {
   if (type === 'udp') {
     if (!(await tryIp('fou', 'show'))?.includes(`port ${port} `)) await ip('fou', 'add', 'port', String(port), 'ipproto', '4');
     await tryIp('link', 'del', device);
-    await ip('link', 'add', device, 'type', 'ipip', 'local', external.address, 'ttl', '64', 'encap', 'fou', 'encap-sport', String(port), 'encap-dport', String(port));
+    await ip(
+      'link',
+      'add',
+      device,
+      'type',
+      'ipip',
+      'local',
+      external.address,
+      'ttl',
+      '64',
+      'encap',
+      'fou',
+      'encap-sport',
+      String(port),
+      'encap-dport',
+      String(port),
+    );
     udpDevice = device;
   } else {
     await tryIp('link', 'del', device);
-    await ip('link', 'add', device, 'type', 'vxlan', 'id', String(vni), 'local', external.address, 'dev', external.name, 'dstport', String(port), 'nolearning');
+    await ip(
+      'link',
+      'add',
+      device,
+      'type',
+      'vxlan',
+      'id',
+      String(vni),
+      'local',
+      external.address,
+      'dev',
+      external.name,
+      'dstport',
+      String(port),
+      'nolearning',
+    );
     vtepMac = readFileSync(`/sys/class/net/${device}/address`, 'utf8').trim();
   }
   await ip('link', 'set', device, 'mtu', String(mtu));
@@ -174,11 +211,18 @@ async function main(): Promise<void> {
   const writeSubnetFile = () => {
     const file = flags['subnet-file'];
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(`${file}.tmp`, subnetEnv({ network: config.network, subnet, subnetLen: config.subnetLen, mtu, ipMasq: flags['ip-masq'] }));
+    writeFileSync(
+      `${file}.tmp`,
+      subnetEnv({ network: config.network, subnet, subnetLen: config.subnetLen, mtu, ipMasq: flags['ip-masq'] }),
+    );
     renameSync(`${file}.tmp`, file);
   };
   writeSubnetFile();
-  glog('I', WHERE, `Wrote ${flags['subnet-file']}: subnet ${formatIp(subnet + 1)}/${config.subnetLen}, MTU ${mtu}, ${type} backend on UDP ${port}`);
+  glog(
+    'I',
+    WHERE,
+    `Wrote ${flags['subnet-file']}: subnet ${formatIp(subnet + 1)}/${config.subnetLen}, MTU ${mtu}, ${type} backend on UDP ${port}`,
+  );
 
   const ownKey = `${prefix}/subnets/${subnetKey(subnet, config.subnetLen)}`;
   const routed = new Map<string, Peer>();

@@ -37,7 +37,11 @@ export async function controllerManager(argv: string[]): Promise<void> {
         const ready = ((node.status?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
         const heartbeat = ready ? Date.parse(ready.lastHeartbeatTime) : Date.parse(node.metadata.creationTimestamp);
         if (Date.now() - heartbeat <= grace || ready?.status === 'Unknown') continue;
-        glog('I', where, `node ${node.metadata.name} hasn't been updated for ${Math.round((Date.now() - heartbeat) / 1000)}s. Last ready condition is: ${ready?.status ?? 'none'}`);
+        glog(
+          'I',
+          where,
+          `node ${node.metadata.name} hasn't been updated for ${Math.round((Date.now() - heartbeat) / 1000)}s. Last ready condition is: ${ready?.status ?? 'none'}`,
+        );
         const unknown = {
           type: 'Ready',
           status: 'Unknown',
@@ -46,10 +50,13 @@ export async function controllerManager(argv: string[]): Promise<void> {
           reason: 'NodeStatusUnknown',
           message: 'Kubelet stopped posting node status.',
         };
-        node.status = { ...node.status, conditions: [...((node.status?.conditions ?? []) as Json[]).filter((c) => c.type !== 'Ready'), unknown] };
-        await api.put(`/api/v1/nodes/${encodeURIComponent(node.metadata.name)}/status`, node).catch((error: Error) =>
-          glog('E', where, `Error updating node ${node.metadata.name}: ${error.message}`),
-        );
+        node.status = {
+          ...node.status,
+          conditions: [...((node.status?.conditions ?? []) as Json[]).filter((c) => c.type !== 'Ready'), unknown],
+        };
+        await api
+          .put(`/api/v1/nodes/${encodeURIComponent(node.metadata.name)}/status`, node)
+          .catch((error: Error) => glog('E', where, `Error updating node ${node.metadata.name}: ${error.message}`));
       }
     } catch (error) {
       glog('E', where, `Error monitoring node status: ${(error as Error).message}`);
@@ -83,7 +90,13 @@ export async function idleComponent(name: 'scheduler' | 'proxy', argv: string[])
   glog('I', where, name === 'proxy' ? 'Using iptables Proxier.' : 'Scheduler started');
   let healthy: boolean | undefined;
   for (;;) {
-    const now = await api.get('/healthz').then(() => true, () => false).catch(() => false);
+    const now = await api
+      .get('/healthz')
+      .then(
+        () => true,
+        () => false,
+      )
+      .catch(() => false);
     if (now !== healthy) glog(now ? 'I' : 'E', where, now ? `Connected to master ${api.base}` : `Unable to reach master ${api.base}`);
     healthy = now;
     await sleep(10_000);

@@ -66,7 +66,11 @@ export async function kubelet(argv: string[]): Promise<void> {
         }
         if (api && registered) await postStatus(api, nodeName, nodeIp);
       } catch (error) {
-        glog('E', where, `${registered ? 'Error updating node status' : `Unable to register node "${nodeName}" with API server`}: ${(error as Error).message}`);
+        glog(
+          'E',
+          where,
+          `${registered ? 'Error updating node status' : `Unable to register node "${nodeName}" with API server`}: ${(error as Error).message}`,
+        );
         if (error instanceof ApiError && error.code === 404) registered = false;
       }
       await sleep(registered ? statusEvery : 2000);
@@ -166,7 +170,10 @@ const readOr = (file: string): string => (existsSync(file) ? readFileSync(file, 
 export function staticPods(config: string, nodeName: string): Json[] {
   if (!config || !existsSync(config)) return [];
   const files = statSync(config).isDirectory()
-    ? readdirSync(config).filter((f) => f.endsWith('.json')).sort().map((f) => join(config, f))
+    ? readdirSync(config)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+        .map((f) => join(config, f))
     : [config];
   return files.map((file) => {
     const text = readFileSync(file, 'utf8');

@@ -43,7 +43,10 @@ export class PodRunner {
     }
     for (const pod of pods) {
       try {
-        await this.syncPod(pod, existing.filter((c) => c.Labels[LABEL_UID] === pod.metadata.uid));
+        await this.syncPod(
+          pod,
+          existing.filter((c) => c.Labels[LABEL_UID] === pod.metadata.uid),
+        );
       } catch (error) {
         this.settings.log(`Error syncing pod ${pod.metadata.name}_${pod.metadata.namespace}: ${(error as Error).message}`);
       }
@@ -91,7 +94,10 @@ export class PodRunner {
     const hostNetwork = pod.spec.hostNetwork === true;
     const dns =
       !hostNetwork && this.settings.clusterDns
-        ? { Dns: [this.settings.clusterDns], DnsSearch: searchPath(String(pod.metadata.namespace), this.settings.clusterDomain ?? 'cluster.local') }
+        ? {
+            Dns: [this.settings.clusterDns],
+            DnsSearch: searchPath(String(pod.metadata.namespace), this.settings.clusterDomain ?? 'cluster.local'),
+          }
         : {};
     return {
       Image: this.settings.podInfraImage,

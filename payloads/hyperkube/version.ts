@@ -7,4 +7,5 @@ export function kubeVersion(): string {
 }
 
 /** The node's architecture in Go's words (GOARCH). */
-export const goArch = (): string => ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le' })[process.arch as string] ?? process.arch;
+export const goArch = (): string =>
+  ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le' })[process.arch as string] ?? process.arch;

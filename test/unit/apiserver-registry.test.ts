@@ -182,7 +182,10 @@ describe('apiserver stand-in over HTTP, with etcd behind it', () => {
         child.on('close', (code) => resolve({ code, out }));
       });
     try {
-      await fetch(`${base}/api/v1/nodes`, { method: 'POST', body: JSON.stringify({ kind: 'Node', apiVersion: 'v1', metadata: { name: '10.77.0.12' } }) });
+      await fetch(`${base}/api/v1/nodes`, {
+        method: 'POST',
+        body: JSON.stringify({ kind: 'Node', apiVersion: 'v1', metadata: { name: '10.77.0.12' } }),
+      });
       const version = await run('version', '-o', 'json');
       expect(JSON.parse(version.out.slice(version.out.indexOf('{'))).serverVersion, version.out).toMatchObject({ gitVersion: 'v1.2.4' });
       const nodes = await run('get', 'nodes', '-o', 'json');

@@ -36,7 +36,10 @@ const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
 
 describe('docker-multinode scripts: settings', () => {
   test("the guide's defaults, printed as +++ [MMDD HH:MM:SS] X is set to: Y", () => {
-    const result = bash('set -e; source common.sh; multinode::main; multinode::check_params', { K8S_VERSION: 'v1.3.0', MASTER_IP: '10.77.0.11' });
+    const result = bash('set -e; source common.sh; multinode::main; multinode::check_params', {
+      K8S_VERSION: 'v1.3.0',
+      MASTER_IP: '10.77.0.11',
+    });
     expect(result.code, result.stderr).toBe(0);
     expect(settingsOf(result.stdout)).toEqual({
       K8S_VERSION: 'v1.3.0',
@@ -60,8 +63,16 @@ describe('docker-multinode scripts: settings', () => {
       NET_INTERFACE: 'eth1',
       RESTART_POLICY: 'always',
     });
-    expect(settingsOf(result.stdout)).toMatchObject({ K8S_VERSION: 'v1.2.4', FLANNEL_BACKEND: 'vxlan', FLANNEL_NETWORK: '10.9.0.0/16', NET_INTERFACE: 'eth1', RESTART_POLICY: 'always' });
-    const images = bash('source common.sh; multinode::main; echo "$ETCD_IMAGE $FLANNEL_IMAGE $HYPERKUBE_IMAGE $PAUSE_IMAGE"', { K8S_VERSION: 'v1.2.4' });
+    expect(settingsOf(result.stdout)).toMatchObject({
+      K8S_VERSION: 'v1.2.4',
+      FLANNEL_BACKEND: 'vxlan',
+      FLANNEL_NETWORK: '10.9.0.0/16',
+      NET_INTERFACE: 'eth1',
+      RESTART_POLICY: 'always',
+    });
+    const images = bash('source common.sh; multinode::main; echo "$ETCD_IMAGE $FLANNEL_IMAGE $HYPERKUBE_IMAGE $PAUSE_IMAGE"', {
+      K8S_VERSION: 'v1.2.4',
+    });
     expect(images.stdout.trim().split(' ')).toEqual([
       `gcr.io/google_containers/etcd-${arch}:2.2.5`,
       `gcr.io/google_containers/flannel-${arch}:0.5.5`,
@@ -82,7 +93,7 @@ describe('docker-multinode scripts: settings', () => {
     expect(result.stderr).toMatch(/K8S_VERSION is not set .* export K8S_VERSION/);
   });
 
-  test('worker.sh refuses to start without MASTER_IP, with the guide\'s message', () => {
+  test("worker.sh refuses to start without MASTER_IP, with the guide's message", () => {
     const result = bash('bash worker.sh', { K8S_VERSION: 'v1.3.0' });
     expect(result.code).toBe(1);
     expect(result.stdout.trim()).toBe('Please export MASTER_IP in your env');

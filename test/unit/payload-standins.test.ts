@@ -67,7 +67,9 @@ describe('flags, as the 2016 Go binaries took them', () => {
 
 describe('kubelet: static pods', () => {
   test("the master's manifest runs apiserver, controller-manager and scheduler from the same hyperkube on the host network", () => {
-    const pod = masterManifest(payloadVersions({ K8S_VERSION: 'v1.2.4' }), 'amd64') as { spec: { hostNetwork: boolean; containers: { name: string; image: string; command: string[] }[] } };
+    const pod = masterManifest(payloadVersions({ K8S_VERSION: 'v1.2.4' }), 'amd64') as {
+      spec: { hostNetwork: boolean; containers: { name: string; image: string; command: string[] }[] };
+    };
     expect(pod.spec.hostNetwork).toBe(true);
     expect(pod.spec.containers.map((c) => c.name)).toEqual(['controller-manager', 'apiserver', 'scheduler']);
     expect(new Set(pod.spec.containers.map((c) => c.image))).toEqual(new Set(['gcr.io/google_containers/hyperkube-amd64:v1.2.4']));

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from 'vitest';
+import { backendMtu, DEFAULT_ETCD_PREFIX, parseSubnetKey, type BackendType } from '../../../payloads/flannel/lease.js';
 import { payloadImages, payloadVersions } from '../../../payloads/images.js';
-import { formatIp, parseCidr, parseIp } from '../../net/addressing.js';
+import { formatIp, isHostIn, parseCidr, parseIp, type Cidr } from '../../net/addressing.js';
 import { attach, step, useCluster } from '../api.js';
 import { ETCD, getJson, masterOf, setting, type Json } from './kube.js';
 
@@ -12,18 +13,21 @@ import { ETCD, getJson, masterOf, setting, type Json } from './kube.js';
  */
 const lab = useCluster();
 const network = setting(lab, 'FLANNEL_NETWORK', '10.1.0.0/16');
-const backend = setting(lab, 'FLANNEL_BACKEND', 'udp');
+const backend = setting(lab, 'FLANNEL_BACKEND', 'udp') as BackendType;
 const device = backend === 'vxlan' ? 'flannel.1' : 'flannel0';
-/** The external MTU (1500 on the cluster link) less the encapsulation: 28 for udp, 50 for vxlan. */
-const backendMtu = 1500 - (backend === 'vxlan' ? 50 : 28);
-const prefix = '/coreos.com/network';
+const prefix = DEFAULT_ETCD_PREFIX;
 const containerName = `lab-flannel-ping-${lab.descriptor.runId}`.slice(0, 60);
 
 interface Lease {
-  subnet: string;
-  len: number;
+  subnet: Cidr;
   publicIp: string;
 }
+const show = (cidr: Cidr) => `${formatIp(cidr.network)}/${cidr.prefix}`;
+/** Inside the subnet, its network address included (the lease's own address on the vxlan device). */
+const within = (address: string, cidr: Cidr) => {
+  const ip = parseIp(address);
+  return ip !== undefined && (ip === cidr.network || isHostIn(ip, cidr));
+};
 const leases = new Map<string, Lease>();
 const containerIps = new Map<string, string>();
 
@@ -31,18 +35,12 @@ async function readLeases(): Promise<Lease[]> {
   const master = await masterOf(lab);
   const answer = await getJson(master, `${ETCD}/v2/keys${prefix}/subnets?recursive=true`);
   return ((answer?.node?.nodes ?? []) as Json[]).flatMap((node) => {
-    const match = /(\d+\.\d+\.\d+\.\d+)-(\d+)$/.exec(String(node.key));
-    if (!match) return [];
+    const key = parseSubnetKey(String(node.key));
+    if (!key) return [];
     const attrs = JSON.parse(String(node.value)) as { PublicIP?: string };
-    return [{ subnet: match[1] as string, len: Number(match[2]), publicIp: attrs.PublicIP ?? '' }];
+    return [{ subnet: { network: key.subnet, prefix: key.len }, publicIp: attrs.PublicIP ?? '' }];
   });
 }
-
-const inSubnet = (address: string, lease: Lease): boolean => {
-  const ip = parseIp(address);
-  const net = parseIp(lease.subnet);
-  return ip !== undefined && net !== undefined && ip >>> (32 - lease.len) === net >>> (32 - lease.len);
-};
 
 afterAll(async () => {
   for (const spec of lab.specs) {
@@ -68,25 +66,47 @@ describe('flannel-ping', () => {
       const all = await step(`read the leases under ${prefix}/subnets`, readLeases);
       await attach('leases', JSON.stringify(all, null, 2));
       const lease = all.find((l) => l.publicIp === spec.address);
-      expect(lease, `${spec.name} (${spec.address}) holds no lease under ${prefix}/subnets (leases: ${all.map((l) => `${l.subnet}/${l.len} -> ${l.publicIp}`).join(', ') || 'none'})`).toBeDefined();
+      const held = all.map((l) => `${show(l.subnet)} -> ${l.publicIp}`).join(', ') || 'none';
+      expect(lease, `${spec.name} (${spec.address}) holds no lease under ${prefix}/subnets (leases: ${held})`).toBeDefined();
       if (!lease) return;
       leases.set(spec.name, lease);
       const range = parseCidr(network);
-      expect(range && inSubnet(lease.subnet, { subnet: formatIp(range.network), len: range.prefix, publicIp: '' }), `lease ${lease.subnet} is outside ${network}`).toBe(true);
+      expect(range && within(formatIp(lease.subnet.network), range), `lease ${show(lease.subnet)} is outside ${network}`).toBe(true);
 
       const env = await step(`read /run/flannel/subnet.env on ${spec.name}`, () => node.succeed('cat /run/flannel/subnet.env'));
       await attach(`${spec.name} subnet.env`, env);
-      const values = Object.fromEntries(env.trim().split('\n').map((line) => line.split('=', 2) as [string, string]));
-      const expected = `${formatIp((parseIp(lease.subnet) ?? 0) + 1)}/${lease.len}`;
-      expect(values.FLANNEL_SUBNET, `${spec.name}'s subnet.env says FLANNEL_SUBNET=${values.FLANNEL_SUBNET}, its lease is ${lease.subnet}/${lease.len}`).toBe(expected);
+      const values = Object.fromEntries(
+        env
+          .trim()
+          .split('\n')
+          .map((line) => line.split('=', 2) as [string, string]),
+      );
+      const expected = `${formatIp(lease.subnet.network + 1)}/${lease.subnet.prefix}`;
+      expect(
+        values.FLANNEL_SUBNET,
+        `${spec.name}'s subnet.env says FLANNEL_SUBNET=${values.FLANNEL_SUBNET}, its lease is ${show(lease.subnet)}`,
+      ).toBe(expected);
       expect(values.FLANNEL_NETWORK, `${spec.name}'s subnet.env network`).toBe(network);
-      expect(values.FLANNEL_MTU, `${spec.name}'s subnet.env MTU is not the ${backend} backend's`).toBe(String(backendMtu));
+      // The backend's MTU: the external interface's (the cluster link, NET_INTERFACE) less the encapsulation.
+      const external = setting(lab, 'NET_INTERFACE', 'eth0');
+      const externalMtu = Number((await node.succeed(`cat /sys/class/net/${external}/mtu`)).trim());
+      const wanted = String(backendMtu(backend, externalMtu));
+      expect(
+        values.FLANNEL_MTU,
+        `${spec.name}'s subnet.env MTU is ${values.FLANNEL_MTU}, the ${backend} backend's on ${external} (MTU ${externalMtu}) is ${wanted}`,
+      ).toBe(wanted);
 
-      const docker0 = await step(`read docker0's address on ${spec.name}`, () => node.succeed("ip -4 -o addr show docker0 | awk '{print $4}'"));
-      expect(docker0.trim(), `docker0 on ${spec.name} is ${docker0.trim() || 'without an address'}, not ${expected} in its lease`).toBe(expected);
+      const docker0 = await step(`read docker0's address on ${spec.name}`, () =>
+        node.succeed("ip -4 -o addr show docker0 | awk '{print $4}'"),
+      );
+      expect(docker0.trim(), `docker0 on ${spec.name} is ${docker0.trim() || 'without an address'}, not ${expected} in its lease`).toBe(
+        expected,
+      );
 
-      const mtu = await step(`read ${device}'s MTU on ${spec.name}`, async () => (await node.exec(`cat /sys/class/net/${device}/mtu`)).stdout.trim());
-      expect(mtu, `${device} on ${spec.name} has MTU ${mtu || '(no such device)'}, the ${backend} backend's is ${backendMtu}`).toBe(String(backendMtu));
+      const mtu = await step(`read ${device}'s MTU on ${spec.name}`, async () =>
+        (await node.exec(`cat /sys/class/net/${device}/mtu`)).stdout.trim(),
+      );
+      expect(mtu, `${device} on ${spec.name} has MTU ${mtu || '(no such device)'}, the ${backend} backend's is ${wanted}`).toBe(wanted);
     });
   }
 
@@ -101,7 +121,8 @@ describe('flannel-ping', () => {
         return (await node.succeed(`docker inspect -f '{{.NetworkSettings.IPAddress}}' ${containerName}`)).trim();
       });
       const lease = leases.get(spec.name);
-      if (lease) expect(inSubnet(ip, lease), `the container on ${spec.name} got ${ip}, outside its lease ${lease.subnet}/${lease.len}`).toBe(true);
+      if (lease)
+        expect(within(ip, lease.subnet), `the container on ${spec.name} got ${ip}, outside its lease ${show(lease.subnet)}`).toBe(true);
       containerIps.set(spec.name, ip);
     }
   });

@@ -27,9 +27,10 @@ describe('node-registration', () => {
     const master = await masterOf(lab);
     const version = await step(`GET ${API}/version`, () => getJson(master, `${API}/version`));
     await attach('version', JSON.stringify(version, null, 2));
-    expect(version?.gitVersion, `the apiserver reports ${version?.gitVersion}, the scenario installed ${lab.descriptor.env.K8S_VERSION}`).toBe(
-      lab.descriptor.env.K8S_VERSION,
-    );
+    expect(
+      version?.gitVersion,
+      `the apiserver reports ${version?.gitVersion}, the scenario installed ${lab.descriptor.env.K8S_VERSION}`,
+    ).toBe(lab.descriptor.env.K8S_VERSION);
   });
 
   for (const spec of lab.specs) {

@@ -18,26 +18,30 @@ export const payloadPhase: Phase = {
     const source = ctx.scenario.spec.payload;
     // Two nodes at a time: the copies compete with the VMs for the host's cores (SSH encryption).
     await mapLimit(ctx.scenario.spec.nodes, 2, async (node) => {
-        const machine = ctx.machines.get(node.name);
-        if (!machine) throw new Error(`${node.name} is not connected`);
-        const arch = nodeArch(ctx, node);
-        const plan = preparation(source, versions, arch);
-        Object.assign(ctx.env, plan.env);
-        if (source === 'upstream') {
-          for (const command of plan.commands) await machine.succeed(command, { timeout: 600, signal: ctx.signal });
-          return;
-        }
-        const bundle = ctx.bundles.get(arch);
-        if (!bundle) throw new Error(`no payload bundle was built for ${arch}`);
-        await ctx.log.step(`copying the ${arch} payload (${Math.round(bundle.bytes / 1e6)} MB) to ${node.name}`, () =>
-          machine.succeed(`mkdir -p ${shellQuote(GUEST_BUNDLE.replace(/\/[^/]+$/, ''))} && cat > ${shellQuote(GUEST_BUNDLE)}`, {
-            timeout: 600,
-            signal: ctx.signal,
-            stdin: (channel) => spawn('cat', [bundle.file], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout.pipe(channel),
-          }),
-        );
+      const machine = ctx.machines.get(node.name);
+      if (!machine) throw new Error(`${node.name} is not connected`);
+      const arch = nodeArch(ctx, node);
+      const plan = preparation(source, versions, arch);
+      Object.assign(ctx.env, plan.env);
+      if (source === 'upstream') {
+        for (const command of plan.commands) await machine.succeed(command, { timeout: 600, signal: ctx.signal });
+        return;
+      }
+      const bundle = ctx.bundles.get(arch);
+      if (!bundle) throw new Error(`no payload bundle was built for ${arch}`);
+      await ctx.log.step(`copying the ${arch} payload (${Math.round(bundle.bytes / 1e6)} MB) to ${node.name}`, () =>
+        machine.succeed(`mkdir -p ${shellQuote(GUEST_BUNDLE.replace(/\/[^/]+$/, ''))} && cat > ${shellQuote(GUEST_BUNDLE)}`, {
+          timeout: 600,
+          signal: ctx.signal,
+          stdin: (channel) => spawn('cat', [bundle.file], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout.pipe(channel),
+        }),
+      );
     });
-    ctx.log.debug(`payload ${source}: ${payloadImages(versions, ctx.scenario.spec.arch).map((i) => i.tag).join(', ')}`);
+    ctx.log.debug(
+      `payload ${source}: ${payloadImages(versions, ctx.scenario.spec.arch)
+        .map((i) => i.tag)
+        .join(', ')}`,
+    );
   },
 };
 
