@@ -90,13 +90,13 @@ export async function ensureBundle(
   );
 }
 
-interface Program {
+export interface Program {
   name: string;
   text: string;
 }
 
 /** The stand-ins compiled into one file each, for the guests' Node 18. */
-async function bundlePrograms(): Promise<Program[]> {
+export async function bundlePrograms(): Promise<Program[]> {
   const entries = { flanneld: 'flannel/flanneld.ts', hyperkube: 'hyperkube/hyperkube.ts' };
   return Promise.all(
     Object.entries(entries).map(async ([name, entry]) => {
