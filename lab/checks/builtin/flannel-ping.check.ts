@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from 'vitest';
-import { backendMtu, DEFAULT_ETCD_PREFIX, parseSubnetKey, type BackendType } from '../../../payloads/flannel/lease.js';
+import { BACKEND_PORT, backendMtu, DEFAULT_ETCD_PREFIX, parseSubnetKey, type BackendType } from '../../../payloads/flannel/lease.js';
 import { payloadImages, payloadVersions } from '../../../payloads/images.js';
 import { formatIp, isHostIn, parseCidr, parseIp, type Cidr } from '../../net/addressing.js';
 import { attach, step, useCluster } from '../api.js';
@@ -8,7 +8,7 @@ import { ETCD, getJson, masterOf, setting, type Json } from './kube.js';
 /**
  * flannel-ping (the multinode guide's network checks): the network config is in etcd; every node
  * holds a lease for its cluster IP; its subnet.env matches the lease; docker0 sits in the lease;
- * the flannel device has the backend's MTU; and a container on every node pings a container on
+ * the flannel device has the backend's MTU and UDP port; and a container on every node pings a container on
  * every other node, both ways, across hosts.
  */
 const lab = useCluster();
@@ -107,6 +107,16 @@ describe('flannel-ping', () => {
         (await node.exec(`cat /sys/class/net/${device}/mtu`)).stdout.trim(),
       );
       expect(mtu, `${device} on ${spec.name} has MTU ${mtu || '(no such device)'}, the ${backend} backend's is ${wanted}`).toBe(wanted);
+
+      // The backend's UDP port: vxlan's kernel port, or the udp tunnel's encapsulation port.
+      const port = BACKEND_PORT[backend];
+      const link = await step(
+        `read ${device}'s tunnel settings on ${spec.name}`,
+        async () => (await node.exec(`ip -d link show ${device}`)).stdout,
+      );
+      expect(link, `${device} on ${spec.name} does not carry its packets on UDP ${port}:\n${link.trim()}`).toMatch(
+        backend === 'vxlan' ? new RegExp(`dstport ${port}\\b`) : new RegExp(`encap fou .*encap-dport ${port}\\b`),
+      );
     });
   }
 
