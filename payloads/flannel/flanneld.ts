@@ -14,6 +14,7 @@ import {
   parseSubnetKey,
   subnetEnv,
   subnetKey,
+  vtepMacFor,
   type NetworkConfig,
 } from './lease.js';
 
@@ -177,10 +178,16 @@ async function main(): Promise<void> {
     udpDevice = device;
   } else {
     await tryIp('link', 'del', device);
+    // The VTEP's MAC is set, not left to the kernel: systemd-udev's MACAddressPolicy=persistent
+    // replaces a random MAC of a new device shortly after it appears, and the lease would then
+    // name a MAC nobody has (flannel later fixed the same race the same way).
+    vtepMac = vtepMacFor(external.address);
     await ip(
       'link',
       'add',
       device,
+      'address',
+      vtepMac,
       'type',
       'vxlan',
       'id',
@@ -193,7 +200,6 @@ async function main(): Promise<void> {
       String(port),
       'nolearning',
     );
-    vtepMac = readFileSync(`/sys/class/net/${device}/address`, 'utf8').trim();
   }
   await ip('link', 'set', device, 'mtu', String(mtu));
   const attrs = leaseAttrs(external.address, type, vtepMac);

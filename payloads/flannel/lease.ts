@@ -72,6 +72,10 @@ export function leaseAttrs(publicIp: string, backend: BackendType, vtepMac?: str
   return JSON.stringify({ PublicIP: publicIp, BackendType: 'vxlan', BackendData: { VtepMAC: vtepMac } });
 }
 
+/** The vxlan VTEP's MAC: locally administered, unicast, made from the host's public IP (10.77.0.11 -> 0e:fa:0a:4d:00:0b). */
+export const vtepMacFor = (publicIp: string): string =>
+  ['0e', 'fa', ...publicIp.split('.').map((octet) => Number(octet).toString(16).padStart(2, '0'))].join(':');
+
 /** A free subnet between SubnetMin and SubnetMax, chosen by `pick` among the free ones (flannel picks at random). */
 export function allocateSubnet(config: NetworkConfig, takenKeys: readonly string[], pick = Math.random): number {
   const taken = new Set(takenKeys.map((k) => parseSubnetKey(k)?.subnet));

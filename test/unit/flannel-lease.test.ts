@@ -8,6 +8,7 @@ import {
   parseSubnetKey,
   subnetEnv,
   subnetKey,
+  vtepMacFor,
 } from '../../payloads/flannel/lease.js';
 
 const ip = (text: string) => parseIp(text) as number;
@@ -64,5 +65,12 @@ describe('flannel stand-in: formats in etcd and on disk', () => {
     expect(subnetEnv({ network: config.network, subnet: ip('10.1.15.0'), subnetLen: 24, mtu: backendMtu('udp', 1500), ipMasq: true })).toBe(
       'FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.15.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n',
     );
+  });
+
+  test("a vxlan VTEP's MAC is locally administered, unicast and follows the host's address", () => {
+    expect(vtepMacFor('10.77.0.11')).toBe('0e:fa:0a:4d:00:0b');
+    expect(vtepMacFor('192.168.1.50')).toBe('0e:fa:c0:a8:01:32');
+    // bit 1 of the first octet set (local), bit 0 clear (unicast)
+    expect(parseInt(vtepMacFor('10.0.0.1').slice(0, 2), 16) & 0b11).toBe(0b10);
   });
 });

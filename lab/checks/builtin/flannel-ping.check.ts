@@ -21,6 +21,8 @@ const containerName = `lab-flannel-ping-${lab.descriptor.runId}`.slice(0, 60);
 interface Lease {
   subnet: Cidr;
   publicIp: string;
+  /** vxlan: the VTEP MAC peers send to. */
+  vtepMac?: string;
 }
 const show = (cidr: Cidr) => `${formatIp(cidr.network)}/${cidr.prefix}`;
 /** Inside the subnet, its network address included (the lease's own address on the vxlan device). */
@@ -37,8 +39,8 @@ async function readLeases(): Promise<Lease[]> {
   return ((answer?.node?.nodes ?? []) as Json[]).flatMap((node) => {
     const key = parseSubnetKey(String(node.key));
     if (!key) return [];
-    const attrs = JSON.parse(String(node.value)) as { PublicIP?: string };
-    return [{ subnet: { network: key.subnet, prefix: key.len }, publicIp: attrs.PublicIP ?? '' }];
+    const attrs = JSON.parse(String(node.value)) as { PublicIP?: string; BackendData?: { VtepMAC?: string } };
+    return [{ subnet: { network: key.subnet, prefix: key.len }, publicIp: attrs.PublicIP ?? '', vtepMac: attrs.BackendData?.VtepMAC }];
   });
 }
 
@@ -107,6 +109,12 @@ describe('flannel-ping', () => {
         (await node.exec(`cat /sys/class/net/${device}/mtu`)).stdout.trim(),
       );
       expect(mtu, `${device} on ${spec.name} has MTU ${mtu || '(no such device)'}, the ${backend} backend's is ${wanted}`).toBe(wanted);
+
+      if (backend === 'vxlan') {
+        // Peers address the VTEP by the MAC in the lease: it must be the device's own.
+        const mac = (await node.succeed(`cat /sys/class/net/${device}/address`)).trim();
+        expect(lease.vtepMac, `${spec.name}'s lease names VTEP ${lease.vtepMac}, but ${device} has MAC ${mac}`).toBe(mac);
+      }
 
       // The backend's UDP port: vxlan's kernel port, or the udp tunnel's encapsulation port.
       const port = BACKEND_PORT[backend];
