@@ -87,6 +87,11 @@ describe('docker-multinode', () => {
         /^\+\+\+ \[\d{4} [\d:]{8}\] K8S_VERSION is set to: v1\.2\.4$/m,
       );
       expect(summary.checks.map((c) => c.name)).toContainEqual(expect.stringContaining('version is v1.2.4'));
+      // The containers' logs are kept with the run: flanneld's from the bootstrap daemon, the kubelet's from the main one.
+      const containers = readFileSync(join(dir, 'logs', 'worker', 'containers.log'), 'utf8');
+      expect(containers).toContain('=== unix:///var/run/docker-bootstrap.sock');
+      expect(containers).toMatch(/flanneld\] Allocated lease|flanneld\] Found lease/);
+      expect(containers).toMatch(/kubelet\.go\] Successfully registered node 10\.77\.0\.12/);
       expect(leftovers(runId)).toEqual([]);
     },
     RUN_MS,

@@ -5,17 +5,28 @@ import type { RunContext } from '../context.js';
 /** Seconds a guest gets to power off cleanly before its VM is killed. */
 const POWEROFF_GRACE_MS = 20_000;
 
-/** Saves each node's journal into the run's logs (best effort: a dead node has none to give). */
+/** Saves each node's journal and its containers' logs into the run's logs (best effort: a dead node has none to give). */
 export async function collectJournals(ctx: RunContext): Promise<void> {
   await Promise.all(
     [...ctx.machines].map(async ([name, machine]) => {
-      const result = await machine.exec('journalctl -b --no-pager -o short-precise', { timeout: 30 }).catch(() => undefined);
-      if (!result) return;
+      const journal = await machine.exec('journalctl -b --no-pager -o short-precise', { timeout: 30 }).catch(() => undefined);
+      const containers = await machine.exec(CONTAINER_LOGS, { timeout: 60 }).catch(() => undefined);
       mkdirSync(join(ctx.logsDir, name), { recursive: true });
-      writeFileSync(join(ctx.logsDir, name, 'journal.log'), result.stdout);
+      if (journal) writeFileSync(join(ctx.logsDir, name, 'journal.log'), journal.stdout);
+      if (containers?.stdout.trim()) writeFileSync(join(ctx.logsDir, name, 'containers.log'), containers.stdout);
     }),
   );
 }
+
+/** Every container of the node's Docker daemons (the main one and the guide's bootstrap one), with the tail of its log. */
+const CONTAINER_LOGS = `command -v docker >/dev/null || exit 0
+for host in unix:///var/run/docker.sock unix:///var/run/docker-bootstrap.sock; do
+  [ -S "\${host#unix://}" ] || continue
+  docker -H "$host" ps -a --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}' 2>/dev/null | while read -r id rest; do
+    echo "=== $host $rest"
+    docker -H "$host" logs --tail 300 "$id" 2>&1
+  done
+done`;
 
 /** Powers the guests off (then kills what does not stop) and releases everything the run holds. */
 export async function destroy(ctx: RunContext): Promise<void> {
