@@ -93,7 +93,8 @@ export class EtcdV2Client {
   }
 }
 
-function valueOf(node: EtcdNode | undefined, key: string): EtcdValue {
+/** A node of an answer as a value; an answer without one is an error. */
+export function valueOf(node: EtcdNode | undefined, key: string): EtcdValue {
   if (!node || node.value === undefined) throw new Error(`etcd answered for ${key} without a value`);
   return { key: node.key, value: node.value, modifiedIndex: node.modifiedIndex, ...(node.ttl === undefined ? {} : { ttl: node.ttl }) };
 }

@@ -1,4 +1,4 @@
-import { COMPARE_FAILED, EtcdV2Client, KEY_NOT_FOUND, type EtcdNode } from '../etcd.js';
+import { COMPARE_FAILED, EtcdV2Client, KEY_NOT_FOUND, valueOf } from '../etcd.js';
 /**
  * What the apiserver stand-in needs from etcd's v2 keys API: values with a modification index,
  * create-only and compare-and-swap writes. `EtcdV2Store` speaks it over HTTP to the
@@ -91,17 +91,12 @@ export class EtcdV2Store implements KeyValueStore {
     const answer = await this.client.call('PUT', key, conditions, value);
     if (answer.errorCode === KEY_NOT_FOUND) throw new KeyMissing(key);
     if (answer.errorCode === COMPARE_FAILED) throw new IndexMismatch(key);
-    return stored(answer.node, key);
+    return valueOf(answer.node, key);
   }
 
   async delete(key: string): Promise<StoredValue> {
     const answer = await this.client.call('DELETE', key);
     if (answer.errorCode === KEY_NOT_FOUND) throw new KeyMissing(key);
-    return stored(answer.prevNode, key);
+    return valueOf(answer.prevNode, key);
   }
-}
-
-function stored(node: EtcdNode | undefined, key: string): StoredValue {
-  if (!node || node.value === undefined) throw new Error(`etcd answered for ${key} without a value`);
-  return { key: node.key, value: node.value, modifiedIndex: node.modifiedIndex };
 }

@@ -33,6 +33,13 @@ function bash(script: string, env: Record<string, string> = {}) {
 const settingsOf = (stdout: string) =>
   Object.fromEntries([...stdout.matchAll(/^\+\+\+ \[\d{4} \d\d:\d\d:\d\d\] (\w+) is set to: (.*)$/gm)].map((m) => [m[1], m[2]]));
 const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+/** The four images of the guide with its default versions, in sorted order. */
+const guideImages = (k8s: string) => [
+  `gcr.io/google_containers/etcd-${arch}:2.2.5`,
+  `gcr.io/google_containers/flannel-${arch}:0.5.5`,
+  `gcr.io/google_containers/hyperkube-${arch}:${k8s}`,
+  `gcr.io/google_containers/pause-${arch}:3.0`,
+];
 
 describe('docker-multinode scripts: settings', () => {
   test("the guide's defaults, printed as +++ [MMDD HH:MM:SS] X is set to: Y", () => {
@@ -73,12 +80,7 @@ describe('docker-multinode scripts: settings', () => {
     const images = bash('source common.sh; multinode::main; echo "$ETCD_IMAGE $FLANNEL_IMAGE $HYPERKUBE_IMAGE $PAUSE_IMAGE"', {
       K8S_VERSION: 'v1.2.4',
     });
-    expect(images.stdout.trim().split(' ')).toEqual([
-      `gcr.io/google_containers/etcd-${arch}:2.2.5`,
-      `gcr.io/google_containers/flannel-${arch}:0.5.5`,
-      `gcr.io/google_containers/hyperkube-${arch}:v1.2.4`,
-      `gcr.io/google_containers/pause-${arch}:3.0`,
-    ]);
+    expect(images.stdout.trim().split(' ')).toEqual(guideImages('v1.2.4'));
   });
 
   test('a malformed K8S_VERSION stops the install', () => {
@@ -104,12 +106,7 @@ describe('offline.sh', () => {
   test('list prints every image of the install once, sorted', () => {
     const result = bash('bash offline.sh list', { K8S_VERSION: 'v1.3.0' });
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout.trim().split('\n')).toEqual([
-      `gcr.io/google_containers/etcd-${arch}:2.2.5`,
-      `gcr.io/google_containers/flannel-${arch}:0.5.5`,
-      `gcr.io/google_containers/hyperkube-${arch}:v1.3.0`,
-      `gcr.io/google_containers/pause-${arch}:3.0`,
-    ]);
+    expect(result.stdout.trim().split('\n')).toEqual(guideImages('v1.3.0'));
   });
 
   test('push needs a prefix; other commands get the usage; K8S_VERSION is required', () => {

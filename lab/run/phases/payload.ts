@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { GUEST_BUNDLE, payloadImages, payloadVersions, preparation } from '../../../payloads/images.js';
+import { GUEST_BUNDLE, payloadVersions, preparation } from '../../../payloads/images.js';
 import { shellQuote } from '../../remote/ssh.js';
 import { mapLimit } from '../../util/limit.js';
 import { nodeArch, type Phase, type RunContext } from '../context.js';
@@ -23,10 +23,8 @@ export const payloadPhase: Phase = {
       const arch = nodeArch(ctx, node);
       const plan = preparation(source, versions, arch);
       Object.assign(ctx.env, plan.env);
-      if (source === 'upstream') {
-        for (const command of plan.commands) await machine.succeed(command, { timeout: 600, signal: ctx.signal });
-        return;
-      }
+      for (const command of plan.commands) await machine.succeed(command, { timeout: 600, signal: ctx.signal });
+      if (source === 'upstream') return;
       const bundle = ctx.bundles.get(arch);
       if (!bundle) throw new Error(`no payload bundle was built for ${arch}`);
       await ctx.log.step(`copying the ${arch} payload (${Math.round(bundle.bytes / 1e6)} MB) to ${node.name}`, () =>
@@ -37,11 +35,6 @@ export const payloadPhase: Phase = {
         }),
       );
     });
-    ctx.log.debug(
-      `payload ${source}: ${payloadImages(versions, ctx.scenario.spec.arch)
-        .map((i) => i.tag)
-        .join(', ')}`,
-    );
   },
 };
 
