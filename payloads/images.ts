@@ -38,6 +38,29 @@ export function payloadImages(versions: PayloadVersions, arch: string): { name: 
   ];
 }
 
+/**
+ * The images the cluster's addons and the DNS check run: kube-dns-v8/v11's containers (etcd is
+ * the payload's own), and busybox for the guide's DNS test pod. The real kubelet would pull these
+ * when a pod asks; offline they come in the bundle with the rest.
+ */
+export function addonImages(versions: PayloadVersions, arch: string): { name: AddonImageName; tag: string }[] {
+  const tag = (name: string, version: string) => `${versions.registry}/${name}-${arch}:${version}`;
+  return [
+    { name: 'kube2sky', tag: tag('kube2sky', '1.15') },
+    { name: 'skydns', tag: tag('skydns', '1.0') },
+    { name: 'exechealthz', tag: tag('exechealthz', '1.0') },
+    { name: 'busybox', tag: 'busybox:latest' },
+  ];
+}
+
+export type AddonImageName = 'kube2sky' | 'skydns' | 'exechealthz' | 'busybox';
+
+/** 1.3 deployed kube-dns by itself (the hyperkube image's addons); 1.2 left it to the user (skydns.yaml). */
+export const deploysAddons = (k8s: string): boolean => {
+  const [major = 0, minor = 0] = k8s.replace(/^v/, '').split('.').map((n) => Number.parseInt(n, 10));
+  return major > 1 || (major === 1 && minor >= 3);
+};
+
 /** Where the nodes get the images: the lab's bundle (emulated) or the registry (upstream). */
 export type PayloadSource = 'emulated' | 'upstream';
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { ClusterDescriptor } from '../checks/descriptor.js';
 import { runChecks } from '../checks/runner.js';
 import { destroyRun, keptRuns, type KeptRun, type RunRecord } from '../run/registry.js';
@@ -70,14 +70,22 @@ export function sshCommand(node: string, command: string[], runId: string | unde
   }
 }
 
-/** `lab verify --run <id>`: the scenario's checks again, against the kept VMs, without re-provisioning. */
-export async function verifyCommand(runId: string | undefined, log: Logger): Promise<number> {
+/**
+ * `lab verify --run <id> [--check name]...`: the scenario's checks again (or the named ones),
+ * against the kept VMs, without re-provisioning.
+ */
+export async function verifyCommand(runId: string | undefined, only: string[], log: Logger): Promise<number> {
   const run = pickRun(runId);
+  const checkName = (file: string) => basename(file).replace(/\.check\.ts$/, '');
+  const unknown = only.filter((name) => !run.kept.checks.some((file) => checkName(file) === name));
+  if (unknown.length)
+    throw new InputError(`run ${run.runId} has no check ${unknown.join(', ')} (checks: ${run.kept.checks.map(checkName).join(', ')})`);
+  const files = only.length ? run.kept.checks.filter((file) => only.includes(checkName(file))) : run.kept.checks;
   const workDir = mkdtempSync(join(tmpdir(), 'lab-verify-'));
   try {
     const allureResultsDir = join(run.reportDir, `allure-results-verify-${Date.now()}`);
     const results = await log.step(`verifying kept run ${run.runId}`, () =>
-      runChecks({ files: run.kept.checks, descriptor: descriptorOf(run), workDir, allureResultsDir, timeoutSeconds: 900, log }),
+      runChecks({ files, descriptor: descriptorOf(run), workDir, allureResultsDir, timeoutSeconds: 900, log }),
     );
     const failed = results.filter((r) => r.status === 'failed').length;
     log.info(`${results.length - failed}/${results.length} checks passed`);

@@ -112,8 +112,11 @@ cli
 cli
   .command('verify', 'Run the checks again against a kept run, without provisioning')
   .option('--run <id>', 'The kept run (needed when several are kept)')
-  .action(async (flags: { run?: string }) => {
-    process.exitCode = await (await import('./kept.js')).verifyCommand(flags.run, log);
+  .option('--check <name>', 'Only this check (repeatable), e.g. --check dns')
+  .example('lab verify --check dns')
+  .action(async (flags: { run?: string; check?: string | string[] }) => {
+    const only = flags.check === undefined ? [] : [flags.check].flat().map(String);
+    process.exitCode = await (await import('./kept.js')).verifyCommand(flags.run, only, log);
   });
 
 cli

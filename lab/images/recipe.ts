@@ -27,8 +27,9 @@ export const buildScript = join(projectRoot, 'lab', 'images', 'build-image.sh');
 const VARIANT_PACKAGES: Record<ImageVariant, string[]> = {
   base: [],
   // The guide's scripts call curl, ip, brctl, iptables and docker (whose default profile needs
-  // apparmor, on in Debian's kernel); busybox-static gives the emulated payload's images a userland.
-  docker: ['docker.io', 'apparmor', 'curl', 'ca-certificates', 'iptables', 'bridge-utils', 'busybox-static'],
+  // apparmor, on in Debian's kernel); busybox-static gives the emulated payload's images a userland;
+  // kubectl (Debian's kubernetes-client) is what the guide's v1.2 DNS step and a user of a kept cluster run.
+  docker: ['docker.io', 'apparmor', 'curl', 'ca-certificates', 'iptables', 'bridge-utils', 'busybox-static', 'kubernetes-client'],
 };
 
 const DISK_SIZE: Record<ImageVariant, string> = { base: '2G', docker: '4G' };

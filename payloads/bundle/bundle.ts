@@ -6,8 +6,9 @@ import type { Logger } from '../../lab/util/log.js';
 import { withLock } from '../../lab/util/lock.js';
 import { cacheDir, projectRoot } from '../../lab/util/paths.js';
 import { run } from '../../lab/util/proc.js';
-import { masterManifest } from '../hyperkube/manifests.js';
-import { payloadImages, type PayloadVersions } from '../images.js';
+import { kubeDnsObjects } from '../hyperkube/addons.js';
+import { addonManagerManifest, kubeProxyManifest, masterManifest } from '../hyperkube/manifests.js';
+import { addonImages, deploysAddons, payloadImages, type PayloadVersions } from '../images.js';
 import { writeDockerArchive, type ImageSpec } from './archive.js';
 
 /**
@@ -38,7 +39,7 @@ export async function ensureBundle(
   const programs = await bundlePrograms();
   const key = `bundle-${arch}-${hash(JSON.stringify(versions), layersKey, ...programs.map((p) => p.text))}`;
   const file = join(root, key, 'images.tar.gz');
-  const images = payloadImages(versions, arch).map((i) => i.tag);
+  const images = [...payloadImages(versions, arch), ...addonImages(versions, arch)].map((i) => i.tag);
   const done = (): Bundle => ({ file, images, bytes: statSync(file).size });
   if (existsSync(file)) return done();
 
@@ -47,7 +48,7 @@ export async function ensureBundle(
     { signal: options.signal, onWait: (pid) => options.log.info(`waiting for another lab (pid ${pid}) building the ${arch} payload`) },
     async () => {
       if (existsSync(file)) return done();
-      return options.log.step(`building the emulated payload for ${arch} (etcd, flannel, hyperkube ${versions.k8s}, pause)`, async () => {
+      return options.log.step(`building the emulated payload for ${arch} (etcd, flannel, hyperkube ${versions.k8s}, pause, kube-dns, busybox)`, async () => {
         const layers = join(root, layersKey);
         if (!existsSync(join(layers, '.done'))) {
           const partial = `${layers}.partial`;
@@ -97,7 +98,14 @@ export interface Program {
 
 /** The stand-ins compiled into one file each, for the guests' Node 18. */
 export async function bundlePrograms(): Promise<Program[]> {
-  const entries = { flanneld: 'flannel/flanneld.ts', hyperkube: 'hyperkube/hyperkube.ts' };
+  const entries = {
+    flanneld: 'flannel/flanneld.ts',
+    hyperkube: 'hyperkube/hyperkube.ts',
+    'kube-addons': 'hyperkube/addon-manager.ts',
+    kube2sky: 'dns/kube2sky.ts',
+    skydns: 'dns/skydns.ts',
+    exechealthz: 'dns/exechealthz.ts',
+  };
   return Promise.all(
     Object.entries(entries).map(async ([name, entry]) => {
       const result = await build({
@@ -120,21 +128,46 @@ const script = (dir: string, path: string, text: string): void => {
   chmodSync(join(dir, path), 0o755);
 };
 
-/** The programs and the commands the scripts call them by (/opt/bin/flanneld, /hyperkube), plus etcd as the 2016 image ran it. */
+/** Where each program is called from, as the real images had them (/opt/bin/flanneld, /hyperkube, /kube2sky...). */
+const COMMANDS: Record<string, string> = {
+  flanneld: 'opt/bin/flanneld',
+  hyperkube: 'hyperkube',
+  'kube-addons': 'kube-addons',
+  kube2sky: 'kube2sky',
+  skydns: 'skydns',
+  exechealthz: 'exechealthz',
+};
+
+/** The programs and the commands the scripts call them by, plus etcd as the 2016 image ran it. */
 function writeProgramsLayer(dir: string, programs: Program[]): void {
-  for (const program of programs) script(dir, `opt/lab/${program.name}.mjs`, program.text);
-  script(dir, 'opt/bin/flanneld', '#!/bin/sh\nexec node --no-warnings /opt/lab/flanneld.mjs "$@"\n');
-  script(dir, 'hyperkube', '#!/bin/sh\nexec node --no-warnings /opt/lab/hyperkube.mjs "$@"\n');
+  for (const program of programs) {
+    script(dir, `opt/lab/${program.name}.mjs`, program.text);
+    script(dir, COMMANDS[program.name] ?? program.name, `#!/bin/sh\nexec node --no-warnings /opt/lab/${program.name}.mjs "$@"\n`);
+  }
   // etcd 2.2.5 served the v2 API and etcdctl spoke it; Debian's 3.4 does both when asked.
   script(dir, 'usr/local/bin/etcd', '#!/bin/sh\nexec /usr/bin/etcd --enable-v2=true "$@"\n');
   script(dir, 'usr/local/bin/etcdctl', '#!/bin/sh\nexport ETCDCTL_API=${ETCDCTL_API:-2}\nexec /usr/bin/etcdctl "$@"\n');
 }
 
-/** What differs per K8S_VERSION: the version the binaries report and the master's static pod. */
+/**
+ * What differs per K8S_VERSION: the version the binaries report, the master's static pods, and
+ * (from v1.3) the addon manager and the addons it creates.
+ */
 function writeVersionLayer(dir: string, versions: PayloadVersions, arch: string): void {
-  mkdirSync(join(dir, 'etc/kubernetes/manifests-multi'), { recursive: true });
+  const json = (path: string, object: unknown) => {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), `${JSON.stringify(object, null, 2)}\n`);
+  };
+  mkdirSync(join(dir, 'etc/kubernetes'), { recursive: true });
   writeFileSync(join(dir, 'etc/kubernetes/version'), `${versions.k8s}\n`);
-  writeFileSync(join(dir, 'etc/kubernetes/manifests-multi/master.json'), `${JSON.stringify(masterManifest(versions, arch), null, 2)}\n`);
+  json('etc/kubernetes/manifests-multi/master.json', masterManifest(versions, arch));
+  json('etc/kubernetes/manifests-multi/kube-proxy.json', kubeProxyManifest(versions, arch));
+  if (deploysAddons(versions.k8s)) {
+    json('etc/kubernetes/manifests-multi/addon-manager.json', addonManagerManifest(versions, arch));
+    const [rc, service] = kubeDnsObjects(versions, arch, 'v11');
+    json('etc/kubernetes/addons/kube-dns-rc.json', rc);
+    json('etc/kubernetes/addons/kube-dns-svc.json', service);
+  }
 }
 
 function imageSpecs(
@@ -142,17 +175,21 @@ function imageSpecs(
   arch: string,
   layers: { base: string; etcd: string; runtime: string; app: string; version: string },
 ): ImageSpec[] {
+  const program = [layers.base, layers.runtime, layers.app];
   const byName = {
-    etcd: [layers.base, layers.etcd, layers.app],
-    flannel: [layers.base, layers.runtime, layers.app],
-    hyperkube: [layers.base, layers.runtime, layers.app, layers.version],
-    pause: [layers.base],
+    etcd: { layers: [layers.base, layers.etcd, layers.app] },
+    flannel: { layers: program },
+    hyperkube: { layers: [...program, layers.version] },
+    pause: { layers: [layers.base], entrypoint: ['/pause'] },
+    kube2sky: { layers: program, entrypoint: ['/kube2sky'] },
+    skydns: { layers: program, entrypoint: ['/skydns'] },
+    exechealthz: { layers: program, entrypoint: ['/exechealthz'] },
+    busybox: { layers: [layers.base], cmd: ['sh'] },
   };
-  return payloadImages(versions, arch).map((image) => ({
+  return [...payloadImages(versions, arch), ...addonImages(versions, arch)].map((image) => ({
     tags: [image.tag],
-    layers: byName[image.name],
     architecture: arch,
-    ...(image.name === 'pause' ? { entrypoint: ['/pause'] } : {}),
+    ...byName[image.name],
   }));
 }
 

@@ -49,7 +49,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 unpack "$OUT/base" "${BASE_PACKAGES[@]}"
 # busybox provides the shell and the small tools (sh, sleep, ping, nslookup, ...).
-for applet in sh ash cat cp date echo env grep head hostname kill ln ls mkdir mount mv nc nslookup ping ps rm sed sleep sort tail test tr true false umount uname wc wget; do
+for applet in sh ash cat cp date echo env grep head hostname kill ln ls mkdir mount mv nc nslookup ping ps rm sed sleep sort tail test tr true false umount uname wc wget httpd; do
   ln -sf busybox "$OUT/base/usr/bin/$applet"
 done
 mkdir -p "$OUT/base/etc" "$OUT/base/tmp" "$OUT/base/root" "$OUT/base/var/run"

@@ -1,10 +1,13 @@
 import { glog, parseFlagsOrExit } from '../flags.js';
 import { ApiClient, nowIso, parseDuration, sleep, type Json } from './client.js';
+import { endpointSubsets } from './endpoints.js';
+import { orphans, podFromTemplate, podsOf, replicaPlan } from './replication.js';
 
 /**
  * controller-manager: the node controller marks a node's Ready condition Unknown ("Kubelet
  * stopped posting node status.") once its heartbeats are older than --node-monitor-grace-period,
- * which kubectl shows as NotReady.
+ * which kubectl shows as NotReady; the replication manager keeps every RC's replicas (and
+ * collects the pods of deleted RCs); the endpoints controller fills endpoints from selectors.
  */
 export async function controllerManager(argv: string[]): Promise<void> {
   const { flags } = parseFlagsOrExit('/hyperkube controller-manager', argv, {
@@ -30,75 +33,105 @@ export async function controllerManager(argv: string[]): Promise<void> {
   const grace = parseDuration(flags['node-monitor-grace-period']);
   const period = parseDuration(flags['node-monitor-period']);
   glog('I', where, `Node controller: grace period ${flags['node-monitor-grace-period']}, checking every ${flags['node-monitor-period']}`);
+  await Promise.all([
+    every(period, 'nodecontroller.go', 'Error monitoring node status', () => monitorNodes(api, grace)),
+    every(1000, 'replication_controller.go', 'Error syncing replication controllers', () => syncReplication(api)),
+    every(1000, 'endpoints_controller.go', 'Error syncing endpoints', () => syncEndpoints(api)),
+  ]);
+}
+
+/** Runs one controller's pass forever, logging (not dying on) a failed pass. */
+async function every(ms: number, where: string, what: string, pass: () => Promise<void>): Promise<never> {
   for (;;) {
-    try {
-      const nodes = ((await api.get('/api/v1/nodes')).items ?? []) as Json[];
-      for (const node of nodes) {
-        const ready = ((node.status?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
-        const heartbeat = ready ? Date.parse(ready.lastHeartbeatTime) : Date.parse(node.metadata.creationTimestamp);
-        if (Date.now() - heartbeat <= grace || ready?.status === 'Unknown') continue;
-        glog(
-          'I',
-          where,
-          `node ${node.metadata.name} hasn't been updated for ${Math.round((Date.now() - heartbeat) / 1000)}s. Last ready condition is: ${ready?.status ?? 'none'}`,
-        );
-        const unknown = {
-          type: 'Ready',
-          status: 'Unknown',
-          lastHeartbeatTime: ready?.lastHeartbeatTime ?? node.metadata.creationTimestamp,
-          lastTransitionTime: nowIso(),
-          reason: 'NodeStatusUnknown',
-          message: 'Kubelet stopped posting node status.',
-        };
-        node.status = {
-          ...node.status,
-          conditions: [...((node.status?.conditions ?? []) as Json[]).filter((c) => c.type !== 'Ready'), unknown],
-        };
-        await api
-          .put(`/api/v1/nodes/${encodeURIComponent(node.metadata.name)}/status`, node)
-          .catch((error: Error) => glog('E', where, `Error updating node ${node.metadata.name}: ${error.message}`));
-      }
-    } catch (error) {
-      glog('E', where, `Error monitoring node status: ${(error as Error).message}`);
-    }
-    await sleep(period);
+    await pass().catch((error: Error) => glog('E', where, `${what}: ${error.message}`));
+    await sleep(ms);
   }
 }
 
-/**
- * scheduler and proxy: they accept their flags and watch the master; the work they do (binding
- * pods, service rules) comes with pods and services.
- */
-export async function idleComponent(name: 'scheduler' | 'proxy', argv: string[]): Promise<void> {
-  const { flags } = parseFlagsOrExit(`/hyperkube ${name}`, argv, {
-    master: '',
-    kubeconfig: '',
-    'proxy-mode': '',
-    'cluster-cidr': '',
-    'leader-elect': false,
-    'hostname-override': '',
-    'bind-address': '0.0.0.0',
-    v: '0',
-    logtostderr: true,
-  });
-  const where = `${name}.go`;
-  if (!flags.master && !flags.kubeconfig) {
-    glog('F', where, 'Neither --kubeconfig nor --master was specified');
-    process.exit(255);
+async function monitorNodes(api: ApiClient, grace: number): Promise<void> {
+  const where = 'nodecontroller.go';
+  const nodes = ((await api.get('/api/v1/nodes')).items ?? []) as Json[];
+  for (const node of nodes) {
+    const ready = ((node.status?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
+    const heartbeat = ready ? Date.parse(ready.lastHeartbeatTime) : Date.parse(node.metadata.creationTimestamp);
+    if (Date.now() - heartbeat <= grace || ready?.status === 'Unknown') continue;
+    glog(
+      'I',
+      where,
+      `node ${node.metadata.name} hasn't been updated for ${Math.round((Date.now() - heartbeat) / 1000)}s. Last ready condition is: ${ready?.status ?? 'none'}`,
+    );
+    const unknown = {
+      type: 'Ready',
+      status: 'Unknown',
+      lastHeartbeatTime: ready?.lastHeartbeatTime ?? node.metadata.creationTimestamp,
+      lastTransitionTime: nowIso(),
+      reason: 'NodeStatusUnknown',
+      message: 'Kubelet stopped posting node status.',
+    };
+    node.status = {
+      ...node.status,
+      conditions: [...((node.status?.conditions ?? []) as Json[]).filter((c) => c.type !== 'Ready'), unknown],
+    };
+    await api
+      .put(`/api/v1/nodes/${encodeURIComponent(node.metadata.name)}/status`, node)
+      .catch((error: Error) => glog('E', where, `Error updating node ${node.metadata.name}: ${error.message}`));
   }
-  const api = new ApiClient(flags.master);
-  glog('I', where, name === 'proxy' ? 'Using iptables Proxier.' : 'Scheduler started');
-  let healthy: boolean | undefined;
-  for (;;) {
-    const now = await api
-      .get('/healthz')
-      .then(
-        () => true,
-        () => false,
-      )
-      .catch(() => false);
-    if (now !== healthy) glog(now ? 'I' : 'E', where, now ? `Connected to master ${api.base}` : `Unable to reach master ${api.base}`);
-    healthy = now;
-    await sleep(10_000);
+}
+
+/** Every RC gets its replicas (pods created from the template, extra ones deleted); pods of deleted RCs go. */
+async function syncReplication(api: ApiClient): Promise<void> {
+  const where = 'replication_controller.go';
+  const [rcList, podList] = await Promise.all([api.get('/api/v1/replicationcontrollers'), api.get('/api/v1/pods')]);
+  const rcs = (rcList.items ?? []) as Json[];
+  const pods = (podList.items ?? []) as Json[];
+  for (const rc of rcs) {
+    const { namespace, name } = rc.metadata;
+    const plan = replicaPlan(rc, pods);
+    for (let i = 0; i < plan.create; i++) {
+      const pod = await api.post(`/api/v1/namespaces/${namespace}/pods`, podFromTemplate(rc));
+      glog('I', where, `Created pod ${pod.metadata.name} for replication controller ${namespace}/${name}`);
+    }
+    for (const pod of plan.remove) {
+      await api.call('DELETE', `/api/v1/namespaces/${namespace}/pods/${pod.metadata.name}`);
+      glog('I', where, `Deleted pod ${pod.metadata.name} of replication controller ${namespace}/${name} (too many replicas)`);
+    }
+    const replicas = podsOf(rc, pods).length + plan.create - plan.remove.length;
+    if (rc.status?.replicas !== replicas || rc.status?.observedGeneration === undefined)
+      await api.put(`/api/v1/namespaces/${namespace}/replicationcontrollers/${name}/status`, {
+        ...rc,
+        status: { replicas, observedGeneration: 1 },
+      });
+  }
+  for (const pod of orphans(pods, rcs)) {
+    await api.call('DELETE', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`);
+    glog('I', 'garbagecollector.go', `Deleted pod ${pod.metadata.namespace}/${pod.metadata.name}: its replication controller is gone`);
+  }
+}
+
+/** Every service with a selector gets Endpoints of the same name listing its pods; endpoints of deleted services go. */
+async function syncEndpoints(api: ApiClient): Promise<void> {
+  const where = 'endpoints_controller.go';
+  const [serviceList, podList, endpointList] = await Promise.all([
+    api.get('/api/v1/services'),
+    api.get('/api/v1/pods'),
+    api.get('/api/v1/endpoints'),
+  ]);
+  const services = (serviceList.items ?? []) as Json[];
+  const existing = new Map(((endpointList.items ?? []) as Json[]).map((e) => [`${e.metadata.namespace}/${e.metadata.name}`, e]));
+  for (const service of services) {
+    if (!service.spec?.selector || Object.keys(service.spec.selector).length === 0) continue;
+    const { namespace, name } = service.metadata;
+    const subsets = endpointSubsets(service, (podList.items ?? []) as Json[]);
+    const current = existing.get(`${namespace}/${name}`);
+    const path = `/api/v1/namespaces/${namespace}/endpoints`;
+    if (!current) await api.post(path, { apiVersion: 'v1', kind: 'Endpoints', metadata: { name, labels: service.metadata.labels }, subsets });
+    else if (JSON.stringify(current.subsets ?? []) !== JSON.stringify(subsets)) await api.put(`${path}/${name}`, { ...current, subsets });
+    else continue;
+    glog('I', where, `Endpoints of ${namespace}/${name}: ${subsets.flatMap((s) => (s.addresses ?? []).map((a: Json) => a.ip)).join(', ') || 'none ready'}`);
+  }
+  const serviceKeys = new Set(services.map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
+  for (const [key, endpoints] of existing) {
+    if (serviceKeys.has(key)) continue;
+    await api.call('DELETE', `/api/v1/namespaces/${endpoints.metadata.namespace}/endpoints/${endpoints.metadata.name}`);
   }
 }

@@ -11,7 +11,17 @@ export interface ContainerSummary {
   Image: string;
   State: string;
   Status: string;
+  /** Unix seconds. */
+  Created: number;
   Labels: Record<string, string>;
+}
+
+/** The parts of `docker inspect` the kubelet reads. */
+export interface ContainerDetails {
+  Id: string;
+  Image: string;
+  State: { Running: boolean; ExitCode: number; StartedAt: string; FinishedAt: string; Error?: string };
+  NetworkSettings: { IPAddress?: string };
 }
 
 export class DockerError extends Error {
@@ -37,6 +47,10 @@ export class DockerClient {
 
   async start(id: string): Promise<void> {
     await this.call('POST', `/containers/${id}/start`);
+  }
+
+  inspect(id: string): Promise<ContainerDetails> {
+    return this.call('GET', `/containers/${id}/json`) as Promise<ContainerDetails>;
   }
 
   async remove(id: string): Promise<void> {

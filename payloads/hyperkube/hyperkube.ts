@@ -1,9 +1,13 @@
 import { fatal, glog, parseFlagsOrExit } from '../flags.js';
 import { createApiServer } from './apiserver.js';
 import { sleep } from './client.js';
-import { controllerManager, idleComponent } from './controllers.js';
+import { controllerManager } from './controllers.js';
+import { proxy } from './proxy.js';
 import { kubelet } from './kubelet.js';
+import { scheduler } from './scheduler.js';
+import { reconcileMasterService } from './master-service.js';
 import { NAMESPACES, Registry, StatusError } from './registry.js';
+import { ServiceIpAllocator } from './service-ips.js';
 import { EtcdV2Store } from './store.js';
 import { goArch, kubeVersion } from './version.js';
 
@@ -56,11 +60,19 @@ async function apiserver(argv: string[]): Promise<void> {
       if (!(error instanceof StatusError && error.code === 409)) throw error;
     });
   }
-  const server = createApiServer({ registry, version: kubeVersion(), platform: `linux/${goArch()}` });
+  const serviceIps = new ServiceIpAllocator(store, flags['service-cluster-ip-range']);
+  const server = createApiServer({ registry, serviceIps, version: kubeVersion(), platform: `linux/${goArch()}` });
   const host = flags['insecure-bind-address'];
   const port = Number(flags['insecure-port']);
   server.on('error', (error) => fatal(where, `Unable to listen on ${host}:${port}: ${error.message}`));
   server.listen(port, host, () => glog('I', where, `Serving insecurely on ${host}:${port}`));
+  // The `kubernetes` service and its endpoints, kept up to date as the real master's controller does.
+  for (;;) {
+    await reconcileMasterService(registry, serviceIps, { advertiseAddress: flags['advertise-address'], port }).catch((error: Error) =>
+      glog('E', 'controller.go', `Unable to reconcile the kubernetes service: ${error.message}`),
+    );
+    await sleep(10_000);
+  }
 }
 
 async function main(): Promise<void> {
@@ -73,8 +85,9 @@ async function main(): Promise<void> {
     case 'kubelet':
       return kubelet(argv);
     case 'scheduler':
+      return scheduler(argv);
     case 'proxy':
-      return idleComponent(server, argv);
+      return proxy(argv);
     case '--version':
     case 'version':
       process.stdout.write(`Kubernetes ${kubeVersion()}\n`);

@@ -46,6 +46,7 @@ export async function kubelet(argv: string[]): Promise<void> {
   const docker = new DockerClient(flags['docker-endpoint'].replace(/^unix:\/\//, ''));
   const runner = new PodRunner(docker, {
     nodeName,
+    nodeIp,
     podInfraImage: flags['pod-infra-container-image'],
     clusterDns: flags['cluster-dns'] || undefined,
     clusterDomain: flags['cluster-domain'] || undefined,
@@ -76,17 +77,53 @@ export async function kubelet(argv: string[]): Promise<void> {
       await sleep(registered ? statusEvery : 2000);
     }
   };
+  // Pods bound to this node, from the apiserver; the last known list stays when it cannot be read.
+  let apiPods: Json[] = [];
+  let services: Json[] = [];
+  const reported = new Map<string, string>();
   const podLoop = async () => {
     for (;;) {
+      if (api) {
+        try {
+          const [pods, serviceList] = await Promise.all([
+            api.get(`/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${nodeName}`)}`),
+            api.get('/api/v1/services'),
+          ]);
+          apiPods = (pods.items ?? []) as Json[];
+          services = (serviceList.items ?? []) as Json[];
+        } catch (error) {
+          glog('E', where, `Unable to list the pods of node ${nodeName}: ${(error as Error).message}`);
+        }
+      }
       try {
-        await runner.sync(staticPods(flags.config, nodeName));
+        const statuses = await runner.sync([...staticPods(flags.config, nodeName), ...apiPods], services);
+        if (api) await reportStatuses(api, apiPods, statuses, reported);
       } catch (error) {
         glog('E', where, `Pod sync failed: ${(error as Error).message}`);
       }
-      await sleep(syncEvery);
+      await sleep(Math.min(syncEvery, 2000));
     }
   };
   await Promise.all([statusLoop(), podLoop()]);
+}
+
+/** Posts each API pod's status when it changed since the last post (timestamps aside). */
+async function reportStatuses(api: ApiClient, pods: Json[], statuses: Map<string, Json>, reported: Map<string, string>): Promise<void> {
+  for (const pod of pods) {
+    const status = statuses.get(pod.metadata.uid);
+    if (!status) continue;
+    const fingerprint = JSON.stringify(status, (key, value: unknown) => (/At$|startTime|Time$/.test(key) ? undefined : value));
+    if (reported.get(pod.metadata.uid) === fingerprint) continue;
+    const path = `/api/v1/namespaces/${pod.metadata.namespace}/pods/${encodeURIComponent(pod.metadata.name)}/status`;
+    const conditions = [...((pod.status?.conditions ?? []) as Json[]).filter((c) => c.type === 'PodScheduled'), ...status.conditions];
+    try {
+      await api.put(path, { ...pod, status: { ...status, conditions } });
+      reported.set(pod.metadata.uid, fingerprint);
+    } catch (error) {
+      if (!(error instanceof ApiError && (error.code === 404 || error.code === 409))) throw error;
+    }
+  }
+  for (const uid of reported.keys()) if (!pods.some((p) => p.metadata.uid === uid)) reported.delete(uid);
 }
 
 function firstAddress(): string {

@@ -1,4 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
+import { PREPARE, type Problem } from './objects.js';
+import { matches, SelectorError } from './selectors.js';
 import { IndexMismatch, KeyExists, KeyMissing, type KeyValueStore, type StoredValue } from './store.js';
 
 /**
@@ -55,10 +57,33 @@ export interface ResourceType {
   resource: string;
   kind: string;
   namespaced: boolean;
+  /** Where 1.2/1.3 kept them under /registry, when not the plural. */
+  storage?: string;
+  shortNames: string[];
 }
 
-export const NODES: ResourceType = { resource: 'nodes', kind: 'Node', namespaced: false };
-export const NAMESPACES: ResourceType = { resource: 'namespaces', kind: 'Namespace', namespaced: false };
+export const NODES: ResourceType = { resource: 'nodes', kind: 'Node', namespaced: false, shortNames: ['no'] };
+export const NAMESPACES: ResourceType = { resource: 'namespaces', kind: 'Namespace', namespaced: false, shortNames: ['ns'] };
+export const PODS: ResourceType = { resource: 'pods', kind: 'Pod', namespaced: true, shortNames: ['po'] };
+export const SERVICES: ResourceType = { resource: 'services', kind: 'Service', namespaced: true, storage: 'services/specs', shortNames: ['svc'] };
+export const ENDPOINTS: ResourceType = {
+  resource: 'endpoints',
+  kind: 'Endpoints',
+  namespaced: true,
+  storage: 'services/endpoints',
+  shortNames: ['ep'],
+};
+export const REPLICATION_CONTROLLERS: ResourceType = {
+  resource: 'replicationcontrollers',
+  kind: 'ReplicationController',
+  namespaced: true,
+  storage: 'controllers',
+  shortNames: ['rc'],
+};
+export const RESOURCE_TYPES = [NODES, NAMESPACES, PODS, SERVICES, ENDPOINTS, REPLICATION_CONTROLLERS];
+
+/** Which part of an object a PUT replaces: the spec side (status kept) or only the status. */
+export type UpdatePart = 'main' | 'status';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -67,7 +92,13 @@ export class Registry {
   constructor(private readonly store: KeyValueStore) {}
 
   async create(type: ResourceType, object: KubeObject, namespace?: string): Promise<KubeObject> {
+    if (type.namespaced) await this.get(NAMESPACES, namespace ?? '');
+    const generate = object.metadata?.generateName;
+    if (!object.metadata?.name && generate) object = { ...object, metadata: { ...object.metadata, name: `${generate}${randomSuffix()}` } };
     const name = this.validName(type, object);
+    object = structuredClone(object);
+    const problems = PREPARE[type.resource]?.(object) ?? [];
+    if (problems.length) throw invalidAll(type, name, problems);
     const key = this.key(type, name, namespace);
     const full: KubeObject = {
       ...object,
@@ -98,10 +129,17 @@ export class Registry {
     return this.decode(stored);
   }
 
-  /** A v1 List of every object of the type (in one namespace, for namespaced types). */
-  async list(type: ResourceType, namespace?: string): Promise<KubeObject> {
-    const prefix = `/registry/${type.resource}${type.namespaced && namespace ? `/${namespace}` : ''}`;
-    const items = (await this.store.list(prefix)).map((v) => this.decode(v));
+  /** A v1 List of the objects of the type (in one namespace, or all), filtered by label and field selectors. */
+  async list(type: ResourceType, namespace?: string, selectors: { labels?: string; fields?: string } = {}): Promise<KubeObject> {
+    const prefix = `/registry/${type.storage ?? type.resource}${type.namespaced && namespace ? `/${namespace}` : ''}`;
+    const stored = await this.store.list(prefix);
+    let items: KubeObject[];
+    try {
+      items = stored.map((v) => this.decode(v)).filter((o) => matches(o, selectors.labels ?? '', selectors.fields ?? ''));
+    } catch (error) {
+      if (error instanceof SelectorError) throw new StatusError(400, 'BadRequest', error.message, {});
+      throw error;
+    }
     const latest = Math.max(0, ...items.map((i) => Number(i.metadata?.resourceVersion)));
     return {
       kind: `${type.kind}List`,
@@ -111,18 +149,29 @@ export class Registry {
     };
   }
 
-  /** Replaces an object; a stale metadata.resourceVersion is a conflict, as in Kubernetes. */
-  async update(type: ResourceType, name: string, object: KubeObject, namespace?: string): Promise<KubeObject> {
+  /**
+   * Replaces an object; a stale metadata.resourceVersion is a conflict, as in Kubernetes. A main
+   * update keeps the stored status, a status update keeps everything else.
+   */
+  async update(type: ResourceType, name: string, object: KubeObject, namespace?: string, part: UpdatePart = 'main'): Promise<KubeObject> {
     const current = await this.get(type, name, namespace);
     if (object.metadata?.name !== undefined && object.metadata.name !== name)
       throw invalid(type, name, 'metadata.name', 'FieldValueInvalid', `Invalid value: "${object.metadata.name}": field is immutable`);
     const wanted = object.metadata?.resourceVersion;
+    const base = part === 'status' ? { ...current, status: object.status } : { ...object, status: object.status ?? current.status };
     const next: KubeObject = {
-      ...object,
+      ...base,
       kind: type.kind,
       apiVersion: 'v1',
-      metadata: { ...object.metadata, ...pick(current.metadata, ['name', 'namespace', 'uid', 'creationTimestamp', 'selfLink']) },
+      metadata: {
+        ...(part === 'status' ? current.metadata : object.metadata),
+        ...pick(current.metadata, ['name', 'namespace', 'uid', 'creationTimestamp', 'selfLink']),
+      },
     };
+    if (part === 'main' && type !== NODES && type !== NAMESPACES) {
+      const problems = PREPARE[type.resource]?.(next) ?? [];
+      if (problems.length) throw invalidAll(type, name, problems);
+    }
     delete next.metadata?.resourceVersion;
     try {
       const prevIndex = wanted === undefined ? undefined : Number(wanted);
@@ -165,7 +214,8 @@ export class Registry {
   }
 
   private key(type: ResourceType, name: string, namespace?: string): string {
-    return type.namespaced ? `/registry/${type.resource}/${namespace}/${name}` : `/registry/${type.resource}/${name}`;
+    const base = `/registry/${type.storage ?? type.resource}`;
+    return type.namespaced ? `${base}/${namespace}/${name}` : `${base}/${name}`;
   }
 
   private selfLink(type: ResourceType, name?: string, namespace?: string): string {
@@ -184,11 +234,23 @@ const notFound = (type: ResourceType, name: string) =>
   new StatusError(404, 'NotFound', `${type.resource} "${name}" not found`, { name, kind: type.resource });
 
 function invalid(type: ResourceType, name: string, field: string, reason: string, message: string): StatusError {
-  return new StatusError(422, 'Invalid', `${type.kind} "${name}" is invalid: ${field}: ${message}`, {
+  return invalidAll(type, name, [[field, reason as Problem[1], message]]);
+}
+
+/** One 422 naming every problem, as the apiserver listed them: `[field: message, field: message]`. */
+export function invalidAll(type: ResourceType, name: string, problems: Problem[]): StatusError {
+  const text = problems.map(([field, , message]) => `${field}: ${message}`);
+  return new StatusError(422, 'Invalid', `${type.kind} "${name}" is invalid: ${text.length === 1 ? text[0] : `[${text.join(', ')}]`}`, {
     name,
     kind: type.kind,
-    causes: [{ reason, message, field }],
+    causes: problems.map(([field, reason, message]) => ({ reason, message, field })),
   });
+}
+
+/** generateName's suffix: five characters of the alphabet Kubernetes uses (no vowels, no look-alikes). */
+function randomSuffix(): string {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
+  return Array.from({ length: 5 }, () => alphabet[randomInt(alphabet.length)]).join('');
 }
 
 function pick(meta: ObjectMeta | undefined, keys: (keyof ObjectMeta)[]): ObjectMeta {

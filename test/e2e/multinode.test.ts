@@ -21,7 +21,7 @@ const phaseSeconds = (summary: ReturnType<typeof onlyRun>['summary']) => Object.
 
 describe('docker-multinode', () => {
   test(
-    'scenarios/two-node (v1.3.0, udp) passes; stopping flannel, then the kubelet, on the worker fails the checks that see it',
+    'scenarios/two-node (v1.3.0, udp) passes; kubectl works on the kept cluster; a missing image, kube-dns at zero, a stopped proxy, flannel and the kubelet stopped fail what sees them',
     async () => {
       const result = await runLab(['run', '--keep=always', 'scenarios/two-node']);
       const { runId, summary } = onlyRun(result);
@@ -36,6 +36,73 @@ describe('docker-multinode', () => {
           ]),
         );
         expect(result.output).toContain('+++ [');
+        expect(summary.checks.filter((c) => c.status === 'passed').map((c) => c.name)).toEqual(
+          expect.arrayContaining([
+            expect.stringContaining('nslookup kubernetes.default in the pod on master answers 10.0.0.1 from 10.0.0.10'),
+            expect.stringContaining('nslookup kubernetes.default in the pod on worker answers 10.0.0.1 from 10.0.0.10'),
+            expect.stringContaining('lab-dns-check resolves to its service IP from the pod on worker, and one of its pods answers'),
+          ]),
+        );
+
+        // Debian's kubectl on the master, as a user of the kept cluster runs it: v1.3 deployed kube-dns by itself.
+        const system = sshOn(runId, 'master', 'kubectl get pods --namespace=kube-system -l k8s-app=kube-dns -o json');
+        expect(system.code, system.err).toBe(0);
+        const dnsPods = JSON.parse(system.out).items as { metadata: { name: string }; status: { phase: string } }[];
+        expect(dnsPods.map((p) => p.status.phase)).toEqual(['Running']);
+        expect(dnsPods[0]?.metadata.name).toMatch(/^kube-dns-v11-[a-z0-9]{5}$/);
+
+        // An image that is not in the bundle: the pod stays Pending with the kubelet's image error in its status.
+        const missing = sshOn(
+          runId,
+          'master',
+          'kubectl create -f - <<EOF\napiVersion: v1\nkind: Pod\nmetadata:\n  name: not-bundled\nspec:\n  containers:\n  - name: app\n    image: registry.example/not-bundled:1.0\nEOF',
+        );
+        expect(missing.out, missing.err).toContain('pod/not-bundled created');
+        const waiting = sshOn(
+          runId,
+          'master',
+          "for i in $(seq 60); do kubectl get pod not-bundled -o jsonpath='{.status.phase} {.spec.nodeName} {.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}' | grep -E 'ImagePull' && exit 0; sleep 2; done; exit 1",
+        );
+        expect(waiting.code, `${waiting.out}${waiting.err}`).toBe(0);
+        expect(waiting.out).toMatch(/^Pending 10\.77\.0\.1[12] (ErrImagePull|ImagePullBackOff): /);
+        expect(waiting.out).toContain('registry.example/not-bundled:1.0');
+        const node = waiting.out.includes('10.77.0.11') ? 'master' : 'worker';
+        expect(sshOn(runId, 'master', 'kubectl delete pod not-bundled').out).toContain('pod "not-bundled" deleted');
+        // Deleting the pod removes its containers (the pause container was running) from its node.
+        const gone = sshOn(
+          runId,
+          node,
+          'for i in $(seq 30); do [ -z "$(docker ps -aq --filter label=io.kubernetes.pod.name=not-bundled)" ] && exit 0; sleep 1; done; exit 1',
+        );
+        expect(gone.code, `the pod's containers are still on ${node}`).toBe(0);
+
+        // kube-dns scaled to zero: the dns check fails at its lookup, saying why.
+        expect(sshOn(runId, 'master', 'kubectl scale rc kube-dns-v11 --namespace=kube-system --replicas=0').out).toContain('scaled');
+        const drained = sshOn(
+          runId,
+          'master',
+          'for i in $(seq 60); do [ -z "$(kubectl get pods --namespace=kube-system -l k8s-app=kube-dns -o name)" ] && exit 0; sleep 2; done; exit 1',
+        );
+        expect(drained.code, 'the kube-dns pod was never removed').toBe(0);
+        const noDns = labSync('verify', '--run', runId, '--check', 'dns');
+        expect(noDns.code, noDns.err).toBe(1);
+        expect(noDns.err).toContain('nslookup kubernetes.default in pod lab-dns-master on master did not answer 10.0.0.1 from 10.0.0.10');
+        expect(noDns.err).toContain('the kube-dns service has no ready endpoints (no kube-dns pod is running)');
+        expect(sshOn(runId, 'master', 'kubectl scale rc kube-dns-v11 --namespace=kube-system --replicas=1').out).toContain('scaled');
+
+        // The worker's proxy stopped, and its rules gone with a reboot: service IPs lead nowhere from
+        // that node's pods, so the lookup through 10.0.0.10 fails there and still works on the master.
+        const proxyDown = sshOn(
+          runId,
+          'worker',
+          "docker stop $(docker ps --format '{{.ID}} {{.Command}}' | awk '/proxy/ {print $1}') >/dev/null && iptables -w -t nat -F KUBE-SERVICES && echo stopped",
+        );
+        expect(proxyDown.out.trim(), proxyDown.err).toBe('stopped');
+        const noProxy = labSync('verify', '--run', runId, '--check', 'dns');
+        expect(noProxy.code, noProxy.err).toBe(1);
+        expect(noProxy.err).toContain('nslookup kubernetes.default in pod lab-dns-worker on worker did not answer 10.0.0.1 from 10.0.0.10');
+        expect(noProxy.err).not.toContain('on master did not answer');
+        expect(sshOn(runId, 'worker', "docker start $(docker ps -a --format '{{.ID}} {{.Command}}' | awk '/proxy/ {print $1}')").code).toBe(0);
 
         // flannel's udp tunnel dies with flanneld: cross-host container traffic stops both ways.
         const stop = sshOn(
@@ -44,7 +111,7 @@ describe('docker-multinode', () => {
           'docker -H unix:///var/run/docker-bootstrap.sock stop $(docker -H unix:///var/run/docker-bootstrap.sock ps -q --filter ancestor=gcr.io/google_containers/flannel-amd64:0.5.5)',
         );
         expect(stop.code, stop.err).toBe(0);
-        const noFlannel = labSync('verify', '--run', runId);
+        const noFlannel = labSync('verify', '--run', runId, '--check', 'flannel-ping', '--check', 'node-registration');
         expect(noFlannel.code).toBe(1);
         expect(noFlannel.err).toContain('master -> worker: the container on master cannot reach the container on worker');
         expect(noFlannel.err).toContain('worker -> master: the container on worker cannot reach the container on master');
@@ -63,7 +130,7 @@ describe('docker-multinode', () => {
           'for i in $(seq 90); do curl -fsS localhost:8080/api/v1/nodes/10.77.0.12 | grep -q \'"status":"Unknown"\' && exit 0; sleep 2; done; exit 1',
         );
         expect(unknown.code, 'the controller-manager never marked the worker').toBe(0);
-        const noKubelet = labSync('verify', '--run', runId);
+        const noKubelet = labSync('verify', '--run', runId, '--check', 'node-registration');
         expect(noKubelet.code).toBe(1);
         expect(noKubelet.err).toContain(
           'node worker (10.77.0.12) is not Ready after 60 s: Ready=Unknown (NodeStatusUnknown: Kubelet stopped posting node status.)',
@@ -87,6 +154,11 @@ describe('docker-multinode', () => {
         /^\+\+\+ \[\d{4} [\d:]{8}\] K8S_VERSION is set to: v1\.2\.4$/m,
       );
       expect(summary.checks.map((c) => c.name)).toContainEqual(expect.stringContaining('version is v1.2.4'));
+      // v1.2 leaves kube-dns to the user: the guide's manual skydns.yaml step created it, and the dns check passed.
+      expect(readFileSync(join(dir, 'logs', 'master', 'provision-dns-addon.log'), 'utf8')).toContain('replicationcontroller/kube-dns-v8 created');
+      expect(summary.checks.filter((c) => c.status === 'passed').map((c) => c.name)).toContainEqual(
+        expect.stringContaining('nslookup kubernetes.default in the pod on worker answers 10.0.0.1 from 10.0.0.10'),
+      );
       // The containers' logs are kept with the run: flanneld's from the bootstrap daemon, the kubelet's from the main one.
       const containers = readFileSync(join(dir, 'logs', 'worker', 'containers.log'), 'utf8');
       expect(containers).toContain('=== unix:///var/run/docker-bootstrap.sock');

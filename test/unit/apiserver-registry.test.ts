@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -7,7 +7,8 @@ import { freeLoopbackPort } from '../../lab/net/ports.js';
 import { cacheDir } from '../../lab/util/paths.js';
 import type { AddressInfo } from 'node:net';
 import { createApiServer } from '../../payloads/hyperkube/apiserver.js';
-import { NAMESPACES, NODES, Registry, StatusError } from '../../payloads/hyperkube/registry.js';
+import { NAMESPACES, NODES, PODS, Registry, SERVICES, StatusError } from '../../payloads/hyperkube/registry.js';
+import { ServiceIpAllocator } from '../../payloads/hyperkube/service-ips.js';
 import { EtcdV2Store, MemoryStore, type KeyValueStore } from '../../payloads/hyperkube/store.js';
 
 /** Debian's etcd on 127.0.0.1 with the v2 API, as the payload runs it; one per test file. */
@@ -200,6 +201,174 @@ describe('apiserver stand-in over HTTP, with etcd behind it', () => {
     }
   });
 });
+
+/** An apiserver on 127.0.0.1 over a fresh etcd, with the guide's service range. */
+async function startApi(version = 'v1.3.0') {
+  const store = await freshEtcd();
+  const registry = new Registry(store);
+  for (const name of ['default', 'kube-system']) await registry.create(NAMESPACES, { metadata: { name } });
+  const serviceIps = new ServiceIpAllocator(store, '10.0.0.1/24');
+  const server = createApiServer({ registry, serviceIps, version, platform: 'linux/amd64' });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const call = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${base}${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    return { code: response.status, json: (await response.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  };
+  return { registry, base, call, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+const busyboxPod = (name: string, labels: Record<string, string> = {}) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, labels },
+  spec: { containers: [{ name: 'busybox', image: 'busybox', command: ['sleep', '3600'] }] },
+});
+
+describe('apiserver stand-in: pods, services and replication controllers', () => {
+  test('a pod gets the defaults 1.2/1.3 gave it; a pod without containers is a 422 naming the field', async () => {
+    const registry = new Registry(await freshEtcd());
+    await registry.create(NAMESPACES, { metadata: { name: 'default' } });
+    const pod = await registry.create(PODS, busyboxPod('busybox'), 'default');
+    expect(pod.spec).toMatchObject({ restartPolicy: 'Always', dnsPolicy: 'ClusterFirst', terminationGracePeriodSeconds: 30 });
+    expect(pod.status).toEqual({ phase: 'Pending' });
+    expect(pod.metadata?.selfLink).toBe('/api/v1/namespaces/default/pods/busybox');
+    const empty = await statusOf(registry.create(PODS, { metadata: { name: 'empty' }, spec: { containers: [] } }, 'default'));
+    expect(empty).toMatchObject({ code: 422, message: 'Pod "empty" is invalid: spec.containers: Required value' });
+    const policy = await statusOf(
+      registry.create(PODS, { metadata: { name: 'p' }, spec: { restartPolicy: 'Sometimes', containers: [{ name: 'c' }] } }, 'default'),
+    );
+    expect(String(policy.message)).toBe(
+      'Pod "p" is invalid: [spec.containers[0].image: Required value, spec.restartPolicy: Unsupported value: "Sometimes": supported values: Always, OnFailure, Never]',
+    );
+    expect(await statusOf(registry.create(PODS, busyboxPod('x'), 'nowhere'))).toMatchObject({ code: 404, message: 'namespaces "nowhere" not found' });
+  });
+
+  test('lists filter by label and field selectors, across namespaces or in one', async () => {
+    const api = await startApi();
+    try {
+      await api.call('POST', '/api/v1/namespaces/default/pods', busyboxPod('web-1', { app: 'web' }));
+      await api.call('POST', '/api/v1/namespaces/default/pods', busyboxPod('db-1', { app: 'db' }));
+      await api.call('POST', '/api/v1/namespaces/kube-system/pods', busyboxPod('web-2', { app: 'web' }));
+      const names = async (query: string, ns?: string) =>
+        ((await api.call('GET', `/api/v1${ns ? `/namespaces/${ns}` : ''}/pods${query}`)).json.items as { metadata: { name: string } }[]).map(
+          (p) => p.metadata.name,
+        );
+      expect(await names('')).toEqual(['db-1', 'web-1', 'web-2']);
+      expect(await names('', 'default')).toEqual(['db-1', 'web-1']);
+      expect(await names('?labelSelector=app%3Dweb')).toEqual(['web-1', 'web-2']);
+      expect(await names('?fieldSelector=metadata.name%3Dweb-2')).toEqual(['web-2']);
+      expect(await names('?fieldSelector=spec.nodeName%3D')).toEqual(['db-1', 'web-1', 'web-2']);
+      expect((await api.call('GET', '/api/v1/pods?fieldSelector=spec.hostIP%3D1')).code).toBe(400);
+    } finally {
+      await api.close();
+    }
+  });
+
+  test('binding puts a pod on a node once; a status update leaves the spec alone', async () => {
+    const api = await startApi();
+    try {
+      await api.call('POST', '/api/v1/namespaces/default/pods', busyboxPod('busybox'));
+      const binding = { apiVersion: 'v1', kind: 'Binding', metadata: { name: 'busybox' }, target: { kind: 'Node', name: '10.77.0.12' } };
+      expect((await api.call('POST', '/api/v1/namespaces/default/pods/busybox/binding', binding)).code).toBe(201);
+      const again = await api.call('POST', '/api/v1/namespaces/default/pods/busybox/binding', { ...binding, target: { name: '10.77.0.11' } });
+      expect(again.json).toMatchObject({ code: 409, message: expect.stringContaining('is already assigned to node "10.77.0.12"') });
+      const pod = (await api.call('GET', '/api/v1/namespaces/default/pods/busybox')).json;
+      expect(pod.spec.nodeName).toBe('10.77.0.12');
+      const updated = await api.call('PUT', '/api/v1/namespaces/default/pods/busybox/status', {
+        ...pod,
+        spec: { ...pod.spec, nodeName: 'elsewhere' },
+        status: { phase: 'Running', podIP: '10.1.5.2' },
+      });
+      expect(updated.json.spec.nodeName).toBe('10.77.0.12');
+      expect(updated.json.status).toEqual({ phase: 'Running', podIP: '10.1.5.2' });
+    } finally {
+      await api.close();
+    }
+  });
+
+  test('services get cluster IPs from the range: a wanted one, a random free one, never one taken twice', async () => {
+    const api = await startApi();
+    const service = (name: string, clusterIP?: string) => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name },
+      spec: { selector: { app: name }, ports: [{ port: 53, protocol: 'UDP' }], ...(clusterIP ? { clusterIP } : {}) },
+    });
+    try {
+      const dns = await api.call('POST', '/api/v1/namespaces/kube-system/services', service('kube-dns', '10.0.0.10'));
+      expect(dns.json.spec).toMatchObject({ clusterIP: '10.0.0.10', type: 'ClusterIP', ports: [{ port: 53, protocol: 'UDP', targetPort: 53 }] });
+      const taken = await api.call('POST', '/api/v1/namespaces/default/services', service('copy', '10.0.0.10'));
+      expect(taken.json).toMatchObject({ code: 422, message: 'Service "copy" is invalid: spec.clusterIP: Invalid value: "10.0.0.10": provided IP is already allocated' });
+      const outside = await api.call('POST', '/api/v1/namespaces/default/services', service('far', '10.9.0.1'));
+      expect(outside.json.message).toContain('provided IP is not in the valid range');
+      const random = await api.call('POST', '/api/v1/namespaces/default/services', service('web'));
+      expect(random.json.spec.clusterIP).toMatch(/^10\.0\.0\.(\d+)$/);
+      expect(random.json.spec.clusterIP).not.toBe('10.0.0.10');
+      // A failed create gives its IP back, and so does a delete.
+      expect((await api.call('POST', '/api/v1/namespaces/default/services', service('web', '10.0.0.20'))).code).toBe(409);
+      expect((await api.call('POST', '/api/v1/namespaces/default/services', service('other', '10.0.0.20'))).code).toBe(201);
+      await api.call('DELETE', '/api/v1/namespaces/kube-system/services/kube-dns');
+      expect((await api.call('POST', '/api/v1/namespaces/default/services', service('reuse', '10.0.0.10'))).code).toBe(201);
+      expect(await api.registry.list(SERVICES)).toMatchObject({ kind: 'ServiceList' });
+    } finally {
+      await api.close();
+    }
+  });
+
+  test("Debian's kubectl creates, lists, scales and deletes pods, services and RCs", async () => {
+    const api = await startApi('v1.2.4');
+    const dir = mkdtempSync(join(tmpdir(), 'lab-kubectl-'));
+    const kubectl = (...args: string[]) => runKubectl(api.base, args);
+    try {
+      writeFileSync(
+        join(dir, 'web.yaml'),
+        [
+          'apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: busybox\n',
+          'apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n',
+          'apiVersion: v1\nkind: Pod\nmetadata:\n  name: busybox\nspec:\n  containers:\n  - name: busybox\n    image: busybox\n    command: [sleep, "3600"]\n',
+        ].join('---\n'),
+      );
+      const created = await kubectl('create', '-f', join(dir, 'web.yaml'));
+      expect(created.out, created.out).toContain('replicationcontroller/web created');
+      expect(created.out).toContain('service/web created');
+      expect(created.out).toContain('pod/busybox created');
+      expect(created.code).toBe(0);
+
+      const rc = JSON.parse((await kubectl('get', 'rc', 'web', '-o', 'json')).out);
+      expect(rc.spec.selector).toEqual({ app: 'web' });
+      const pods = await kubectl('get', 'pods');
+      expect(pods.out).toMatch(/^NAME\s+/);
+      expect(pods.out).toContain('busybox');
+      const svc = JSON.parse((await kubectl('get', 'svc', 'web', '-o', 'json')).out);
+      expect(svc.spec.clusterIP).toMatch(/^10\.0\.0\.\d+$/);
+
+      const scaled = await kubectl('scale', 'rc', 'web', '--replicas=0');
+      expect(scaled.out, scaled.out).toContain('replicationcontroller/web scaled');
+      expect((await api.call('GET', '/api/v1/namespaces/default/replicationcontrollers/web')).json.spec.replicas).toBe(0);
+
+      for (const [kind, name] of [['pod', 'busybox'], ['svc', 'web'], ['rc', 'web']]) {
+        const deleted = await kubectl('delete', kind as string, name as string);
+        expect(deleted.code, deleted.out).toBe(0);
+        expect(deleted.out).toContain(`"${name}" deleted`);
+      }
+      expect((await kubectl('get', 'pod', 'busybox')).out).toContain('pods "busybox" not found');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await api.close();
+    }
+  });
+});
+
+function runKubectl(server: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(debianKubectl(), ['--server', server, ...args], { env: { PATH: process.env.PATH, HOME: tmpdir() } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
 
 /**
  * Debian's kubectl, unpacked from its package into the lab's cache rather than installed (the

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -7,7 +7,10 @@ import { parseDuration } from '../../payloads/hyperkube/client.js';
 import { staticPods } from '../../payloads/hyperkube/kubelet.js';
 import { masterManifest } from '../../payloads/hyperkube/manifests.js';
 import { searchPath } from '../../payloads/hyperkube/pod-runner.js';
-import { GUEST_BUNDLE, payloadImages, payloadVersions, preparation } from '../../payloads/images.js';
+import { parseAllDocuments } from 'yaml';
+import { kubeDnsObjects } from '../../payloads/hyperkube/addons.js';
+import { addonImages, deploysAddons, GUEST_BUNDLE, payloadImages, payloadVersions, preparation } from '../../payloads/images.js';
+import { projectRoot } from '../../lab/util/paths.js';
 
 describe('payload images', () => {
   test('are named as the guide names them, per K8S_VERSION and ARCH, with its defaults', () => {
@@ -38,6 +41,23 @@ describe('payload images', () => {
         'docker pull gcr.io/google_containers/pause-amd64:3.0',
       ],
     });
+  });
+});
+
+describe('the DNS addon', () => {
+  test('v1.3 deploys it by itself, v1.2 leaves it to the guide\'s manual step', () => {
+    expect(['v1.2.0', 'v1.2.4', 'v1.3.0', 'v1.3.0-beta.1', 'v1.4.0'].map(deploysAddons)).toEqual([false, false, true, true, true]);
+  });
+
+  test("the provisioners' skydns.yaml, with ARCH substituted as the guide does, is the addon the bundle carries", () => {
+    const text = readFileSync(join(projectRoot, 'provisioners/docker-multinode/skydns.yaml'), 'utf8').replace(/ARCH/g, 'arm64');
+    const documents = parseAllDocuments(text).map((d) => d.toJS() as unknown);
+    const versions = payloadVersions({ K8S_VERSION: 'v1.2.4' });
+    expect(documents).toEqual(kubeDnsObjects(versions, 'arm64', 'v8'));
+    // Every image the addon names is in the bundle: nothing would have to be pulled.
+    const bundled = [...payloadImages(versions, 'arm64'), ...addonImages(versions, 'arm64')].map((i) => i.tag);
+    const rc = documents[0] as { spec: { template: { spec: { containers: { image: string }[] } } } };
+    for (const { image } of rc.spec.template.spec.containers) expect(bundled).toContain(image);
   });
 });
 

@@ -25,6 +25,26 @@ export async function getJson(master: ClusterNode, url: string): Promise<Json | 
   }
 }
 
+/**
+ * Any call to the master's apiserver (POST, PUT, DELETE...), the body on curl's stdin: the answer
+ * with its HTTP code, so a check can tell a 404 or a 409 from a failed request.
+ */
+export async function apiRequest(master: ClusterNode, method: string, path: string, body?: Json): Promise<{ code: number; json: Json }> {
+  const data = body === undefined ? '' : `-H 'content-type: application/json' --data-binary @-`;
+  const result = await master.exec(`curl -sS --max-time 10 -X ${method} ${data} -w '\n%{http_code}' ${API}${path}`, {
+    timeout: 20,
+    ...(body === undefined ? {} : { stdin: JSON.stringify(body) }),
+  });
+  const lines = result.stdout.trimEnd().split('\n');
+  const code = Number(lines.pop());
+  if (result.code !== 0 || !code) throw new Error(`${method} ${API}${path} on ${master.name} failed: ${result.stderr.trim() || `curl exit ${result.code}`}`);
+  try {
+    return { code, json: JSON.parse(lines.join('\n') || '{}') as Json };
+  } catch {
+    return { code, json: { text: lines.join('\n') } };
+  }
+}
+
 export const API = 'http://127.0.0.1:8080';
 export const ETCD = 'http://127.0.0.1:4001';
 

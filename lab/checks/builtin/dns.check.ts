@@ -1,0 +1,219 @@
+import { afterAll, describe, expect, test } from 'vitest';
+import { addonImages, payloadVersions } from '../../../payloads/images.js';
+import { notYet, waitFor } from '../../util/wait.js';
+import { attach, step, useCluster, type ClusterNode } from '../api.js';
+import { apiRequest, getJson, API, masterOf, type Json } from './kube.js';
+
+/**
+ * dns (the DNS addon's own test, "How do I test if it is working?"): a busybox pod that sleeps,
+ * on every node; inside it `nslookup kubernetes.default` is answered by the cluster DNS at
+ * 10.0.0.10 with the kubernetes service's 10.0.0.1. Then a service of the check's own, in front of
+ * two pods of an RC: its short name resolves to its cluster IP from every node, and a request to
+ * that name is answered by one of its pods (so the proxy carries it there).
+ */
+const lab = useCluster();
+const DNS_IP = '10.0.0.10';
+const MASTER_SERVICE_IP = '10.0.0.1';
+const RUNNING_WITHIN_MS = 240_000;
+const ANSWER_WITHIN_MS = 90_000;
+const SERVICE = 'lab-dns-check';
+const versions = payloadVersions({ ...lab.descriptor.env, K8S_VERSION: lab.descriptor.env.K8S_VERSION || 'v0.0.0' });
+const busybox = addonImages(versions, lab.specs[0]?.arch ?? 'amd64').find((i) => i.name === 'busybox')?.tag ?? 'busybox';
+const podName = (node: string) => `lab-dns-${node.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 60);
+const pods = `/api/v1/namespaces/default/pods`;
+
+/** The guide's test pod, pinned to one node by its hostname label. */
+const busyboxPod = (node: string, address: string): Json => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: podName(node), namespace: 'default', labels: { 'lab-check': 'dns' } },
+  spec: {
+    containers: [{ name: 'busybox', image: busybox, command: ['sleep', '3600'], imagePullPolicy: 'IfNotPresent' }],
+    restartPolicy: 'Always',
+    nodeSelector: { 'kubernetes.io/hostname': address },
+  },
+});
+
+/** Two pods answering HTTP with their own name, behind the check's service. */
+const webController: Json = {
+  apiVersion: 'v1',
+  kind: 'ReplicationController',
+  metadata: { name: SERVICE, namespace: 'default' },
+  spec: {
+    replicas: 2,
+    selector: { app: SERVICE },
+    template: {
+      metadata: { labels: { app: SERVICE } },
+      spec: {
+        containers: [
+          {
+            name: 'web',
+            image: busybox,
+            imagePullPolicy: 'IfNotPresent',
+            command: ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www'],
+            ports: [{ name: 'http', containerPort: 8080 }],
+          },
+        ],
+      },
+    },
+  },
+};
+const webService: Json = {
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name: SERVICE, namespace: 'default' },
+  spec: { selector: { app: SERVICE }, ports: [{ port: 80, targetPort: 'http' }] },
+};
+
+const runningPods = new Map<string, Json>();
+
+/** Runs a command in the busybox container of the node's test pod (through the node's Docker, as `kubectl exec` would). */
+async function inPod(node: ClusterNode, command: string): Promise<{ code: number; output: string }> {
+  const filters = [`io.kubernetes.pod.name=${podName(node.name)}`, 'io.kubernetes.pod.namespace=default', 'io.kubernetes.container.name=busybox']
+    .map((l) => `--filter label=${l}`)
+    .join(' ');
+  const result = await node.exec(`id=$(docker ps -q ${filters} | head -1); [ -n "$id" ] || { echo 'no running busybox container'; exit 125; }; docker exec "$id" ${command}`, {
+    timeout: 30,
+  });
+  return { code: result.code, output: (result.stdout + result.stderr).trim() };
+}
+
+/** busybox nslookup's answer: the server it asked and the addresses after the first `Name:`. */
+export function parseNslookup(output: string): { server?: string; addresses: string[] } {
+  const server = /^Server:\s+(\S+)/m.exec(output)?.[1];
+  const answer = output.slice(output.search(/^Name:/m) >= 0 ? output.search(/^Name:/m) : output.length);
+  const addresses = [...answer.matchAll(/^Address(?: \d+)?:\s+([0-9.]+)/gm)].map((m) => m[1] as string);
+  return { server, addresses };
+}
+
+/** What a failed lookup needs next to it: does kube-dns have anything to answer with? */
+async function dnsDiagnosis(master: ClusterNode): Promise<string> {
+  const endpoints = await getJson(master, `${API}/api/v1/namespaces/kube-system/endpoints/kube-dns`);
+  const ready = ((endpoints?.subsets ?? []) as Json[]).flatMap((s) => ((s.addresses ?? []) as Json[]).map((a) => a.ip));
+  return ready.length ? `kube-dns endpoints: ${ready.join(', ')}` : 'the kube-dns service has no ready endpoints (no kube-dns pod is running)';
+}
+
+async function lookup(node: ClusterNode, name: string, expected: string): Promise<void> {
+  let last = '';
+  try {
+    await waitFor({ what: `${name} from ${node.name}`, timeoutMs: ANSWER_WITHIN_MS, intervalMs: 3000 }, async () => {
+      const { output } = await inPod(node, `nslookup ${name}`);
+      last = output;
+      const parsed = parseNslookup(output);
+      return parsed.server?.startsWith(DNS_IP) && parsed.addresses.includes(expected) ? true : notYet(output);
+    });
+  } catch {
+    const diagnosis = await dnsDiagnosis(await masterOf(lab));
+    throw new Error(
+      `nslookup ${name} in pod ${podName(node.name)} on ${node.name} did not answer ${expected} from ${DNS_IP} within ${ANSWER_WITHIN_MS / 1000} s; ${diagnosis}; last output:\n${last}`,
+    );
+  } finally {
+    await attach(`nslookup ${name} on ${node.name}`, last);
+  }
+}
+
+afterAll(async () => {
+  const master = await masterOf(lab).catch(() => undefined);
+  if (!master) return;
+  for (const path of [
+    `/api/v1/namespaces/default/services/${SERVICE}`,
+    `/api/v1/namespaces/default/replicationcontrollers/${SERVICE}`,
+    ...lab.specs.map((s) => `${pods}/${podName(s.name)}`),
+  ])
+    await apiRequest(master, 'DELETE', path).catch(() => undefined);
+});
+
+describe('dns', () => {
+  test(`kube-dns is the service ${DNS_IP} in kube-system`, async () => {
+    const master = await masterOf(lab);
+    const service = await step('GET the kube-dns service', () => apiRequest(master, 'GET', '/api/v1/namespaces/kube-system/services/kube-dns'));
+    const k8s = lab.descriptor.env.K8S_VERSION ?? '';
+    expect(
+      service.code,
+      `there is no kube-dns service in kube-system${/^v1\.[0-2]\./.test(k8s) ? ` (with ${k8s} the DNS addon is created by hand: the guide's skydns.yaml step, docker-multinode/dns-addon.sh)` : ''}`,
+    ).toBe(200);
+    expect(service.json.spec?.clusterIP, 'the kube-dns service IP').toBe(DNS_IP);
+  });
+
+  test('a busybox pod that sleeps is Running on every node', async () => {
+    const master = await masterOf(lab);
+    const started = Date.now();
+    for (const spec of lab.specs) {
+      await apiRequest(master, 'DELETE', `${pods}/${podName(spec.name)}`);
+      const created = await step(`create pod ${podName(spec.name)} (${busybox}, sleep 3600) on ${spec.name}`, () =>
+        apiRequest(master, 'POST', pods, busyboxPod(spec.name, spec.address)),
+      );
+      expect(created.code, `creating pod ${podName(spec.name)}: ${created.json.message ?? ''}`).toBe(201);
+    }
+    const took: Record<string, number> = {};
+    for (const spec of lab.specs) {
+      let pod: Json | undefined;
+      await step(`wait for pod ${podName(spec.name)} to be Running on ${spec.name}`, async () => {
+        try {
+          await waitFor({ what: `pod ${podName(spec.name)}`, timeoutMs: RUNNING_WITHIN_MS, intervalMs: 2000 }, async () => {
+            pod = (await apiRequest(master, 'GET', `${pods}/${podName(spec.name)}`)).json;
+            return pod.status?.phase === 'Running' ? true : notYet(JSON.stringify(pod.status ?? {}));
+          });
+        } catch {
+          const waiting = ((pod?.status?.containerStatuses ?? []) as Json[]).map((c) => c.state?.waiting).find(Boolean);
+          const scheduled = ((pod?.status?.conditions ?? []) as Json[]).find((c) => c.type === 'PodScheduled' && c.status === 'False');
+          throw new Error(
+            `pod ${podName(spec.name)} is ${pod?.status?.phase ?? 'missing'} on ${pod?.spec?.nodeName || '(no node)'} after ${RUNNING_WITHIN_MS / 1000} s` +
+              (waiting ? `: ${waiting.reason}: ${waiting.message}` : scheduled ? `: ${scheduled.message}` : ''),
+          );
+        }
+      });
+      took[spec.name] = Math.round((Date.now() - started) / 100) / 10;
+      expect(pod?.spec?.nodeName, `pod ${podName(spec.name)} runs on`).toBe(spec.address);
+      runningPods.set(spec.name, pod as Json);
+    }
+    await attach('seconds from create to Running', JSON.stringify(took, null, 2));
+  });
+
+  for (const spec of lab.specs) {
+    test(`nslookup kubernetes.default in the pod on ${spec.name} answers ${MASTER_SERVICE_IP} from ${DNS_IP}`, async () => {
+      expect(runningPods.has(spec.name), `no busybox pod runs on ${spec.name}`).toBe(true);
+      const node = await lab.node(spec.name);
+      await step(`nslookup kubernetes.default in ${podName(spec.name)}`, () => lookup(node, 'kubernetes.default', MASTER_SERVICE_IP));
+    });
+  }
+
+  test(`the check's service ${SERVICE} has two pods behind it`, async () => {
+    const master = await masterOf(lab);
+    await apiRequest(master, 'DELETE', `/api/v1/namespaces/default/services/${SERVICE}`);
+    await apiRequest(master, 'DELETE', `/api/v1/namespaces/default/replicationcontrollers/${SERVICE}`);
+    for (const [what, path, object] of [
+      ['replication controller', '/api/v1/namespaces/default/replicationcontrollers', webController],
+      ['service', '/api/v1/namespaces/default/services', webService],
+    ] as const) {
+      const created = await step(`create ${what} ${SERVICE}`, () => apiRequest(master, 'POST', path, object));
+      expect(created.code, `creating ${what} ${SERVICE}: ${created.json.message ?? ''}`).toBe(201);
+    }
+    let endpoints: Json | undefined;
+    await step(`wait for two ready endpoints of ${SERVICE}`, () =>
+      waitFor({ what: `endpoints of ${SERVICE}`, timeoutMs: RUNNING_WITHIN_MS, intervalMs: 2000 }, async () => {
+        endpoints = (await apiRequest(master, 'GET', `/api/v1/namespaces/default/endpoints/${SERVICE}`)).json;
+        const ready = ((endpoints?.subsets ?? []) as Json[]).flatMap((s) => (s.addresses ?? []) as Json[]);
+        return ready.length === 2 ? true : notYet(JSON.stringify(endpoints));
+      }),
+    );
+    await attach('endpoints', JSON.stringify(endpoints, null, 2));
+  });
+
+  for (const spec of lab.specs) {
+    test(`${SERVICE} resolves to its service IP from the pod on ${spec.name}, and one of its pods answers`, async () => {
+      const master = await masterOf(lab);
+      const node = await lab.node(spec.name);
+      const service = (await apiRequest(master, 'GET', `/api/v1/namespaces/default/services/${SERVICE}`)).json;
+      const ip = String(service.spec?.clusterIP);
+      await step(`nslookup ${SERVICE} in ${podName(spec.name)} (search path default.svc.cluster.local)`, () => lookup(node, SERVICE, ip));
+      const web = ((await apiRequest(master, 'GET', `${pods}?labelSelector=app%3D${SERVICE}`)).json.items ?? []) as Json[];
+      const names = web.map((p) => String(p.metadata.name));
+      const answer = await step(`GET http://${SERVICE}/ from ${podName(spec.name)}`, () => inPod(node, `wget -q -T 5 -O - http://${SERVICE}/`));
+      await attach(`http://${SERVICE}/ from ${spec.name}`, answer.output);
+      expect(names, `http://${SERVICE}/ (${ip}:80) from ${spec.name} was answered by "${answer.output}", not by one of its pods`).toContain(
+        answer.output.split('\n').pop(),
+      );
+    });
+  }
+});
