@@ -37,7 +37,8 @@ export async function ensureBundle(
   mkdirSync(root, { recursive: true });
   const layersKey = `layers-${arch}-${hash(readFileSync(layersScript))}`;
   const programs = await bundlePrograms();
-  const key = `bundle-${arch}-${hash(JSON.stringify(versions), layersKey, ...programs.map((p) => p.text))}`;
+  const perVersion = versionFiles(versions, arch);
+  const key = `bundle-${arch}-${hash(JSON.stringify(versions), JSON.stringify(perVersion), layersKey, ...programs.map((p) => p.text))}`;
   const file = join(root, key, 'images.tar.gz');
   const images = [...payloadImages(versions, arch), ...addonImages(versions, arch)].map((i) => i.tag);
   const done = (): Bundle => ({ file, images, bytes: statSync(file).size });
@@ -73,7 +74,7 @@ export async function ensureBundle(
         const app = join(work, 'app');
         writeProgramsLayer(app, programs);
         const versionLayer = join(work, 'version');
-        writeVersionLayer(versionLayer, versions, arch);
+        writeFiles(versionLayer, perVersion);
         const specs = imageSpecs(versions, arch, {
           base: join(layers, 'base'),
           etcd: join(layers, 'etcd'),
@@ -150,23 +151,29 @@ function writeProgramsLayer(dir: string, programs: Program[]): void {
 }
 
 /**
- * What differs per K8S_VERSION: the version the binaries report, the master's static pods, and
- * (from v1.3) the addon manager and the addons it creates.
+ * What differs per K8S_VERSION, as files of the hyperkube image: the version the binaries report,
+ * the master's static pods, and (from v1.3) the addon manager and the addons it creates.
  */
-function writeVersionLayer(dir: string, versions: PayloadVersions, arch: string): void {
-  const json = (path: string, object: unknown) => {
-    mkdirSync(dirname(join(dir, path)), { recursive: true });
-    writeFileSync(join(dir, path), `${JSON.stringify(object, null, 2)}\n`);
+function versionFiles(versions: PayloadVersions, arch: string): Record<string, string> {
+  const json = (object: unknown) => `${JSON.stringify(object, null, 2)}\n`;
+  const files: Record<string, string> = {
+    'etc/kubernetes/version': `${versions.k8s}\n`,
+    'etc/kubernetes/manifests-multi/master.json': json(masterManifest(versions, arch)),
+    'etc/kubernetes/manifests-multi/kube-proxy.json': json(kubeProxyManifest(versions, arch)),
   };
-  mkdirSync(join(dir, 'etc/kubernetes'), { recursive: true });
-  writeFileSync(join(dir, 'etc/kubernetes/version'), `${versions.k8s}\n`);
-  json('etc/kubernetes/manifests-multi/master.json', masterManifest(versions, arch));
-  json('etc/kubernetes/manifests-multi/kube-proxy.json', kubeProxyManifest(versions, arch));
   if (deploysAddons(versions.k8s)) {
-    json('etc/kubernetes/manifests-multi/addon-manager.json', addonManagerManifest(versions, arch));
     const [rc, service] = kubeDnsObjects(versions, arch, 'v11');
-    json('etc/kubernetes/addons/kube-dns-rc.json', rc);
-    json('etc/kubernetes/addons/kube-dns-svc.json', service);
+    files['etc/kubernetes/manifests-multi/addon-manager.json'] = json(addonManagerManifest(versions, arch));
+    files['etc/kubernetes/addons/kube-dns-rc.json'] = json(rc);
+    files['etc/kubernetes/addons/kube-dns-svc.json'] = json(service);
+  }
+  return files;
+}
+
+function writeFiles(dir: string, files: Record<string, string>): void {
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
   }
 }
 

@@ -9,6 +9,8 @@ set -euo pipefail
 : "${ARCH:?}" "${OUT:?}" "${MIRROR:?}" "${SUITE:?}" "${APT_ROOT:?}"
 
 BASE_PACKAGES=(libc6 libgcc-s1 gcc-12-base busybox-static)
+# Only getent is taken from it (the C library's resolver, for nslookup below).
+LIBC_BIN=libc-bin
 ETCD_PACKAGES=(etcd-server etcd-client)
 RUNTIME_PACKAGES=(nodejs iproute2 iptables kmod)
 # Pulled in by dependencies but never run in a container: package tooling, users, PAM, perl.
@@ -22,9 +24,9 @@ touch "$APT_ROOT/var/lib/dpkg/status"
 printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' "$MIRROR" "$SUITE" >"$APT_ROOT/etc/apt/sources.list"
 printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s-security main\n' "${MIRROR%/debian}/debian-security" "$SUITE" >>"$APT_ROOT/etc/apt/sources.list"
 
-echo "lab: downloading ${ARCH} packages for the payload (${BASE_PACKAGES[*]} ${ETCD_PACKAGES[*]} ${RUNTIME_PACKAGES[*]})"
+echo "lab: downloading ${ARCH} packages for the payload (${BASE_PACKAGES[*]} ${LIBC_BIN} ${ETCD_PACKAGES[*]} ${RUNTIME_PACKAGES[*]})"
 apt-get "${apt_opts[@]}" update >/dev/null
-apt-get "${apt_opts[@]}" -y install --download-only "${BASE_PACKAGES[@]}" "${ETCD_PACKAGES[@]}" "${RUNTIME_PACKAGES[@]}" >/dev/null
+apt-get "${apt_opts[@]}" -y install --download-only "${BASE_PACKAGES[@]}" "$LIBC_BIN" "${ETCD_PACKAGES[@]}" "${RUNTIME_PACKAGES[@]}" >/dev/null
 archives=$APT_ROOT/var/cache/apt/archives
 
 # The newest downloaded .deb of a package (older versions may linger in the cache).
@@ -48,10 +50,37 @@ unpack() {
 rm -rf "$OUT"
 mkdir -p "$OUT"
 unpack "$OUT/base" "${BASE_PACKAGES[@]}"
-# busybox provides the shell and the small tools (sh, sleep, ping, nslookup, ...).
-for applet in sh ash cat cp date echo env grep head hostname kill ln ls mkdir mount mv nc nslookup ping ps rm sed sleep sort tail test tr true false umount uname wc wget httpd; do
+# busybox provides the shell and the small tools (sh, sleep, ping, wget, httpd, ...).
+for applet in sh ash cat cp date echo env grep head hostname kill ln ls mkdir mount mv nc ping ps rm sed sleep sort tail test tr true false umount uname wc wget httpd; do
   ln -sf busybox "$OUT/base/usr/bin/$applet"
 done
+unpack "$OUT/.libc-bin" "$LIBC_BIN"
+cp "$OUT/.libc-bin/usr/bin/getent" "$OUT/base/usr/bin/getent"
+rm -rf "$OUT/.libc-bin"
+# nslookup as the 2016 busybox (1.24) did it: through the C library's resolver, so resolv.conf's
+# search path and ndots:5 apply and `nslookup kubernetes.default` finds
+# kubernetes.default.svc.cluster.local. Busybox 1.35's own nslookup sends a dotted name as it is;
+# it still answers `nslookup NAME SERVER` (kube-dns's health probe).
+cat >"$OUT/base/usr/bin/nslookup" <<'SH'
+#!/bin/sh
+if test $# -ne 1 || test "${1#-}" != "$1"; then exec busybox nslookup "$@"; fi
+server=$(sed -n 's/^nameserver[[:space:]]*//p' /etc/resolv.conf | head -n 1)
+echo "Server:    ${server:-127.0.0.1}"
+echo "Address 1: ${server:-127.0.0.1}"
+echo
+addresses=$(getent ahostsv4 "$1" | sed 's/[[:space:]].*//' | sort -u)
+if test -z "$addresses"; then
+  echo "nslookup: can't resolve '$1'" >&2
+  exit 1
+fi
+echo "Name:      $1"
+n=0
+for address in $addresses; do
+  n=$((n + 1))
+  echo "Address $n: $address"
+done
+SH
+chmod 755 "$OUT/base/usr/bin/nslookup"
 mkdir -p "$OUT/base/etc" "$OUT/base/tmp" "$OUT/base/root" "$OUT/base/var/run"
 chmod 1777 "$OUT/base/tmp"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$OUT/base/etc/passwd"
@@ -70,7 +99,7 @@ rm -rf "$OUT/etcd/etc/default"
 # Everything the runtime packages pull in, less what the base layer has and what never runs here.
 mapfile -t runtime < <(
   for deb in "$archives"/*.deb; do dpkg-deb -f "$deb" Package; done | sort -u |
-    grep -vxE "$(IFS='|'; echo "${BASE_PACKAGES[*]}|${ETCD_PACKAGES[*]}")" | grep -vE "$SKIP"
+    grep -vxE "$(IFS='|'; echo "${BASE_PACKAGES[*]}|${LIBC_BIN}|${ETCD_PACKAGES[*]}")" | grep -vE "$SKIP"
 )
 unpack "$OUT/runtime" "${runtime[@]}"
 # What maintainer scripts would have done: iptables through nftables as on the node (Debian's

@@ -37,7 +37,7 @@ const SUBRESOURCES: Record<string, string[]> = {
 };
 
 export function createApiServer(options: ApiServerOptions): Server {
-  return createServer((request, response) => {
+  const server = createServer((request, response) => {
     handle(options, request, response).catch((error: unknown) => {
       const status =
         error instanceof StatusError
@@ -46,6 +46,9 @@ export function createApiServer(options: ApiServerOptions): Server {
       send(response, status.code, status.toStatus());
     });
   });
+  // Clients poll and keep their connections: outlive their idle timeouts rather than close one they are about to reuse.
+  server.keepAliveTimeout = 65_000;
+  return server;
 }
 
 interface Route {
@@ -170,6 +173,9 @@ async function createService(options: ApiServerOptions, service: KubeObject, nam
   const spec = (service.spec ?? {}) as { clusterIP?: string };
   const name = service.metadata?.name ?? '';
   if (!options.serviceIps) throw new StatusError(500, 'InternalError', 'Internal error occurred: no service IP range', {});
+  // An existing service is a 409, whatever its IP: checked before its IP would be claimed (a 422).
+  const existing = await options.registry.get(SERVICES, name, namespace).catch(() => undefined);
+  if (existing) throw new StatusError(409, 'AlreadyExists', `services "${name}" already exists`, { name, kind: 'services' });
   const ip = spec.clusterIP === 'None' ? 'None' : await options.serviceIps.claim(name, spec.clusterIP || undefined);
   try {
     return await options.registry.create(SERVICES, { ...service, spec: { ...spec, clusterIP: ip } }, namespace);

@@ -30,16 +30,20 @@ export class ApiClient {
   }
 
   async call(method: string, path: string, body?: Json): Promise<Json> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.base}${path}`, {
-        method,
-        ...(body ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-        signal: AbortSignal.timeout(10_000),
-      });
-    } catch (error) {
-      const cause = ((error as Error).cause as Error | undefined)?.message ?? (error as Error).message;
-      throw new ApiError(0, `${method} ${this.base}${path}: ${cause}`);
+    let response: Response | undefined;
+    // A GET is tried twice: a kept-alive connection the server has just closed fails the first time.
+    for (let attempt = 1; !response; attempt++) {
+      try {
+        response = await fetch(`${this.base}${path}`, {
+          method,
+          ...(body ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+          signal: AbortSignal.timeout(10_000),
+        });
+      } catch (error) {
+        if (method === 'GET' && attempt < 2) continue;
+        const cause = ((error as Error).cause as Error | undefined)?.message ?? (error as Error).message;
+        throw new ApiError(0, `${method} ${this.base}${path}: ${cause}`);
+      }
     }
     const text = await response.text();
     let parsed: Json;

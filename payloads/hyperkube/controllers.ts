@@ -35,9 +35,22 @@ export async function controllerManager(argv: string[]): Promise<void> {
   glog('I', where, `Node controller: grace period ${flags['node-monitor-grace-period']}, checking every ${flags['node-monitor-period']}`);
   await Promise.all([
     every(period, 'nodecontroller.go', 'Error monitoring node status', () => monitorNodes(api, grace)),
-    every(1000, 'replication_controller.go', 'Error syncing replication controllers', () => syncReplication(api)),
-    every(1000, 'endpoints_controller.go', 'Error syncing endpoints', () => syncEndpoints(api)),
+    every(WORKLOAD_PERIOD_MS, 'controllermanager.go', 'Error syncing replication controllers and endpoints', () => syncWorkloads(api)),
   ]);
+}
+
+/**
+ * RCs and endpoints are reconciled in one pass over one listing of each kind: every request
+ * costs the emulated master dearly (TCG), and a 2 s pass is quick enough for the checks.
+ */
+const WORKLOAD_PERIOD_MS = 2000;
+
+async function syncWorkloads(api: ApiClient): Promise<void> {
+  const [rcs, pods, services, endpoints] = await Promise.all(
+    ['replicationcontrollers', 'pods', 'services', 'endpoints'].map(async (r) => ((await api.get(`/api/v1/${r}`)).items ?? []) as Json[]),
+  );
+  await syncReplication(api, rcs as Json[], pods as Json[]);
+  await syncEndpoints(api, services as Json[], pods as Json[], endpoints as Json[]);
 }
 
 /** Runs one controller's pass forever, logging (not dying on) a failed pass. */
@@ -79,11 +92,8 @@ async function monitorNodes(api: ApiClient, grace: number): Promise<void> {
 }
 
 /** Every RC gets its replicas (pods created from the template, extra ones deleted); pods of deleted RCs go. */
-async function syncReplication(api: ApiClient): Promise<void> {
+async function syncReplication(api: ApiClient, rcs: Json[], pods: Json[]): Promise<void> {
   const where = 'replication_controller.go';
-  const [rcList, podList] = await Promise.all([api.get('/api/v1/replicationcontrollers'), api.get('/api/v1/pods')]);
-  const rcs = (rcList.items ?? []) as Json[];
-  const pods = (podList.items ?? []) as Json[];
   for (const rc of rcs) {
     const { namespace, name } = rc.metadata;
     const plan = replicaPlan(rc, pods);
@@ -109,19 +119,13 @@ async function syncReplication(api: ApiClient): Promise<void> {
 }
 
 /** Every service with a selector gets Endpoints of the same name listing its pods; endpoints of deleted services go. */
-async function syncEndpoints(api: ApiClient): Promise<void> {
+async function syncEndpoints(api: ApiClient, services: Json[], pods: Json[], endpoints: Json[]): Promise<void> {
   const where = 'endpoints_controller.go';
-  const [serviceList, podList, endpointList] = await Promise.all([
-    api.get('/api/v1/services'),
-    api.get('/api/v1/pods'),
-    api.get('/api/v1/endpoints'),
-  ]);
-  const services = (serviceList.items ?? []) as Json[];
-  const existing = new Map(((endpointList.items ?? []) as Json[]).map((e) => [`${e.metadata.namespace}/${e.metadata.name}`, e]));
+  const existing = new Map(endpoints.map((e) => [`${e.metadata.namespace}/${e.metadata.name}`, e]));
   for (const service of services) {
     if (!service.spec?.selector || Object.keys(service.spec.selector).length === 0) continue;
     const { namespace, name } = service.metadata;
-    const subsets = endpointSubsets(service, (podList.items ?? []) as Json[]);
+    const subsets = endpointSubsets(service, pods);
     const current = existing.get(`${namespace}/${name}`);
     const path = `/api/v1/namespaces/${namespace}/endpoints`;
     if (!current) await api.post(path, { apiVersion: 'v1', kind: 'Endpoints', metadata: { name, labels: service.metadata.labels }, subsets });

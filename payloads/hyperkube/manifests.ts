@@ -52,24 +52,22 @@ export function masterManifest(versions: PayloadVersions, arch: string): Record<
   };
 }
 
+/** A static pod of one container on the host's network, in kube-system. */
+const hostPod = (name: string, container: Record<string, unknown>): Record<string, unknown> => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: 'kube-system' },
+  spec: { hostNetwork: true, containers: [container] },
+});
+
 /** The proxy of every node that runs the master manifests (the worker runs its own, by worker.sh). */
 export function kubeProxyManifest(versions: PayloadVersions, arch: string): Record<string, unknown> {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'k8s-proxy', namespace: 'kube-system' },
-    spec: {
-      hostNetwork: true,
-      containers: [
-        {
-          name: 'kube-proxy',
-          image: `${versions.registry}/hyperkube-${arch}:${versions.k8s}`,
-          command: ['/hyperkube', 'proxy', '--master=http://127.0.0.1:8080', '--v=2'],
-          securityContext: { privileged: true },
-        },
-      ],
-    },
-  };
+  return hostPod('k8s-proxy', {
+    name: 'kube-proxy',
+    image: `${versions.registry}/hyperkube-${arch}:${versions.k8s}`,
+    command: ['/hyperkube', 'proxy', '--master=http://127.0.0.1:8080', '--v=2'],
+    securityContext: { privileged: true },
+  });
 }
 
 /**
@@ -77,19 +75,9 @@ export function kubeProxyManifest(versions: PayloadVersions, arch: string): Reco
  * answers, and again if it is deleted. Runs from the hyperkube image, which carries the addons.
  */
 export function addonManagerManifest(versions: PayloadVersions, arch: string): Record<string, unknown> {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'kube-addon-manager', namespace: 'kube-system' },
-    spec: {
-      hostNetwork: true,
-      containers: [
-        {
-          name: 'kube-addon-manager',
-          image: `${versions.registry}/hyperkube-${arch}:${versions.k8s}`,
-          command: ['/kube-addons', '--master=http://127.0.0.1:8080', '--addons=/etc/kubernetes/addons'],
-        },
-      ],
-    },
-  };
+  return hostPod('kube-addon-manager', {
+    name: 'kube-addon-manager',
+    image: `${versions.registry}/hyperkube-${arch}:${versions.k8s}`,
+    command: ['/kube-addons', '--master=http://127.0.0.1:8080', '--addons=/etc/kubernetes/addons'],
+  });
 }

@@ -37,6 +37,8 @@ export class PodRunner {
   /** Failed image lookups per pod container: the first is ErrImagePull, the next ones ImagePullBackOff. */
   private readonly pullFailures = new Map<string, number>();
   private readonly started = new Map<string, string>();
+  /** `docker inspect` of running containers: what it says does not change while they run (TCG makes each call dear). */
+  private readonly inspected = new Map<string, ContainerDetails>();
 
   constructor(
     private readonly docker: DockerClient,
@@ -49,6 +51,7 @@ export class PodRunner {
    */
   async sync(pods: Json[], services: Json[] = []): Promise<Map<string, Json>> {
     const existing = await this.docker.listContainers([LABEL_UID]);
+    for (const id of this.inspected.keys()) if (!existing.some((c) => c.Id === id && c.State === 'running')) this.inspected.delete(id);
     const wanted = new Set(pods.map((p) => String(p.metadata.uid)));
     const gone = new Set<string>();
     for (const container of existing) {
@@ -81,7 +84,7 @@ export class PodRunner {
       const id = await this.start(pod, POD_CONTAINER, this.infraConfig(pod), 0);
       infra = { Id: id, State: 'running' } as ContainerSummary;
     }
-    const infraDetails = await this.docker.inspect(infra.Id);
+    const infraDetails = await this.inspect(infra.Id);
     const policy = String(pod.spec.restartPolicy ?? 'Always');
     const statuses: Json[] = [];
     for (const spec of (pod.spec.containers ?? []) as Json[]) {
@@ -90,7 +93,7 @@ export class PodRunner {
       const restarts = Number(current?.Labels[LABEL_RESTARTS] ?? 0);
       const base = { name: spec.name, image: spec.image, restartCount: restarts, ready: false };
       if (current) {
-        const details = await this.docker.inspect(current.Id);
+        const details = current.State === 'running' ? await this.inspect(current.Id) : await this.docker.inspect(current.Id);
         const state = stateOf(details);
         if (details.State.Running) {
           statuses.push({ ...base, state, ready: true, imageID: `docker://${details.Image}`, containerID: `docker://${details.Id}` });
@@ -120,6 +123,14 @@ export class PodRunner {
       statuses.push(id ? { ...base, state: { running: { startedAt: nowIso() } }, ready: true, containerID: `docker://${id}` } : this.pullStatus(pod, spec, key));
     }
     return this.podStatus(pod, statuses, infraDetails);
+  }
+
+  private async inspect(id: string): Promise<ContainerDetails> {
+    const known = this.inspected.get(id);
+    if (known) return known;
+    const details = await this.docker.inspect(id);
+    if (details.State.Running) this.inspected.set(id, details);
+    return details;
   }
 
   /** Starts a spec container, or returns undefined when its image is not on the node. */

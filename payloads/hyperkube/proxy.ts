@@ -13,14 +13,14 @@ import {
 } from './proxy-rules.js';
 
 /**
- * proxy: kube-proxy 1.2/1.3's iptables Proxier. It lists services and endpoints every second and,
+ * proxy: kube-proxy 1.2/1.3's iptables Proxier. It lists services and endpoints every 2 s and,
  * when the rules they make change (or every --iptables-sync-period), rewrites its nat and filter
  * chains with one `iptables-restore --noflush`. It leaves the rules in place when it stops, as
  * kube-proxy does: traffic keeps flowing while it restarts. --cleanup-iptables removes them.
  */
 
 const WHERE = 'proxier.go';
-const POLL_MS = 1000;
+const POLL_MS = 2000;
 
 /** Runs a command with `input` on stdin: its stdout, or an error carrying its stderr. */
 export type Runner = (command: string, args: readonly string[], input?: string) => Promise<string>;

@@ -8,6 +8,8 @@ import { selects } from './selectors.js';
  * 1.2/1.3 default priorities spread replicas. A pod that fits nowhere gets PodScheduled=False.
  */
 
+const PERIOD_MS = 2000;
+
 export type Placement = { node: string } | { node?: undefined; reason: string };
 
 const isReady = (node: Json) =>
@@ -60,6 +62,12 @@ export async function scheduler(argv: string[]): Promise<void> {
   const unschedulable = new Map<string, string>();
   for (;;) {
     try {
+      // Most passes find nothing pending: one small list, and the whole picture only when needed.
+      const pending = ((await api.get(`/api/v1/pods?fieldSelector=${encodeURIComponent('spec.nodeName=')}`)).items ?? []) as Json[];
+      if (!pending.some(isActive)) {
+        await sleep(PERIOD_MS);
+        continue;
+      }
       const [nodes, pods] = await Promise.all([api.get('/api/v1/nodes'), api.get('/api/v1/pods')]);
       const all = (pods.items ?? []) as Json[];
       for (const pod of all.filter((p) => !p.spec?.nodeName && isActive(p))) {
@@ -81,6 +89,6 @@ export async function scheduler(argv: string[]): Promise<void> {
     } catch (error) {
       glog('E', where, `Scheduling failed: ${(error as Error).message}`);
     }
-    await sleep(1000);
+    await sleep(PERIOD_MS);
   }
 }

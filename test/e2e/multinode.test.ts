@@ -15,6 +15,9 @@ const labSync = (...args: string[]) => {
 };
 // Like ssh, lab ssh hands the words to the node's shell: one string is one command line.
 const sshOn = (runId: string, node: string, command: string) => labSync('ssh', node, '--run', runId, '--', command);
+/** Polls a shell condition on a node (bounded): exit 0 as soon as it holds. */
+const until = (runId: string, node: string, condition: string, tries: number, pause = 2) =>
+  sshOn(runId, node, `for i in $(seq ${tries}); do ${condition} && exit 0; sleep ${pause}; done; exit 1`);
 // A two-node install takes 8-10 minutes under emulation on 2 cores.
 const RUN_MS = 20 * 60_000;
 const phaseSeconds = (summary: ReturnType<typeof onlyRun>['summary']) => Object.fromEntries(summary.phases.map((p) => [p.name, p.seconds]));
@@ -58,10 +61,11 @@ describe('docker-multinode', () => {
           'kubectl create -f - <<EOF\napiVersion: v1\nkind: Pod\nmetadata:\n  name: not-bundled\nspec:\n  containers:\n  - name: app\n    image: registry.example/not-bundled:1.0\nEOF',
         );
         expect(missing.out, missing.err).toContain('pod/not-bundled created');
-        const waiting = sshOn(
+        const waiting = until(
           runId,
           'master',
-          "for i in $(seq 60); do kubectl get pod not-bundled -o jsonpath='{.status.phase} {.spec.nodeName} {.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}' | grep -E 'ImagePull' && exit 0; sleep 2; done; exit 1",
+          "kubectl get pod not-bundled -o jsonpath='{.status.phase} {.spec.nodeName} {.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}' | grep -E 'ImagePull'",
+          60,
         );
         expect(waiting.code, `${waiting.out}${waiting.err}`).toBe(0);
         expect(waiting.out).toMatch(/^Pending 10\.77\.0\.1[12] (ErrImagePull|ImagePullBackOff): /);
@@ -69,20 +73,12 @@ describe('docker-multinode', () => {
         const node = waiting.out.includes('10.77.0.11') ? 'master' : 'worker';
         expect(sshOn(runId, 'master', 'kubectl delete pod not-bundled').out).toContain('pod "not-bundled" deleted');
         // Deleting the pod removes its containers (the pause container was running) from its node.
-        const gone = sshOn(
-          runId,
-          node,
-          'for i in $(seq 30); do [ -z "$(docker ps -aq --filter label=io.kubernetes.pod.name=not-bundled)" ] && exit 0; sleep 1; done; exit 1',
-        );
+        const gone = until(runId, node, '[ -z "$(docker ps -aq --filter label=io.kubernetes.pod.name=not-bundled)" ]', 30, 1);
         expect(gone.code, `the pod's containers are still on ${node}`).toBe(0);
 
         // kube-dns scaled to zero: the dns check fails at its lookup, saying why.
         expect(sshOn(runId, 'master', 'kubectl scale rc kube-dns-v11 --namespace=kube-system --replicas=0').out).toContain('scaled');
-        const drained = sshOn(
-          runId,
-          'master',
-          'for i in $(seq 60); do [ -z "$(kubectl get pods --namespace=kube-system -l k8s-app=kube-dns -o name)" ] && exit 0; sleep 2; done; exit 1',
-        );
+        const drained = until(runId, 'master', '[ -z "$(kubectl get pods --namespace=kube-system -l k8s-app=kube-dns -o name)" ]', 60);
         expect(drained.code, 'the kube-dns pod was never removed').toBe(0);
         const noDns = labSync('verify', '--run', runId, '--check', 'dns');
         expect(noDns.code, noDns.err).toBe(1);
@@ -124,11 +120,7 @@ describe('docker-multinode', () => {
           'docker stop $(docker ps -q --filter ancestor=gcr.io/google_containers/hyperkube-amd64:v1.3.0) >/dev/null && echo stopped',
         );
         expect(kill.out.trim(), kill.err).toBe('stopped');
-        const unknown = sshOn(
-          runId,
-          'master',
-          'for i in $(seq 90); do curl -fsS localhost:8080/api/v1/nodes/10.77.0.12 | grep -q \'"status":"Unknown"\' && exit 0; sleep 2; done; exit 1',
-        );
+        const unknown = until(runId, 'master', 'curl -fsS localhost:8080/api/v1/nodes/10.77.0.12 | grep -q \'"status":"Unknown"\'', 90);
         expect(unknown.code, 'the controller-manager never marked the worker').toBe(0);
         const noKubelet = labSync('verify', '--run', runId, '--check', 'node-registration');
         expect(noKubelet.code).toBe(1);

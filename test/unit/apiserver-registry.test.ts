@@ -298,6 +298,9 @@ describe('apiserver stand-in: pods, services and replication controllers', () =>
     try {
       const dns = await api.call('POST', '/api/v1/namespaces/kube-system/services', service('kube-dns', '10.0.0.10'));
       expect(dns.json.spec).toMatchObject({ clusterIP: '10.0.0.10', type: 'ClusterIP', ports: [{ port: 53, protocol: 'UDP', targetPort: 53 }] });
+      // Creating it again is a 409 (what the addon manager expects), not a complaint about its own IP.
+      const again = await api.call('POST', '/api/v1/namespaces/kube-system/services', service('kube-dns', '10.0.0.10'));
+      expect(again.json).toMatchObject({ code: 409, reason: 'AlreadyExists' });
       const taken = await api.call('POST', '/api/v1/namespaces/default/services', service('copy', '10.0.0.10'));
       expect(taken.json).toMatchObject({ code: 422, message: 'Service "copy" is invalid: spec.clusterIP: Invalid value: "10.0.0.10": provided IP is already allocated' });
       const outside = await api.call('POST', '/api/v1/namespaces/default/services', service('far', '10.9.0.1'));

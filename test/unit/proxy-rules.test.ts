@@ -2,9 +2,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { bundlePrograms } from '../../payloads/bundle/bundle.js';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { projectRoot } from '../../lab/util/paths.js';
 import type { Json } from '../../payloads/hyperkube/client.js';
 import { cleanupIptables, ensureJumpRules, IptablesProxier, runCommand, type Runner } from '../../payloads/hyperkube/proxy.js';
 import {
@@ -364,21 +363,10 @@ describe.skipIf(process.getuid?.() !== 0)('in network namespaces of its own', ()
   });
 
   test('/hyperkube proxy follows the master, leaves its rules when stopped, and --cleanup-iptables removes them', async () => {
-    const main = join(dir, 'proxy.mjs');
-    const bundled = await build({
-      stdin: {
-        contents: "import { proxy } from './payloads/hyperkube/proxy.js';\nawait proxy(process.argv.slice(2));\n",
-        resolveDir: projectRoot,
-        loader: 'ts',
-      },
-      bundle: true,
-      platform: 'node',
-      target: 'node18',
-      format: 'esm',
-      write: false,
-      logLevel: 'silent',
-    });
-    writeFileSync(main, bundled.outputFiles[0]?.text ?? '');
+    // The proxy as the hyperkube image runs it: `/hyperkube proxy`, compiled as the bundle compiles it.
+    const hyperkube = join(dir, 'hyperkube.mjs');
+    writeFileSync(hyperkube, (await bundlePrograms()).find((p) => p.name === 'hyperkube')?.text ?? '');
+    const main = [hyperkube, 'proxy'];
     const publish = (services: Json[], endpoints: Json[]) => {
       writeFileSync(join(dir, 'services.json'), JSON.stringify({ kind: 'ServiceList', items: services }));
       writeFileSync(join(dir, 'endpoints.json'), JSON.stringify({ kind: 'EndpointsList', items: endpoints }));
@@ -394,11 +382,11 @@ describe.skipIf(process.getuid?.() !== 0)('in network namespaces of its own', ()
     await waitFor('the master answering', () => curl(ns.node, 'http://127.0.0.1:8080/api/v1/services') !== undefined);
 
     const exitOf = (child: ChildProcess) => new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const noMaster = start('proxy without --master', ns.node, ['node', main]);
+    const noMaster = start('proxy without --master', ns.node, ['node', ...main]);
     expect(await exitOf(noMaster)).toBe(255);
     expect(logs.get('proxy without --master')).toContain('Neither --kubeconfig nor --master was specified');
 
-    const proxy = start('proxy', ns.node, ['node', main, '--master=http://127.0.0.1:8080', '--v=2']);
+    const proxy = start('proxy', ns.node, ['node', ...main, '--master=http://127.0.0.1:8080', '--v=2']);
     await waitFor('the web service programmed', () => nat().includes(`-A KUBE-SERVICES -d 10.0.0.20/32`));
     expect(logs.get('proxy')).toContain('Using iptables Proxier.');
     expect(logs.get('proxy')).toContain('Adding new service "default/web:http" at 10.0.0.20:80/TCP');
@@ -410,7 +398,7 @@ describe.skipIf(process.getuid?.() !== 0)('in network namespaces of its own', ()
     await exitOf(proxy);
     expect(nat()).toContain('kube-system/kube-dns:dns cluster IP');
 
-    const cleanup = start('proxy --cleanup-iptables', ns.node, ['node', main, '--cleanup-iptables']);
+    const cleanup = start('proxy --cleanup-iptables', ns.node, ['node', ...main, '--cleanup-iptables']);
     expect(await exitOf(cleanup)).toBe(0);
     expect(nat()).not.toContain('KUBE-');
   });

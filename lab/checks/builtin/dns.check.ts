@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { addonImages, payloadVersions } from '../../../payloads/images.js';
 import { notYet, waitFor } from '../../util/wait.js';
 import { attach, step, useCluster, type ClusterNode } from '../api.js';
-import { apiRequest, getJson, API, masterOf, type Json } from './kube.js';
+import { apiRequest, apiserverHealthy, getJson, API, masterOf, type Json } from './kube.js';
 
 /**
  * dns (the DNS addon's own test, "How do I test if it is working?"): a busybox pod that sleeps,
@@ -16,6 +16,7 @@ const DNS_IP = '10.0.0.10';
 const MASTER_SERVICE_IP = '10.0.0.1';
 const RUNNING_WITHIN_MS = 240_000;
 const ANSWER_WITHIN_MS = 90_000;
+const SERVICE_WITHIN_MS = 120_000;
 const SERVICE = 'lab-dns-check';
 const versions = payloadVersions({ ...lab.descriptor.env, K8S_VERSION: lab.descriptor.env.K8S_VERSION || 'v0.0.0' });
 const busybox = addonImages(versions, lab.specs[0]?.arch ?? 'amd64').find((i) => i.name === 'busybox')?.tag ?? 'busybox';
@@ -126,7 +127,15 @@ afterAll(async () => {
 describe('dns', () => {
   test(`kube-dns is the service ${DNS_IP} in kube-system`, async () => {
     const master = await masterOf(lab);
-    const service = await step('GET the kube-dns service', () => apiRequest(master, 'GET', '/api/v1/namespaces/kube-system/services/kube-dns'));
+    await step(`GET ${API}/healthz on ${master.name} answers ok`, () => apiserverHealthy(master));
+    // v1.3's addon manager creates it shortly after the apiserver answers.
+    let service = { code: 0, json: {} as Json };
+    await step(`GET the kube-dns service (waiting up to ${SERVICE_WITHIN_MS / 1000} s)`, () =>
+      waitFor({ what: 'the kube-dns service', timeoutMs: SERVICE_WITHIN_MS, intervalMs: 3000 }, async () => {
+        service = await apiRequest(master, 'GET', '/api/v1/namespaces/kube-system/services/kube-dns');
+        return service.code === 200 ? true : notYet(`${service.code} ${service.json.message ?? ''}`);
+      }).catch(() => undefined),
+    );
     const k8s = lab.descriptor.env.K8S_VERSION ?? '';
     expect(
       service.code,
@@ -209,8 +218,10 @@ describe('dns', () => {
       await step(`nslookup ${SERVICE} in ${podName(spec.name)} (search path default.svc.cluster.local)`, () => lookup(node, SERVICE, ip));
       const web = ((await apiRequest(master, 'GET', `${pods}?labelSelector=app%3D${SERVICE}`)).json.items ?? []) as Json[];
       const names = web.map((p) => String(p.metadata.name));
-      const answer = await step(`GET http://${SERVICE}/ from ${podName(spec.name)}`, () => inPod(node, `wget -q -T 5 -O - http://${SERVICE}/`));
+      // (Debian's busybox wget crashes with -T: the exec's own timeout bounds it.)
+      const answer = await step(`GET http://${SERVICE}/ from ${podName(spec.name)}`, () => inPod(node, `wget -q -O - http://${SERVICE}/`));
       await attach(`http://${SERVICE}/ from ${spec.name}`, answer.output);
+      expect(answer.code, `GET http://${SERVICE}/ (${ip}:80) from the pod on ${spec.name} failed (exit ${answer.code}): ${answer.output}`).toBe(0);
       expect(names, `http://${SERVICE}/ (${ip}:80) from ${spec.name} was answered by "${answer.output}", not by one of its pods`).toContain(
         answer.output.split('\n').pop(),
       );

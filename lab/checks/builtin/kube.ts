@@ -1,3 +1,4 @@
+import { notYet, waitFor } from '../../util/wait.js';
 import type { Cluster, ClusterNode } from '../api.js';
 
 /**
@@ -46,6 +47,15 @@ export async function apiRequest(master: ClusterNode, method: string, path: stri
 }
 
 export const API = 'http://127.0.0.1:8080';
+
+/** The static pods take a while after master.sh returns, and checks run side by side: wait for /healthz. */
+export const HEALTHY_WITHIN_MS = 240_000;
+export function apiserverHealthy(master: ClusterNode): Promise<true> {
+  return waitFor({ what: `the apiserver on ${master.name} to answer /healthz`, timeoutMs: HEALTHY_WITHIN_MS }, async () => {
+    const result = await master.exec(`curl -fsS --max-time 5 ${API}/healthz`, { timeout: 15 });
+    return result.stdout.trim() === 'ok' ? true : notYet(result.stdout.trim() || `curl exit ${result.code}: ${result.stderr.trim()}`);
+  });
+}
 export const ETCD = 'http://127.0.0.1:4001';
 
 /** A setting as the install used it: the scenario's value, else the guide's default. */

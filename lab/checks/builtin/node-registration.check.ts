@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { waitFor, notYet } from '../../util/wait.js';
 import { attach, step, useCluster } from '../api.js';
-import { API, getJson, isReady, masterOf, readiness, setting, type Json } from './kube.js';
+import { API, apiserverHealthy, getJson, isReady, masterOf, readiness, setting, type Json } from './kube.js';
 
 /**
  * node-registration: the apiserver on the master is healthy and reports the K8S_VERSION the
@@ -9,18 +9,12 @@ import { API, getJson, isReady, masterOf, readiness, setting, type Json } from '
  * --hostname-override) and Ready within NODE_READY_TIMEOUT seconds (default 60).
  */
 const lab = useCluster();
-const HEALTHY_WITHIN_MS = 240_000;
 const readyWithinMs = Number(setting(lab, 'NODE_READY_TIMEOUT', '60')) * 1000;
 
 describe('node-registration', () => {
   test('apiserver is healthy', async () => {
     const master = await masterOf(lab);
-    await step(`GET ${API}/healthz on ${master.name} answers ok`, () =>
-      waitFor({ what: `the apiserver on ${master.name} to answer /healthz`, timeoutMs: HEALTHY_WITHIN_MS }, async () => {
-        const result = await master.exec(`curl -fsS --max-time 5 ${API}/healthz`, { timeout: 15 });
-        return result.stdout.trim() === 'ok' ? true : notYet(result.stdout.trim() || `curl exit ${result.code}: ${result.stderr.trim()}`);
-      }),
-    );
+    await step(`GET ${API}/healthz on ${master.name} answers ok`, () => apiserverHealthy(master));
   });
 
   test(`version is ${lab.descriptor.env.K8S_VERSION ?? '(K8S_VERSION)'}`, async () => {
