@@ -89,6 +89,13 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export class Registry {
+  /**
+   * Lists served again until this registry writes: components poll every few seconds, and under
+   * emulation each etcd read and decode is dear. Only this apiserver writes under /registry.
+   */
+  private generation = 0;
+  private readonly lists = new Map<string, { generation: number; list: KubeObject }>();
+
   constructor(private readonly store: KeyValueStore) {}
 
   async create(type: ResourceType, object: KubeObject, namespace?: string): Promise<KubeObject> {
@@ -115,7 +122,7 @@ export class Registry {
     };
     delete full.metadata?.resourceVersion;
     try {
-      return this.decode(await this.store.create(key, JSON.stringify(full)));
+      return this.decode(await this.written(this.store.create(key, JSON.stringify(full))));
     } catch (error) {
       if (error instanceof KeyExists)
         throw new StatusError(409, 'AlreadyExists', `${type.resource} "${name}" already exists`, { name, kind: type.resource });
@@ -131,6 +138,16 @@ export class Registry {
 
   /** A v1 List of the objects of the type (in one namespace, or all), filtered by label and field selectors. */
   async list(type: ResourceType, namespace?: string, selectors: { labels?: string; fields?: string } = {}): Promise<KubeObject> {
+    const cacheKey = JSON.stringify([type.resource, namespace, selectors.labels, selectors.fields]);
+    const cached = this.lists.get(cacheKey);
+    if (cached?.generation === this.generation) return structuredClone(cached.list);
+    const generation = this.generation;
+    const list = await this.listFromStore(type, namespace, selectors);
+    this.lists.set(cacheKey, { generation, list });
+    return structuredClone(list);
+  }
+
+  private async listFromStore(type: ResourceType, namespace?: string, selectors: { labels?: string; fields?: string } = {}): Promise<KubeObject> {
     const prefix = `/registry/${type.storage ?? type.resource}${type.namespaced && namespace ? `/${namespace}` : ''}`;
     const stored = await this.store.list(prefix);
     let items: KubeObject[];
@@ -175,7 +192,7 @@ export class Registry {
     delete next.metadata?.resourceVersion;
     try {
       const prevIndex = wanted === undefined ? undefined : Number(wanted);
-      return this.decode(await this.store.update(this.key(type, name, namespace), JSON.stringify(next), prevIndex));
+      return this.decode(await this.written(this.store.update(this.key(type, name, namespace), JSON.stringify(next), prevIndex)));
     } catch (error) {
       if (error instanceof IndexMismatch)
         throw new StatusError(
@@ -191,11 +208,18 @@ export class Registry {
 
   async delete(type: ResourceType, name: string, namespace?: string): Promise<KubeObject> {
     try {
-      return this.decode(await this.store.delete(this.key(type, name, namespace)));
+      return this.decode(await this.written(this.store.delete(this.key(type, name, namespace))));
     } catch (error) {
       if (error instanceof KeyMissing) throw notFound(type, name);
       throw error;
     }
+  }
+
+  /** Any write (even one that fails: its outcome may be unknown) makes the cached lists stale. */
+  private written<T>(write: Promise<T>): Promise<T> {
+    return write.finally(() => {
+      this.generation++;
+    });
   }
 
   private validName(type: ResourceType, object: KubeObject): string {

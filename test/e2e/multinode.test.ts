@@ -85,6 +85,13 @@ describe('docker-multinode', () => {
         expect(noDns.err).toContain('nslookup kubernetes.default in pod lab-dns-master on master did not answer 10.0.0.1 from 10.0.0.10');
         expect(noDns.err).toContain('the kube-dns service has no ready endpoints (no kube-dns pod is running)');
         expect(sshOn(runId, 'master', 'kubectl scale rc kube-dns-v11 --namespace=kube-system --replicas=1').out).toContain('scaled');
+        const dnsBack = until(
+          runId,
+          'master',
+          "kubectl get pods --namespace=kube-system -l k8s-app=kube-dns -o jsonpath='{.items[0].status.phase}' | grep -q Running",
+          60,
+        );
+        expect(dnsBack.code, 'kube-dns did not come back').toBe(0);
 
         // The worker's proxy stopped, and its rules gone with a reboot: service IPs lead nowhere from
         // that node's pods, so the lookup through 10.0.0.10 fails there and still works on the master.

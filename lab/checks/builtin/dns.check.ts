@@ -16,6 +16,7 @@ const DNS_IP = '10.0.0.10';
 const MASTER_SERVICE_IP = '10.0.0.1';
 const RUNNING_WITHIN_MS = 240_000;
 const ANSWER_WITHIN_MS = 90_000;
+const LATER_ANSWER_WITHIN_MS = 20_000;
 const SERVICE_WITHIN_MS = 120_000;
 const SERVICE = 'lab-dns-check';
 const versions = payloadVersions({ ...lab.descriptor.env, K8S_VERSION: lab.descriptor.env.K8S_VERSION || 'v0.0.0' });
@@ -94,10 +95,18 @@ async function dnsDiagnosis(master: ClusterNode): Promise<string> {
   return ready.length ? `kube-dns endpoints: ${ready.join(', ')}` : 'the kube-dns service has no ready endpoints (no kube-dns pod is running)';
 }
 
+/**
+ * The first lookup of a name gives kube-dns time to come up and publish it; once it has had that
+ * time, the same name from the other nodes needs little.
+ */
+const looked = new Set<string>();
+
 async function lookup(node: ClusterNode, name: string, expected: string): Promise<void> {
   let last = '';
+  const timeoutMs = looked.has(name) ? LATER_ANSWER_WITHIN_MS : ANSWER_WITHIN_MS;
+  looked.add(name);
   try {
-    await waitFor({ what: `${name} from ${node.name}`, timeoutMs: ANSWER_WITHIN_MS, intervalMs: 3000 }, async () => {
+    await waitFor({ what: `${name} from ${node.name}`, timeoutMs, intervalMs: 3000 }, async () => {
       const { output } = await inPod(node, `nslookup ${name}`);
       last = output;
       const parsed = parseNslookup(output);
@@ -106,10 +115,23 @@ async function lookup(node: ClusterNode, name: string, expected: string): Promis
   } catch {
     const diagnosis = await dnsDiagnosis(await masterOf(lab));
     throw new Error(
-      `nslookup ${name} in pod ${podName(node.name)} on ${node.name} did not answer ${expected} from ${DNS_IP} within ${ANSWER_WITHIN_MS / 1000} s; ${diagnosis}; last output:\n${last}`,
+      `nslookup ${name} in pod ${podName(node.name)} on ${node.name} did not answer ${expected} from ${DNS_IP} within ${timeoutMs / 1000} s; ${diagnosis}; last output:\n${last}`,
     );
   } finally {
     await attach(`nslookup ${name} on ${node.name}`, last);
+  }
+}
+
+/** The check's own RC (two web pods) and the service in front of them, made anew. */
+async function createWebService(master: ClusterNode): Promise<void> {
+  await apiRequest(master, 'DELETE', `/api/v1/namespaces/default/services/${SERVICE}`);
+  await apiRequest(master, 'DELETE', `/api/v1/namespaces/default/replicationcontrollers/${SERVICE}`);
+  for (const [what, path, object] of [
+    ['replication controller', '/api/v1/namespaces/default/replicationcontrollers', webController],
+    ['service', '/api/v1/namespaces/default/services', webService],
+  ] as const) {
+    const created = await step(`create ${what} ${SERVICE}`, () => apiRequest(master, 'POST', path, object));
+    expect(created.code, `creating ${what} ${SERVICE}: ${created.json.message ?? ''}`).toBe(201);
   }
 }
 
@@ -154,6 +176,8 @@ describe('dns', () => {
       );
       expect(created.code, `creating pod ${podName(spec.name)}: ${created.json.message ?? ''}`).toBe(201);
     }
+    // The service's pods start meanwhile (containers start slowly under emulation).
+    await createWebService(master);
     const took: Record<string, number> = {};
     for (const spec of lab.specs) {
       let pod: Json | undefined;
@@ -189,15 +213,6 @@ describe('dns', () => {
 
   test(`the check's service ${SERVICE} has two pods behind it`, async () => {
     const master = await masterOf(lab);
-    await apiRequest(master, 'DELETE', `/api/v1/namespaces/default/services/${SERVICE}`);
-    await apiRequest(master, 'DELETE', `/api/v1/namespaces/default/replicationcontrollers/${SERVICE}`);
-    for (const [what, path, object] of [
-      ['replication controller', '/api/v1/namespaces/default/replicationcontrollers', webController],
-      ['service', '/api/v1/namespaces/default/services', webService],
-    ] as const) {
-      const created = await step(`create ${what} ${SERVICE}`, () => apiRequest(master, 'POST', path, object));
-      expect(created.code, `creating ${what} ${SERVICE}: ${created.json.message ?? ''}`).toBe(201);
-    }
     let endpoints: Json | undefined;
     await step(`wait for two ready endpoints of ${SERVICE}`, () =>
       waitFor({ what: `endpoints of ${SERVICE}`, timeoutMs: RUNNING_WITHIN_MS, intervalMs: 2000 }, async () => {
