@@ -24,6 +24,8 @@ export interface ContainerDetails {
   NetworkSettings: { IPAddress?: string };
 }
 
+const RUNTIME_REQUEST_TIMEOUT_MS = 120_000;
+
 export class DockerError extends Error {
   constructor(
     readonly status: number,
@@ -95,7 +97,11 @@ export class DockerClient {
           });
         },
       );
-      req.setTimeout(30_000, () => req.destroy(new Error(`docker ${method} ${path}: no answer in 30 s`)));
+      // The kubelet's --runtime-request-timeout (2m): under emulation a container start can take
+      // well over 30 s, and giving up early made the kubelet remove and start it again.
+      req.setTimeout(RUNTIME_REQUEST_TIMEOUT_MS, () =>
+        req.destroy(new Error(`docker ${method} ${path}: no answer in ${RUNTIME_REQUEST_TIMEOUT_MS / 1000} s`)),
+      );
       req.on('error', reject);
       req.end(payload);
     });
