@@ -9,6 +9,9 @@ import type { Cluster, ClusterNode } from '../api.js';
 
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** A busy master under emulation (kube-dns and pods starting at once) can take several seconds per request. */
+const REQUEST_SECONDS = 30;
+
 export function masterOf(lab: Cluster): Promise<ClusterNode> {
   const master = lab.specs.find((s) => s.role === 'master');
   if (!master) throw new Error('the scenario has no node with role master');
@@ -17,7 +20,7 @@ export function masterOf(lab: Cluster): Promise<ClusterNode> {
 
 /** GET on the master's apiserver (port 8080) or etcd (4001); undefined when the request fails. */
 export async function getJson(master: ClusterNode, url: string): Promise<Json | undefined> {
-  const result = await master.exec(`curl -fsS --max-time 10 ${url}`, { timeout: 20 });
+  const result = await master.exec(`curl -fsS --max-time ${REQUEST_SECONDS} ${url}`, { timeout: REQUEST_SECONDS + 15 });
   if (result.code !== 0) return undefined;
   try {
     return JSON.parse(result.stdout) as Json;
@@ -32,8 +35,8 @@ export async function getJson(master: ClusterNode, url: string): Promise<Json | 
  */
 export async function apiRequest(master: ClusterNode, method: string, path: string, body?: Json): Promise<{ code: number; json: Json }> {
   const data = body === undefined ? '' : `-H 'content-type: application/json' --data-binary @-`;
-  const result = await master.exec(`curl -sS --max-time 10 -X ${method} ${data} -w '\n%{http_code}' ${API}${path}`, {
-    timeout: 20,
+  const result = await master.exec(`curl -sS --max-time ${REQUEST_SECONDS} -X ${method} ${data} -w '\n%{http_code}' ${API}${path}`, {
+    timeout: REQUEST_SECONDS + 15,
     ...(body === undefined ? {} : { stdin: JSON.stringify(body) }),
   });
   const lines = result.stdout.trimEnd().split('\n');
