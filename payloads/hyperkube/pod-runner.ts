@@ -62,6 +62,9 @@ export class PodRunner {
       gone.add(uid);
     }
     for (const uid of gone) rmSync(`${this.settings.rootDir}/pods/${uid}`, { recursive: true, force: true });
+    // What is remembered per pod goes with the pod.
+    for (const uid of this.started.keys()) if (!wanted.has(uid)) this.started.delete(uid);
+    for (const key of this.pullFailures.keys()) if (!wanted.has(key.split('/')[0] ?? '')) this.pullFailures.delete(key);
     const statuses = new Map<string, Json>();
     for (const pod of pods) {
       try {
@@ -93,7 +96,7 @@ export class PodRunner {
       const restarts = Number(current?.Labels[LABEL_RESTARTS] ?? 0);
       const base = { name: spec.name, image: spec.image, restartCount: restarts, ready: false };
       if (current) {
-        const details = current.State === 'running' ? await this.inspect(current.Id) : await this.docker.inspect(current.Id);
+        const details = await this.inspect(current.Id);
         const state = stateOf(details);
         if (details.State.Running) {
           statuses.push({ ...base, state, ready: true, imageID: `docker://${details.Image}`, containerID: `docker://${details.Id}` });
