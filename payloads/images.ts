@@ -9,6 +9,8 @@ export interface PayloadVersions {
   etcd: string;
   flannel: string;
   pause: string;
+  /** FLOCKER_VERSION: the Flocker release the control service and agents report (1.13.0, 1.14.0). */
+  flocker: string;
   /** REG_PREFIX: where the guide's images come from. */
   registry: string;
 }
@@ -24,6 +26,7 @@ export function payloadVersions(env: Record<string, string | undefined>): Payloa
     etcd: env.ETCD_VERSION || '2.2.5',
     flannel: env.FLANNEL_VERSION || '0.5.5',
     pause: env.PAUSE_VERSION || '3.0',
+    flocker: env.FLOCKER_VERSION || '1.14.0',
     registry: env.REG_PREFIX || 'gcr.io/google_containers',
   };
 }
@@ -55,6 +58,26 @@ export function addonImages(versions: PayloadVersions, arch: string): { name: Ad
 
 export type AddonImageName = 'kube2sky' | 'skydns' | 'exechealthz' | 'busybox';
 
+/**
+ * Flocker as ClusterHQ's own images ran it ("Running Flocker in Containers"): the control service
+ * and the dataset agent, tagged with the Flocker release. `upstream` installs the packages instead.
+ */
+export function flockerImages(versions: PayloadVersions): { name: FlockerImageName; tag: string }[] {
+  return [
+    { name: 'flocker-control-service', tag: `clusterhq/flocker-control-service:${versions.flocker}` },
+    { name: 'flocker-dataset-agent', tag: `clusterhq/flocker-dataset-agent:${versions.flocker}` },
+  ];
+}
+
+export type FlockerImageName = 'flocker-control-service' | 'flocker-dataset-agent';
+
+/** Every image of the emulated bundle for one architecture. */
+export const bundledImages = (versions: PayloadVersions, arch: string): { name: PayloadImageName | AddonImageName | FlockerImageName; tag: string }[] => [
+  ...payloadImages(versions, arch),
+  ...addonImages(versions, arch),
+  ...flockerImages(versions),
+];
+
 /** 1.3 deployed kube-dns by itself (the hyperkube image's addons); 1.2 left it to the user (skydns.yaml). */
 export const deploysAddons = (k8s: string): boolean => {
   const [major = 0, minor = 0] = k8s.replace(/^v/, '').split('.').map((n) => Number.parseInt(n, 10));
@@ -77,6 +100,7 @@ export function preparation(
   versions: PayloadVersions,
   arch: string,
 ): { env: Record<string, string>; commands: string[] } {
-  if (source === 'emulated') return { env: { OFFLINE_BUNDLE: GUEST_BUNDLE }, commands: [] };
-  return { env: {}, commands: payloadImages(versions, arch).map((image) => `docker pull ${image.tag}`) };
+  // Flocker: ClusterHQ's images from the bundle, or (upstream) ClusterHQ's packages.
+  if (source === 'emulated') return { env: { OFFLINE_BUNDLE: GUEST_BUNDLE, FLOCKER_INSTALL: 'containers' }, commands: [] };
+  return { env: { FLOCKER_INSTALL: 'packages' }, commands: payloadImages(versions, arch).map((image) => `docker pull ${image.tag}`) };
 }

@@ -74,7 +74,7 @@ export function sshCommand(node: string, command: string[], runId: string | unde
  * `lab verify --run <id> [--check name]...`: the scenario's checks again (or the named ones),
  * against the kept VMs, without re-provisioning.
  */
-export async function verifyCommand(runId: string | undefined, only: string[], log: Logger): Promise<number> {
+export async function verifyCommand(runId: string | undefined, only: string[], log: Logger, sets: Record<string, string> = {}): Promise<number> {
   const run = pickRun(runId);
   const checkName = (file: string) => basename(file).replace(/\.check\.ts$/, '');
   const unknown = only.filter((name) => !run.kept.checks.some((file) => checkName(file) === name));
@@ -85,7 +85,7 @@ export async function verifyCommand(runId: string | undefined, only: string[], l
   try {
     const allureResultsDir = join(run.reportDir, `allure-results-verify-${Date.now()}`);
     const results = await log.step(`verifying kept run ${run.runId}`, () =>
-      runChecks({ files, descriptor: descriptorOf(run), workDir, allureResultsDir, timeoutSeconds: 900, log }),
+      runChecks({ files, descriptor: withEnv(descriptorOf(run), sets), workDir, allureResultsDir, timeoutSeconds: 900, log }),
     );
     const failed = results.filter((r) => r.status === 'failed').length;
     log.info(`${results.length - failed}/${results.length} checks passed`);
@@ -94,6 +94,8 @@ export async function verifyCommand(runId: string | undefined, only: string[], l
     rmSync(workDir, { recursive: true, force: true });
   }
 }
+
+const withEnv = (descriptor: ClusterDescriptor, sets: Record<string, string>): ClusterDescriptor => ({ ...descriptor, env: { ...descriptor.env, ...sets } });
 
 /** `lab down <run-id>` or `lab down --all`: destroys kept runs. */
 export async function downCommand(runId: string | undefined, all: boolean, log: Logger): Promise<void> {

@@ -47,6 +47,18 @@ function parseSets(set: string | string[] | undefined): Record<string, string> {
   return sets;
 }
 
+/** Every value of `--flag` as typed (`--flag v` or `--flag=v`), before cac reads numbers into them. */
+function typedValues(flag: string): string[] {
+  const args = process.argv.slice(2);
+  const end = args.indexOf('--');
+  const values: string[] = [];
+  (end === -1 ? args : args.slice(0, end)).forEach((arg, index, all) => {
+    if (arg === flag && index + 1 < all.length) values.push(all[index + 1] as string);
+    else if (arg.startsWith(`${flag}=`)) values.push(arg.slice(flag.length + 1));
+  });
+  return values;
+}
+
 /** Command-line overrides, checked before anything else so a typo never reaches the scenario's errors. */
 async function overrides(flags: ScenarioFlags): Promise<Overrides> {
   const { Arch, DriverName } = await import('../scenario/schema.js');
@@ -113,10 +125,12 @@ cli
   .command('verify', 'Run the checks again against a kept run, without provisioning')
   .option('--run <id>', 'The kept run (needed when several are kept)')
   .option('--check <name>', 'Only this check (repeatable), e.g. --check dns')
+  .option('--set <KEY=VALUE>', "Set a variable the checks read (repeatable), over the run's env")
   .example('lab verify --check dns')
-  .action(async (flags: { run?: string; check?: string | string[] }) => {
+  .example('lab verify --check flocker-attach --set FLOCKER_ATTACH_UNNAMED=true')
+  .action(async (flags: { run?: string; check?: string | string[]; set?: string | string[] }) => {
     const only = flags.check === undefined ? [] : [flags.check].flat().map(String);
-    process.exitCode = await (await import('./kept.js')).verifyCommand(flags.run, only, log);
+    process.exitCode = await (await import('./kept.js')).verifyCommand(flags.run, only, log, parseSets(flags.set));
   });
 
 cli
@@ -148,6 +162,43 @@ cli
   .action(async (action: string | undefined, options: { arch: string; variant: string; rebuild?: boolean }) => {
     const images = await import('./images.js');
     await images.imagesCommand(action ?? 'list', options, log, interruptible());
+  });
+
+cli
+  .command('certs <dir>', 'Make the Flocker cluster certificates in a new folder, as flocker-ca did')
+  .option('--control-host <host>', "The Flocker control service's hostname or IP address (named in its certificate)")
+  .option('--node <name>', 'A node to make a certificate for, by hostname (repeatable); each gets a new node UUID')
+  .option('--user <name>', 'The API user (the kubelet) to make a certificate for', { default: 'kubernetes' })
+  .option('--cluster-name <name>', "The cluster CA's common name", { default: 'lab' })
+  .option('--key-bits <bits>', 'RSA key size (flocker-ca: 4096; 2048 makes keys several times faster)', { default: '4096' })
+  .example('lab certs ./flocker-certs --control-host 10.77.0.11 --node master --node worker')
+  .action(async (dir: string, flags: { controlHost?: unknown; node?: unknown; user: unknown; clusterName: unknown; keyBits: unknown }) => {
+    // cac gives an array for a repeated flag, and a number for a value that looks like one ("007" -> 7): take that one as typed.
+    const once = (name: string, value: unknown) => {
+      if (Array.isArray(value)) throw new InputError(`${name} is given once, not ${value.length} times`);
+      return typeof value === 'number' ? (typedValues(name).at(-1) ?? String(value)) : value === undefined ? undefined : String(value);
+    };
+    const controlHost = once('--control-host', flags.controlHost);
+    if (controlHost === undefined)
+      throw new InputError('--control-host is required: the hostname or IP address of the Flocker control service');
+    const given = [flags.node ?? []].flat();
+    const nodes = given.some((name) => typeof name === 'number') ? typedValues('--node') : given.map(String);
+    if (nodes.length === 0) throw new InputError('--node is required: one for each node of the cluster (e.g. --node master --node worker)');
+    const keyBits = once('--key-bits', flags.keyBits);
+    if (!/^\d+$/.test(keyBits ?? '')) throw new InputError(`--key-bits takes a number of bits, not "${keyBits}"`);
+    const { makeFlockerCerts, describeFlockerCerts } = await import('../certs/flocker-ca.js');
+    const options = {
+      dir: String(dir),
+      controlHost,
+      nodes,
+      user: once('--user', flags.user),
+      clusterName: once('--cluster-name', flags.clusterName),
+      keyBits: Number(keyBits),
+    };
+    // Bad input fails at once with its one ERROR line; only key making, which takes seconds, says so.
+    const slow = setTimeout(() => log.info(` • making ${nodes.length + 3} RSA ${keyBits}-bit keys, 2 at a time ...`), 300);
+    const certs = await makeFlockerCerts({ ...options, signal: interruptible() }).finally(() => clearTimeout(slow));
+    process.stdout.write(describeFlockerCerts(certs));
   });
 
 cli.command('schema', 'Print the JSON Schema of scenario.yaml').action(async () => {
@@ -193,7 +244,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof InputError) {
+  // cac's own errors (a missing argument, an option without its value, an unknown option) are bad input too.
+  if (error instanceof InputError || (error instanceof Error && error.name === 'CACError')) {
     log.info(`ERROR: ${error.message}`);
     process.exitCode = 2;
     return;

@@ -34,8 +34,9 @@ const VARIANT_PACKAGES: Record<ImageVariant, string[]> = {
 
 const DISK_SIZE: Record<ImageVariant, string> = { base: '2G', docker: '4G' };
 // The payload's flannel tunnels through the kernel (fou + ipip for udp, vxlan), from a container
-// that cannot load modules itself; Debian's kernel has them as modules.
-const LOAD_MODULES: Record<ImageVariant, string[]> = { base: [], docker: ['fou', 'ipip', 'vxlan'] };
+// that cannot load modules itself; Debian's kernel has them as modules. So does Flocker's dataset
+// agent with its loop devices.
+const LOAD_MODULES: Record<ImageVariant, string[]> = { base: [], docker: ['fou', 'ipip', 'vxlan', 'loop'] };
 
 const BOOT_MODULES: Record<Arch, string[]> = {
   amd64: ['virtio_pci', 'virtio_blk', 'virtio_net', 'ext4'],

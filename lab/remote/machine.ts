@@ -79,7 +79,8 @@ export class Machine {
   /** Writes bytes to a file in the guest, creating its folder. */
   async writeFile(path: string, content: string | Buffer, mode = '0644'): Promise<void> {
     const dir = path.replace(/\/[^/]*$/, '') || '/';
-    await this.succeed(`mkdir -p ${shellQuote(dir)} && cat > ${shellQuote(path)} && chmod ${mode} ${shellQuote(path)}`, {
+    // Created private and opened up after: a key is never readable by others, not even briefly.
+    await this.succeed(`umask 077 && mkdir -p ${shellQuote(dir)} && rm -f ${shellQuote(path)} && cat > ${shellQuote(path)} && chmod ${mode} ${shellQuote(path)}`, {
       stdin: content,
       timeout: 120,
     });

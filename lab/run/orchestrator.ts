@@ -13,6 +13,7 @@ import type { Logger } from '../util/log.js';
 import { reportsDir } from '../util/paths.js';
 import { Scope } from '../util/scope.js';
 import type { Phase, RunContext } from './context.js';
+import { certificatesPhase } from './phases/certificates.js';
 import { checksPhase } from './phases/checks.js';
 import { imagesPhase } from './phases/images.js';
 import { machinesPhase } from './phases/machines.js';
@@ -117,7 +118,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   };
   const started = performance.now();
 
-  const lifecycle: Phase[] = [imagesPhase, machinesPhase, payloadPhase, provisionPhase, checksPhase];
+  const lifecycle: Phase[] = [imagesPhase, machinesPhase, certificatesPhase, payloadPhase, provisionPhase, checksPhase];
   let failure: unknown;
   for (const phase of lifecycle) {
     // After a failure, and for phases without work in this scenario, the phase is recorded as skipped.

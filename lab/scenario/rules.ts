@@ -39,6 +39,9 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
     addresses.set(node.address, node.name);
   });
 
+  if (spec.flocker && !nodeNames.has(spec.flocker.control))
+    problems.push({ path: ['flocker', 'control'], message: `no node named "${spec.flocker.control}" in this scenario` });
+
   if (!AVAILABLE_DRIVERS.has(spec.driver)) {
     problems.push({
       path: ['driver'],

@@ -71,6 +71,16 @@ export const Network = z.strictObject({
   cidr: z.string().default('10.77.0.0/24').describe('IPv4 network of the cluster link shared by all nodes of a run'),
 });
 
+export const Flocker = z.strictObject({
+  control: hostname.describe('The node that runs the Flocker control service (its certificate names this node\'s address)'),
+  user: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lowercase letters, digits, "_" or "-"')
+    .default('kubernetes')
+    .describe('The API user whose certificate (CN user-<name>) the kubelets and checks present'),
+});
+export type Flocker = z.infer<typeof Flocker>;
+
 export const Scenario = z.strictObject({
   $schema: z.string().optional().describe('Path of the JSON Schema, for editors'),
   name: stepName.describe('Scenario name; defaults to the folder name'),
@@ -88,6 +98,7 @@ export const Scenario = z.strictObject({
   nodes: z.array(NodeSpec).min(1, 'a scenario needs at least one node').describe('The VMs'),
   provision: z.array(Step).default([]).describe('Ordered provisioner steps'),
   checks: z.array(z.string().min(1)).default([]).describe('Checks to run: built-in names or paths to .check.ts files'),
+  flocker: Flocker.optional().describe('Make a Flocker cluster CA and certificates for this run and place them on the nodes'),
   timeouts: Timeouts.default({ checks: 900 }),
 });
 

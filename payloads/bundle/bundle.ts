@@ -8,7 +8,7 @@ import { cacheDir, projectRoot } from '../../lab/util/paths.js';
 import { run } from '../../lab/util/proc.js';
 import { kubeDnsObjects } from '../hyperkube/addons.js';
 import { addonManagerManifest, kubeProxyManifest, masterManifest } from '../hyperkube/manifests.js';
-import { addonImages, deploysAddons, payloadImages, type PayloadVersions } from '../images.js';
+import { bundledImages, deploysAddons, type PayloadVersions } from '../images.js';
 import { writeDockerArchive, type ImageSpec } from './archive.js';
 
 /**
@@ -40,7 +40,7 @@ export async function ensureBundle(
   const perVersion = versionFiles(versions, arch);
   const key = `bundle-${arch}-${hash(JSON.stringify(versions), JSON.stringify(perVersion), layersKey, ...programs.map((p) => p.text))}`;
   const file = join(root, key, 'images.tar.gz');
-  const images = [...payloadImages(versions, arch), ...addonImages(versions, arch)].map((i) => i.tag);
+  const images = bundledImages(versions, arch).map((i) => i.tag);
   const done = (): Bundle => ({ file, images, bytes: statSync(file).size });
   if (existsSync(file)) return done();
 
@@ -49,7 +49,7 @@ export async function ensureBundle(
     { signal: options.signal, onWait: (pid) => options.log.info(`waiting for another lab (pid ${pid}) building the ${arch} payload`) },
     async () => {
       if (existsSync(file)) return done();
-      return options.log.step(`building the emulated payload for ${arch} (etcd, flannel, hyperkube ${versions.k8s}, pause, kube-dns, busybox)`, async () => {
+      return options.log.step(`building the emulated payload for ${arch} (etcd, flannel, hyperkube ${versions.k8s}, pause, kube-dns, busybox, flocker ${versions.flocker})`, async () => {
         const layers = join(root, layersKey);
         if (!existsSync(join(layers, '.done'))) {
           const partial = `${layers}.partial`;
@@ -75,12 +75,16 @@ export async function ensureBundle(
         writeProgramsLayer(app, programs);
         const versionLayer = join(work, 'version');
         writeFiles(versionLayer, perVersion);
+        const flockerVersionLayer = join(work, 'flocker-version');
+        writeFiles(flockerVersionLayer, { 'opt/lab/flocker-version': `${versions.flocker}\n` });
         const specs = imageSpecs(versions, arch, {
           base: join(layers, 'base'),
           etcd: join(layers, 'etcd'),
           runtime: join(layers, 'runtime'),
+          storage: join(layers, 'storage'),
           app,
           version: versionLayer,
+          flockerVersion: flockerVersionLayer,
         });
         mkdirSync(join(root, key), { recursive: true });
         await writeDockerArchive(specs, work, file);
@@ -106,6 +110,8 @@ export async function bundlePrograms(): Promise<Program[]> {
     kube2sky: 'dns/kube2sky.ts',
     skydns: 'dns/skydns.ts',
     exechealthz: 'dns/exechealthz.ts',
+    'flocker-control': 'flocker/control-main.ts',
+    'flocker-dataset-agent': 'flocker/agent-main.ts',
   };
   return Promise.all(
     Object.entries(entries).map(async ([name, entry]) => {
@@ -137,6 +143,9 @@ const COMMANDS: Record<string, string> = {
   kube2sky: 'kube2sky',
   skydns: 'skydns',
   exechealthz: 'exechealthz',
+  // Where Flocker's packages put them.
+  'flocker-control': 'usr/sbin/flocker-control',
+  'flocker-dataset-agent': 'usr/sbin/flocker-dataset-agent',
 };
 
 /** The programs and the commands the scripts call them by, plus etcd as the 2016 image ran it. */
@@ -180,7 +189,7 @@ function writeFiles(dir: string, files: Record<string, string>): void {
 function imageSpecs(
   versions: PayloadVersions,
   arch: string,
-  layers: { base: string; etcd: string; runtime: string; app: string; version: string },
+  layers: { base: string; etcd: string; runtime: string; storage: string; app: string; version: string; flockerVersion: string },
 ): ImageSpec[] {
   const program = [layers.base, layers.runtime, layers.app];
   const byName = {
@@ -192,8 +201,11 @@ function imageSpecs(
     skydns: { layers: program, entrypoint: ['/skydns'] },
     exechealthz: { layers: program, entrypoint: ['/exechealthz'] },
     busybox: { layers: [layers.base], cmd: ['sh'] },
+    'flocker-control-service': { layers: [...program, layers.flockerVersion], entrypoint: ['/usr/sbin/flocker-control'] },
+    // The agent makes and mounts file systems on loop devices: util-linux, mount and e2fsprogs.
+    'flocker-dataset-agent': { layers: [layers.base, layers.runtime, layers.storage, layers.app, layers.flockerVersion], entrypoint: ['/usr/sbin/flocker-dataset-agent'] },
   };
-  return [...payloadImages(versions, arch), ...addonImages(versions, arch)].map((image) => ({
+  return bundledImages(versions, arch).map((image) => ({
     tags: [image.tag],
     architecture: arch,
     ...byName[image.name],

@@ -3,8 +3,9 @@
 # packages: the packages are downloaded by apt into a private apt root (never the host's dpkg
 # database) and unpacked with dpkg-deb; no maintainer script runs, nothing runs under emulation.
 #   ARCH=amd64|arm64 OUT=<dir> MIRROR=<debian mirror> SUITE=bookworm APT_ROOT=<cache dir> layers.sh
-# Writes $OUT/base (libc, busybox, pause), $OUT/etcd (Debian's etcd) and $OUT/runtime (Debian's
-# Node.js, iproute2 and iptables, for the stand-ins written in TypeScript).
+# Writes $OUT/base (libc, busybox, pause), $OUT/etcd (Debian's etcd), $OUT/runtime (Debian's
+# Node.js, iproute2 and iptables, for the stand-ins written in TypeScript) and $OUT/storage
+# (losetup, mount, blkid, mkfs.ext4: what the Flocker dataset agent runs).
 set -euo pipefail
 : "${ARCH:?}" "${OUT:?}" "${MIRROR:?}" "${SUITE:?}" "${APT_ROOT:?}"
 
@@ -13,6 +14,7 @@ BASE_PACKAGES=(libc6 libgcc-s1 gcc-12-base busybox-static)
 LIBC_BIN=libc-bin
 ETCD_PACKAGES=(etcd-server etcd-client)
 RUNTIME_PACKAGES=(nodejs iproute2 iptables kmod)
+STORAGE_PACKAGES=(mount util-linux e2fsprogs)
 # Pulled in by dependencies but never run in a container: package tooling, users, PAM, perl.
 SKIP='^(perl|perl-base|perl-modules-.*|libperl.*|dpkg|passwd|adduser|tar|debconf|init-system-helpers|usrmerge|lib.*-perl|libpam.*|libsemanage.*|libaudit.*|libcap-ng0|libcap2-bin|nodejs-doc|netbase|libgdbm.*|libdb5\.3|libkrb5.*|libgssapi-krb5-2|libk5crypto3|libkeyutils1|libcom-err2|libtirpc.*|libsepol2)$'
 
@@ -24,9 +26,9 @@ touch "$APT_ROOT/var/lib/dpkg/status"
 printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' "$MIRROR" "$SUITE" >"$APT_ROOT/etc/apt/sources.list"
 printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s-security main\n' "${MIRROR%/debian}/debian-security" "$SUITE" >>"$APT_ROOT/etc/apt/sources.list"
 
-echo "lab: downloading ${ARCH} packages for the payload (${BASE_PACKAGES[*]} ${LIBC_BIN} ${ETCD_PACKAGES[*]} ${RUNTIME_PACKAGES[*]})"
+echo "lab: downloading ${ARCH} packages for the payload (${BASE_PACKAGES[*]} ${LIBC_BIN} ${ETCD_PACKAGES[*]} ${RUNTIME_PACKAGES[*]} ${STORAGE_PACKAGES[*]})"
 apt-get "${apt_opts[@]}" update >/dev/null
-apt-get "${apt_opts[@]}" -y install --download-only "${BASE_PACKAGES[@]}" "$LIBC_BIN" "${ETCD_PACKAGES[@]}" "${RUNTIME_PACKAGES[@]}" >/dev/null
+apt-get "${apt_opts[@]}" -y install --download-only "${BASE_PACKAGES[@]}" "$LIBC_BIN" "${ETCD_PACKAGES[@]}" "${RUNTIME_PACKAGES[@]}" "${STORAGE_PACKAGES[@]}" >/dev/null
 archives=$APT_ROOT/var/cache/apt/archives
 
 # The newest downloaded .deb of a package (older versions may linger in the cache).
@@ -96,10 +98,11 @@ chmod 755 "$OUT/base/pause"
 unpack "$OUT/etcd" "${ETCD_PACKAGES[@]}"
 rm -rf "$OUT/etcd/etc/default"
 
-# Everything the runtime packages pull in, less what the base layer has and what never runs here.
+# Everything the runtime packages pull in (as apt resolves them, whatever else the download cache
+# holds), less what the base layer has and what never runs here.
+deps_of() { apt-get "${apt_opts[@]}" -s install "$@" | awk '/^Inst /{print $2}' | sort -u; }
 mapfile -t runtime < <(
-  for deb in "$archives"/*.deb; do dpkg-deb -f "$deb" Package; done | sort -u |
-    grep -vxE "$(IFS='|'; echo "${BASE_PACKAGES[*]}|${LIBC_BIN}|${ETCD_PACKAGES[*]}")" | grep -vE "$SKIP"
+  deps_of "${RUNTIME_PACKAGES[@]}" | grep -vxE "$(IFS='|'; echo "${BASE_PACKAGES[*]}|${LIBC_BIN}|${ETCD_PACKAGES[*]}")" | grep -vE "$SKIP"
 )
 unpack "$OUT/runtime" "${runtime[@]}"
 # What maintainer scripts would have done: iptables through nftables as on the node (Debian's
@@ -107,4 +110,15 @@ unpack "$OUT/runtime" "${runtime[@]}"
 for tool in iptables iptables-save iptables-restore ip6tables; do ln -sf xtables-nft-multi "$OUT/runtime/usr/sbin/$tool"; done
 mkdir -p "$OUT/runtime/etc/ssl/certs"
 cp /etc/ssl/certs/ca-certificates.crt "$OUT/runtime/etc/ssl/certs/" 2>/dev/null || touch "$OUT/runtime/etc/ssl/certs/ca-certificates.crt"
-echo "lab: payload layers for ${ARCH}: base $(du -sh "$OUT/base" | cut -f1), etcd $(du -sh "$OUT/etcd" | cut -f1), runtime $(du -sh "$OUT/runtime" | cut -f1) (${runtime[*]})"
+
+# The storage layer: what the storage packages add to the base and runtime layers. Only the tools
+# the agent runs need their libraries (PAM and the like, for util-linux's login tools, stay out).
+mapfile -t storage < <(
+  {
+    deps_of "${STORAGE_PACKAGES[@]}" | grep -vE "$SKIP"
+    # mke2fs needs libcom-err2, which the runtime layer leaves out.
+    echo libcom-err2
+  } | sort -u | grep -vxF -f <(printf '%s\n' "${BASE_PACKAGES[@]}" "${runtime[@]}")
+)
+unpack "$OUT/storage" "${storage[@]}"
+echo "lab: payload layers for ${ARCH}: base $(du -sh "$OUT/base" | cut -f1), etcd $(du -sh "$OUT/etcd" | cut -f1), runtime $(du -sh "$OUT/runtime" | cut -f1) (${runtime[*]}), storage $(du -sh "$OUT/storage" | cut -f1) (${storage[*]})"

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { glog, parseFlagsOrExit } from '../flags.js';
 import { ApiClient, ApiError, nowIso, parseDuration, sleep, type Json } from './client.js';
 import { DockerClient } from './docker.js';
+import { FlockerVolumes } from './flocker-volume.js';
 import { PodRunner } from './pod-runner.js';
 import { goArch, kubeVersion } from './version.js';
 
@@ -44,6 +45,8 @@ export async function kubelet(argv: string[]): Promise<void> {
   const statusEvery = parseDuration(flags['node-status-update-frequency']);
   const syncEvery = parseDuration(flags['sync-frequency']);
   const docker = new DockerClient(flags['docker-endpoint'].replace(/^unix:\/\//, ''));
+  const api = flags['api-servers'] ? new ApiClient(flags['api-servers']) : undefined;
+  const events = api ? new EventRecorder(api, nodeName) : undefined;
   const runner = new PodRunner(docker, {
     nodeName,
     nodeIp,
@@ -52,8 +55,16 @@ export async function kubelet(argv: string[]): Promise<void> {
     clusterDomain: flags['cluster-domain'] || undefined,
     rootDir: flags['root-dir'],
     log,
+    // The fork's docker-multinode passes FLOCKER_CONTROL_SERVICE_* to the kubelet container.
+    flocker: new FlockerVolumes({
+      env: process.env,
+      hostIp: nodeIp,
+      onError: (pod, message) => {
+        glog('E', 'kubelet.go', message);
+        events?.record(pod, 'Warning', 'FailedMount', message);
+      },
+    }),
   });
-  const api = flags['api-servers'] ? new ApiClient(flags['api-servers']) : undefined;
   if (!api) glog('W', where, 'No api server defined - no node status update will be sent.');
   log(`Kubelet ${kubeVersion()} on node ${nodeName} (${nodeIp}), static pods from ${flags.config || '(none)'}`);
 
@@ -124,6 +135,45 @@ async function reportStatuses(api: ApiClient, pods: Json[], statuses: Map<string
     }
   }
   for (const uid of reported.keys()) if (!pods.some((p) => p.metadata.uid === uid)) reported.delete(uid);
+}
+
+/**
+ * Posts the kubelet's events about pods (what `kubectl describe pod` lists): one Event per pod,
+ * reason and message, its count raised when it repeats, as the 1.2/1.3 recorder aggregated them.
+ */
+export class EventRecorder {
+  private readonly seen = new Map<string, { name: string; count: number; first: string }>();
+
+  constructor(
+    private readonly api: ApiClient,
+    private readonly host: string,
+  ) {}
+
+  record(pod: Json, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const key = `${pod.metadata.uid}/${reason}/${message}`;
+    const now = nowIso();
+    const known = this.seen.get(key);
+    const entry = known ? { ...known, count: known.count + 1 } : { name: `${pod.metadata.name}.${Date.now().toString(16)}${this.seen.size}`, count: 1, first: now };
+    this.seen.set(key, entry);
+    if (this.seen.size > 500) this.seen.delete(this.seen.keys().next().value as string);
+    const namespace = String(pod.metadata.namespace ?? 'default');
+    const event = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: entry.name, namespace },
+      involvedObject: { kind: 'Pod', namespace, name: pod.metadata.name, uid: pod.metadata.uid, apiVersion: 'v1' },
+      reason,
+      message,
+      source: { component: 'kubelet', host: this.host },
+      firstTimestamp: entry.first,
+      lastTimestamp: now,
+      count: entry.count,
+      type,
+    };
+    const path = `/api/v1/namespaces/${namespace}/events`;
+    const write = known ? this.api.put(`${path}/${encodeURIComponent(entry.name)}`, event) : this.api.post(path, event);
+    write.catch((error: Error) => glog('E', 'event.go', `Unable to write event '${entry.name}': ${error.message}`));
+  }
 }
 
 function firstAddress(): string {

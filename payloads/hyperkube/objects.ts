@@ -31,6 +31,13 @@ function podSpec(spec: Json | undefined, field: string, problems: Problem[]): Js
   spec.dnsPolicy ??= 'ClusterFirst';
   spec.terminationGracePeriodSeconds ??= 30;
   spec.volumes ??= [];
+  (spec.volumes as Json[]).forEach((volume, i) => {
+    if (!volume.name) problems.push(required(`${field}.volumes[${i}].name`));
+    // validateFlockerVolumeSource: the dataset is found by its name.
+    if (volume.flocker && !volume.flocker.datasetName) problems.push(required(`${field}.volumes[${i}].flocker.datasetName`));
+    else if (volume.flocker && String(volume.flocker.datasetName).includes('/'))
+      problems.push([`${field}.volumes[${i}].flocker.datasetName`, 'FieldValueInvalid', `Invalid value: "${volume.flocker.datasetName}": must not contain '/'`]);
+  });
   return spec;
 }
 

@@ -3,6 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import type { Json } from './client.js';
 import { nowIso } from './client.js';
 import { DockerError, type ContainerDetails, type ContainerSummary, type DockerClient } from './docker.js';
+import type { FlockerVolumes } from './flocker-volume.js';
 
 /**
  * Runs pods as the kubelet of 1.2/1.3 did with Docker: per pod a pause container holding the
@@ -22,6 +23,8 @@ export interface PodSettings {
   clusterDomain?: string;
   rootDir: string;
   log: (message: string) => void;
+  /** The node's flocker volumes (FLOCKER_CONTROL_SERVICE_* of the kubelet's environment). */
+  flocker?: FlockerVolumes;
 }
 
 const LABEL_NAME = 'io.kubernetes.pod.name';
@@ -65,6 +68,7 @@ export class PodRunner {
     // What is remembered per pod goes with the pod.
     for (const uid of this.started.keys()) if (!wanted.has(uid)) this.started.delete(uid);
     for (const key of this.pullFailures.keys()) if (!wanted.has(key.split('/')[0] ?? '')) this.pullFailures.delete(key);
+    this.settings.flocker?.keepOnly(wanted);
     const statuses = new Map<string, Json>();
     for (const pod of pods) {
       try {
@@ -78,6 +82,9 @@ export class PodRunner {
   }
 
   private async syncPod(pod: Json, containers: ContainerSummary[], services: Json[]): Promise<Json> {
+    // Volumes first, as the kubelet mounted them before it made the pod's infra container.
+    const unmounted = ((pod.spec.volumes ?? []) as Json[]).filter((v) => v.flocker && !this.flockerPath(pod, v));
+    if (unmounted.length > 0) return this.containerCreating(pod, this.settings.flocker?.error(pod));
     const newest = (name: string) => containers.filter((c) => c.Labels[LABEL_CONTAINER] === name).sort((a, b) => b.Created - a.Created)[0];
     let infra = newest(POD_CONTAINER);
     if (infra?.State !== 'running') {
@@ -161,6 +168,29 @@ export class PodRunner {
           }
         : { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${spec.image}"` } };
     return { name: spec.name, image: spec.image, imageID: '', restartCount: 0, ready: false, state };
+  }
+
+  private flockerPath(pod: Json, volume: Json): string | undefined {
+    if (!this.settings.flocker) throw new Error(`volume ${volume.name}: this kubelet has no Flocker control service settings`);
+    return this.settings.flocker.path(pod, volume);
+  }
+
+  /** A pod whose volumes are not mounted yet: no container exists, each is ContainerCreating. */
+  private containerCreating(pod: Json, message?: string): Json {
+    const names = ((pod.spec.containers ?? []) as Json[]).map((c) => String(c.name));
+    return {
+      phase: 'Pending',
+      hostIP: this.settings.nodeIp,
+      conditions: [{ type: 'Ready', status: 'False', reason: 'ContainersNotReady', message: `containers with unready status: [${names.join(' ')}]` }],
+      containerStatuses: ((pod.spec.containers ?? []) as Json[]).map((c) => ({
+        name: c.name,
+        image: c.image,
+        imageID: '',
+        restartCount: 0,
+        ready: false,
+        state: { waiting: { reason: 'ContainerCreating', ...(message ? { message } : {}) } },
+      })),
+    };
   }
 
   private waitingForInfra(pod: Json, message: string): Json {
@@ -261,12 +291,17 @@ export class PodRunner {
   /** Where a volume lives on the node: the host path itself, or the kubelet's folder for the pod. */
   private volumePath(pod: Json, volume: Json): string {
     if (volume.hostPath) return String(volume.hostPath.path);
+    if (volume.flocker) {
+      const path = this.flockerPath(pod, volume);
+      if (!path) throw new Error(`volume ${volume.name}: dataset ${volume.flocker.datasetName} is not attached yet`);
+      return path;
+    }
     if (volume.emptyDir) {
       const dir = `${this.settings.rootDir}/pods/${pod.metadata.uid}/volumes/kubernetes.io~empty-dir/${volume.name}`;
       mkdirSync(dir, { recursive: true });
       return dir;
     }
-    throw new Error(`volume ${volume.name}: only emptyDir and hostPath are supported`);
+    throw new Error(`volume ${volume.name}: only emptyDir, hostPath and flocker are supported`);
   }
 }
 

@@ -80,7 +80,8 @@ export const REPLICATION_CONTROLLERS: ResourceType = {
   storage: 'controllers',
   shortNames: ['rc'],
 };
-export const RESOURCE_TYPES = [NODES, NAMESPACES, PODS, SERVICES, ENDPOINTS, REPLICATION_CONTROLLERS];
+export const EVENTS: ResourceType = { resource: 'events', kind: 'Event', namespaced: true, shortNames: ['ev'] };
+export const RESOURCE_TYPES = [NODES, NAMESPACES, PODS, SERVICES, ENDPOINTS, REPLICATION_CONTROLLERS, EVENTS];
 
 /** Which part of an object a PUT replaces: the spec side (status kept) or only the status. */
 export type UpdatePart = 'main' | 'status';

@@ -14,6 +14,21 @@ multinode::main() {
   fi
   multinode::settings
   HYPERKUBE_IMAGE="${REG_PREFIX}/hyperkube-${ARCH}:${K8S_VERSION}"
+  multinode::flocker_settings
+}
+
+# The Flocker fork's additions: where the kubelets find the control service and the API user's
+# certificate (cluster.crt, kubernetes.crt, kubernetes.key in FLOCKER_USER_CA_DIR), which is
+# mounted into the kubelet containers. Another directory than /etc/flocker keeps the node's own
+# key (node.key) away from the kubelet.
+multinode::flocker_settings() {
+  FLOCKER_CONTROL_SERVICE_PORT=${FLOCKER_CONTROL_SERVICE_PORT:-4523}
+  FLOCKER_CONTROL_SERVICE_HOST=${FLOCKER_CONTROL_SERVICE_HOST:-${MASTER_IP:-}}
+  FLOCKER_USER_CA_DIR=${FLOCKER_USER_CA_DIR:-/etc/flocker/}
+  FLOCKER_CONTROL_SERVICE_CA_FILE=${FLOCKER_CONTROL_SERVICE_CA_FILE:-${FLOCKER_USER_CA_DIR}cluster.crt}
+  FLOCKER_CONTROL_SERVICE_CLIENT_KEY_FILE=${FLOCKER_CONTROL_SERVICE_CLIENT_KEY_FILE:-${FLOCKER_USER_CA_DIR}kubernetes.key}
+  FLOCKER_CONTROL_SERVICE_CLIENT_CERT_FILE=${FLOCKER_CONTROL_SERVICE_CLIENT_CERT_FILE:-${FLOCKER_USER_CA_DIR}kubernetes.crt}
+  KUBELET_MOUNTS="${KUBELET_MOUNTS:-} -v ${FLOCKER_USER_CA_DIR}:${FLOCKER_USER_CA_DIR}"
 }
 
 multinode::settings() {
@@ -58,7 +73,8 @@ multinode::check_params() {
   docker info >/dev/null 2>&1 || multinode::fail "Docker is not running on this machine"
   [[ $K8S_VERSION =~ ^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-(beta|alpha)\.(0|[1-9][0-9]*))?$ ]] ||
     multinode::fail "Invalid value for K8S_VERSION: ${K8S_VERSION}"
-  for name in K8S_VERSION ETCD_VERSION FLANNEL_VERSION FLANNEL_IPMASQ FLANNEL_NETWORK FLANNEL_BACKEND RESTART_POLICY MASTER_IP ARCH NET_INTERFACE; do
+  for name in K8S_VERSION ETCD_VERSION FLANNEL_VERSION FLANNEL_IPMASQ FLANNEL_NETWORK FLANNEL_BACKEND RESTART_POLICY MASTER_IP ARCH NET_INTERFACE \
+    FLOCKER_CONTROL_SERVICE_HOST FLOCKER_USER_CA_DIR; do
     multinode::log "${name} is set to: ${!name:-}"
   done
 }
@@ -199,6 +215,10 @@ multinode::run_kubelet() {
   docker run -d --net=host --pid=host --privileged --restart="${RESTART_POLICY}" \
     -v /sys:/sys:rw -v /var/run:/var/run:rw -v /run:/run:rw -v /var/lib/docker:/var/lib/docker:rw \
     -v /var/lib/kubelet:/var/lib/kubelet:shared -v /var/log/containers:/var/log/containers:rw \
+    -e FLOCKER_CONTROL_SERVICE_HOST="${FLOCKER_CONTROL_SERVICE_HOST}" -e FLOCKER_CONTROL_SERVICE_PORT="${FLOCKER_CONTROL_SERVICE_PORT}" \
+    -e FLOCKER_CONTROL_SERVICE_CA_FILE="${FLOCKER_CONTROL_SERVICE_CA_FILE}" \
+    -e FLOCKER_CONTROL_SERVICE_CLIENT_KEY_FILE="${FLOCKER_CONTROL_SERVICE_CLIENT_KEY_FILE}" \
+    -e FLOCKER_CONTROL_SERVICE_CLIENT_CERT_FILE="${FLOCKER_CONTROL_SERVICE_CLIENT_CERT_FILE}" \
     ${KUBELET_MOUNTS:-} "${HYPERKUBE_IMAGE}" /hyperkube kubelet --allow-privileged "$@" \
     --cluster-dns=10.0.0.10 --cluster-domain=cluster.local --hostname-override="$(multinode::node_ip)" --v=2 >/dev/null
 }

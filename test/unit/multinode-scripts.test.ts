@@ -59,7 +59,37 @@ describe('docker-multinode scripts: settings', () => {
       MASTER_IP: '10.77.0.11',
       ARCH: arch,
       NET_INTERFACE: 'eth0',
+      // The Flocker fork's additions (ET 4cad42e): the control service on the master by default.
+      FLOCKER_CONTROL_SERVICE_HOST: '10.77.0.11',
+      FLOCKER_USER_CA_DIR: '/etc/flocker/',
     });
+  });
+
+  test("the Flocker fork's kubelet: the five FLOCKER_CONTROL_SERVICE_* variables and the CA directory mounted", () => {
+    const script = `set -e; source common.sh; multinode::main
+      docker() { printf '%s\\n' "$@" >&2; }
+      multinode::make_shared_kubelet_dir() { :; }
+      multinode::node_ip() { echo 10.77.0.12; }
+      multinode::start_k8s_worker`;
+    const defaults = bash(script, { K8S_VERSION: 'v1.3.0', MASTER_IP: '10.77.0.11' });
+    expect(defaults.code, defaults.stderr).toBe(0);
+    // (run_kubelet sends docker's output to /dev/null: the stand-in prints its arguments on stderr.)
+    const args = defaults.stderr.split('\n');
+    for (const variable of [
+      'FLOCKER_CONTROL_SERVICE_HOST=10.77.0.11',
+      'FLOCKER_CONTROL_SERVICE_PORT=4523',
+      'FLOCKER_CONTROL_SERVICE_CA_FILE=/etc/flocker/cluster.crt',
+      'FLOCKER_CONTROL_SERVICE_CLIENT_KEY_FILE=/etc/flocker/kubernetes.key',
+      'FLOCKER_CONTROL_SERVICE_CLIENT_CERT_FILE=/etc/flocker/kubernetes.crt',
+    ])
+      expect(args[args.indexOf(variable) - 1], variable).toBe('-e');
+    expect(args[args.indexOf('/etc/flocker/:/etc/flocker/') - 1]).toBe('-v');
+    // Another directory keeps the node's own key (/etc/flocker/node.key) out of the kubelet.
+    const own = bash(script, { K8S_VERSION: 'v1.3.0', MASTER_IP: '10.77.0.11', FLOCKER_USER_CA_DIR: '/etc/kubernetes/flocker/', FLOCKER_CONTROL_SERVICE_PORT: '4600' });
+    expect(own.stderr).toContain('FLOCKER_CONTROL_SERVICE_CA_FILE=/etc/kubernetes/flocker/cluster.crt');
+    expect(own.stderr).toContain('FLOCKER_CONTROL_SERVICE_PORT=4600');
+    expect(own.stderr).toContain('/etc/kubernetes/flocker/:/etc/kubernetes/flocker/');
+    expect(own.stderr).not.toContain('/etc/flocker/:/etc/flocker/');
   });
 
   test('exported values win over the defaults, as exporting before ./master.sh does', () => {

@@ -29,11 +29,11 @@ describe('payload images', () => {
     expect(() => payloadVersions({})).toThrow(/K8S_VERSION must be set/);
   });
 
-  test('emulated: the nodes load the bundle; upstream: they pull the real images from the registry', () => {
+  test('emulated: the nodes load the bundle (Flocker from its images); upstream: they pull the real images, Flocker from its packages', () => {
     const versions = payloadVersions({ K8S_VERSION: 'v1.3.0' });
-    expect(preparation('emulated', versions, 'amd64')).toEqual({ env: { OFFLINE_BUNDLE: GUEST_BUNDLE }, commands: [] });
+    expect(preparation('emulated', versions, 'amd64')).toEqual({ env: { OFFLINE_BUNDLE: GUEST_BUNDLE, FLOCKER_INSTALL: 'containers' }, commands: [] });
     expect(preparation('upstream', versions, 'amd64')).toEqual({
-      env: {},
+      env: { FLOCKER_INSTALL: 'packages' },
       commands: [
         'docker pull gcr.io/google_containers/etcd-amd64:2.2.5',
         'docker pull gcr.io/google_containers/flannel-amd64:0.5.5',

@@ -13,7 +13,7 @@ describe('recipeFor', () => {
       diskSize: '2G',
     });
     // flannel's tunnels need these on the node, and its container cannot load them.
-    expect(recipeFor('docker', 'amd64').loadModules).toEqual(['fou', 'ipip', 'vxlan']);
+    expect(recipeFor('docker', 'amd64').loadModules).toEqual(['fou', 'ipip', 'vxlan', 'loop']);
     expect(recipeFor('base', 'arm64').modules).toEqual(['virtio_pci', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'ext4']);
   });
 });

@@ -1,0 +1,256 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, test } from 'vitest';
+import { addonImages, payloadVersions } from '../../../payloads/images.js';
+import { shellQuote } from '../../remote/ssh.js';
+import { notYet, waitFor } from '../../util/wait.js';
+import { attach, step, useCluster, type ClusterNode } from '../api.js';
+import { apiRequest, apiserverHealthy, masterOf, setting, type Json } from './kube.js';
+
+/**
+ * flocker-attach: the Flocker control service answers the run's API user certificate (and nobody
+ * without one); every node's dataset agent is known to it; a dataset created with a name (as
+ * `flockerctl create -m name=... -s ... -n <node>` does) is attached to a pod that names it
+ * (`flocker: {datasetName}`); a file written in the pod is on the node's /flocker/<dataset_id>
+ * and is there again for the pod made anew; deleting the dataset unmounts it.
+ *
+ * Settings (scenario env, or `lab verify --set`): FLOCKER_ATTACH_NODE (default: the first worker),
+ * FLOCKER_ATTACH_NAME (the dataset's name), FLOCKER_ATTACH_UNNAMED=true (create the dataset
+ * without its name, as a user who forgot `-m name=...`: the pod cannot find it),
+ * FLOCKER_ATTACH_WITHIN (seconds the pod has to run, default 180: the plugin alone may wait 120).
+ */
+const lab = useCluster();
+const env = lab.descriptor.env;
+const versions = payloadVersions({ ...env, K8S_VERSION: env.K8S_VERSION || 'v0.0.0' });
+const busybox = addonImages(versions, lab.specs[0]?.arch ?? 'amd64').find((i) => i.name === 'busybox')?.tag ?? 'busybox';
+const userDir = (env.FLOCKER_USER_CA_DIR || '/etc/flocker/').replace(/\/+$/, '');
+const user = env.FLOCKER_USER || 'kubernetes';
+const tls = {
+  ca: env.FLOCKER_CONTROL_SERVICE_CA_FILE || `${userDir}/cluster.crt`,
+  cert: env.FLOCKER_CONTROL_SERVICE_CLIENT_CERT_FILE || `${userDir}/${user}.crt`,
+  key: env.FLOCKER_CONTROL_SERVICE_CLIENT_KEY_FILE || `${userDir}/${user}.key`,
+};
+const host = setting(lab, 'FLOCKER_CONTROL_SERVICE_HOST', setting(lab, 'MASTER_IP', ''));
+const port = setting(lab, 'FLOCKER_CONTROL_SERVICE_PORT', '4523');
+const FLOCKER_API = `https://${host}:${port}/v1`;
+const podNode = lab.specs.find((s) => s.name === env.FLOCKER_ATTACH_NODE) ?? lab.specs.find((s) => s.role === 'worker') ?? lab.specs[0];
+const DATASET_NAME = env.FLOCKER_ATTACH_NAME || 'lab-flocker-attach';
+const UNNAMED = env.FLOCKER_ATTACH_UNNAMED === 'true';
+const POD = 'lab-flocker-attach';
+const MOUNT = '/data';
+const SIZE = 134_217_728; // 128 MiB: Flocker's minimum is 64 MiB
+const RUNNING_WITHIN_MS = Number(env.FLOCKER_ATTACH_WITHIN || 180) * 1000;
+const UNMOUNTED_WITHIN_MS = 60_000;
+const pods = '/api/v1/namespaces/default/pods';
+
+const state: { datasetId?: string; nodeUuid?: string; token: string } = { token: `written by ${POD} ${randomBytes(6).toString('hex')}` };
+
+/** The control service's REST API from the master, as the seeds' curl examples call it. */
+async function flocker(master: ClusterNode, method: string, path: string, body?: Json, certificate = true): Promise<{ code: number; json: Json; error?: string }> {
+  const identity = certificate ? `--cert ${shellQuote(tls.cert)} --key ${shellQuote(tls.key)}` : '';
+  const data = body === undefined ? '' : `-H 'content-type: application/json' --data-binary @-`;
+  const result = await master.exec(
+    `curl -sS --max-time 30 --cacert ${shellQuote(tls.ca)} ${identity} -X ${method} ${data} -w '\\n%{http_code}' ${shellQuote(`${FLOCKER_API}${path}`)}`,
+    { timeout: 45, ...(body === undefined ? {} : { stdin: JSON.stringify(body) }) },
+  );
+  const lines = result.stdout.trimEnd().split('\n');
+  const code = Number(lines.pop());
+  if (result.code !== 0 || !code) return { code: 0, json: {}, error: result.stderr.trim() || `curl exit ${result.code}` };
+  try {
+    return { code, json: JSON.parse(lines.join('\n') || '{}') as Json };
+  } catch {
+    return { code, json: { text: lines.join('\n') } };
+  }
+}
+
+/** The check's pod: busybox sleeping, the dataset at /data, on the chosen node. */
+const flockerPod = (): Json => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: POD, namespace: 'default', labels: { 'lab-check': 'flocker-attach' } },
+  spec: {
+    containers: [{ name: 'busybox', image: busybox, command: ['sleep', '3600'], imagePullPolicy: 'IfNotPresent', volumeMounts: [{ name: 'data', mountPath: MOUNT }] }],
+    volumes: [{ name: 'data', flocker: { datasetName: DATASET_NAME } }],
+    nodeSelector: { 'kubernetes.io/hostname': podNode?.address },
+  },
+});
+
+/** Runs a command in the pod's busybox container through the node's Docker. */
+async function inPod(node: ClusterNode, command: string): Promise<{ code: number; output: string }> {
+  const filters = [`io.kubernetes.pod.name=${POD}`, 'io.kubernetes.pod.namespace=default', 'io.kubernetes.container.name=busybox']
+    .map((l) => `--filter label=${l}`)
+    .join(' ');
+  const result = await node.exec(`id=$(docker ps -q ${filters} | head -1); [ -n "$id" ] || { echo 'no running container of ${POD}'; exit 125; }; docker exec "$id" ${command}`, {
+    timeout: 30,
+  });
+  return { code: result.code, output: (result.stdout + result.stderr).trim() };
+}
+
+/** The pod's newest FailedMount (or other warning) event: where the volume plugin's error shows. */
+async function lastWarning(master: ClusterNode, uid: string | undefined): Promise<string | undefined> {
+  const events = ((await apiRequest(master, 'GET', '/api/v1/namespaces/default/events')).json.items ?? []) as Json[];
+  const mine = events
+    .filter((e) => e.involvedObject?.name === POD && (!uid || e.involvedObject?.uid === uid) && e.type === 'Warning')
+    .sort((a, b) => String(a.lastTimestamp).localeCompare(String(b.lastTimestamp)));
+  const last = mine.at(-1);
+  return last ? `${last.reason}: ${last.message} (x${last.count})` : undefined;
+}
+
+async function createPod(master: ClusterNode): Promise<void> {
+  const created = await apiRequest(master, 'POST', pods, flockerPod());
+  expect(created.code, `creating pod ${POD}: ${created.json.message ?? ''}`).toBe(201);
+}
+
+async function podRunning(master: ClusterNode): Promise<Json> {
+  let pod: Json = {};
+  try {
+    await waitFor({ what: `pod ${POD}`, timeoutMs: RUNNING_WITHIN_MS, intervalMs: 3000 }, async () => {
+      pod = (await apiRequest(master, 'GET', `${pods}/${POD}`)).json;
+      return pod.status?.phase === 'Running' ? true : notYet(JSON.stringify(pod.status ?? {}));
+    });
+  } catch {
+    const warning = await lastWarning(master, pod.metadata?.uid);
+    const waiting = ((pod.status?.containerStatuses ?? []) as Json[]).map((c) => c.state?.waiting).find(Boolean);
+    throw new Error(
+      `pod ${POD} (flocker dataset "${DATASET_NAME}") is ${pod.status?.phase ?? 'missing'} on ${podNode?.name} after ${RUNNING_WITHIN_MS / 1000} s` +
+        (warning ? `; the flocker volume plugin says: ${warning}` : waiting ? `: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` : ''),
+    );
+  }
+  return pod;
+}
+
+async function deletePod(master: ClusterNode, node: ClusterNode): Promise<void> {
+  await apiRequest(master, 'DELETE', `${pods}/${POD}`);
+  await waitFor({ what: `the containers of ${POD} to leave ${node.name}`, timeoutMs: 120_000, intervalMs: 3000 }, async () => {
+    const left = await node.exec(`docker ps -aq --filter label=io.kubernetes.pod.name=${POD}`, { timeout: 30 });
+    return left.stdout.trim() === '' ? true : notYet(left.stdout.trim());
+  });
+}
+
+/** Datasets of an earlier run of this check (same name, or made by it unnamed), deleted. */
+async function forgetEarlierDatasets(master: ClusterNode): Promise<void> {
+  const datasets = ((await flocker(master, 'GET', '/configuration/datasets')).json as unknown as Json[]) ?? [];
+  for (const dataset of Array.isArray(datasets) ? datasets : [])
+    if (!dataset.deleted && (dataset.metadata?.name === DATASET_NAME || dataset.metadata?.['lab-check'] === 'flocker-attach'))
+      await flocker(master, 'DELETE', `/configuration/datasets/${dataset.dataset_id}`);
+}
+
+afterAll(async () => {
+  const master = await masterOf(lab).catch(() => undefined);
+  if (!master) return;
+  await apiRequest(master, 'DELETE', `${pods}/${POD}`).catch(() => undefined);
+  if (state.datasetId) await flocker(master, 'DELETE', `/configuration/datasets/${state.datasetId}`).catch(() => undefined);
+});
+
+describe('flocker-attach', () => {
+  test(`the control service at ${FLOCKER_API} answers the API user's certificate and refuses a client without one`, async () => {
+    const master = await masterOf(lab);
+    const version = await step(`GET ${FLOCKER_API}/version with ${tls.cert} (TLS: client certificate user-${user}, CA ${tls.ca})`, async () => {
+      const answer = await flocker(master, 'GET', '/version');
+      if (answer.error || answer.code !== 200) {
+        const subject = await master.exec(`openssl x509 -in ${shellQuote(tls.cert)} -noout -subject -issuer 2>&1 || true`, { timeout: 20 });
+        throw new Error(
+          `TLS with the API user's certificate ${tls.cert} failed: the control service at ${host}:${port} ${answer.error ? `refused it: ${answer.error}` : `answered ${answer.code}`}` +
+            (subject.stdout.trim() ? ` (${subject.stdout.trim().replace(/\n/g, '; ')})` : ''),
+        );
+      }
+      return answer.json;
+    });
+    await attach('GET /v1/version', JSON.stringify(version));
+    expect(version.flocker, 'the Flocker version the control service reports').toBe(versions.flocker);
+    const anonymous = await step('GET /v1/version without a client certificate is refused', () => flocker(master, 'GET', '/version', undefined, false));
+    expect(anonymous.error, `the control service answered ${anonymous.code} to a client without a certificate`).toBeTruthy();
+    const asNode = await step('GET /v1/version with a node certificate (CN node-...) is refused', async () => {
+      const result = await master.exec(`curl -sS --max-time 30 --cacert /etc/flocker/cluster.crt --cert /etc/flocker/node.crt --key /etc/flocker/node.key ${FLOCKER_API}/version`, {
+        timeout: 45,
+      });
+      return result;
+    });
+    expect(asNode.code, `the control service answered a node certificate on its API port: ${asNode.stdout}`).not.toBe(0);
+  });
+
+  test('every node is listed in /v1/state/nodes', async () => {
+    const master = await masterOf(lab);
+    let listed: Json[] = [];
+    await step('GET /v1/state/nodes lists every node by its address', () =>
+      waitFor({ what: 'every node in /v1/state/nodes', timeoutMs: 60_000, intervalMs: 3000 }, async () => {
+        listed = (await flocker(master, 'GET', '/state/nodes')).json as unknown as Json[];
+        if (!Array.isArray(listed)) return notYet('no answer');
+        const missing = lab.specs.filter((s) => !listed.some((n) => n.host === s.address));
+        return missing.length === 0 ? true : notYet(`missing: ${missing.map((s) => `${s.name} (${s.address})`).join(', ')}`);
+      }).catch(() => {
+        const missing = lab.specs.filter((s) => !(Array.isArray(listed) ? listed : []).some((n) => n.host === s.address));
+        throw new Error(`the control service does not list ${missing.map((s) => `${s.name} (${s.address})`).join(', ')}: is its dataset agent running? (listed: ${JSON.stringify(listed)})`);
+      }),
+    );
+    await attach('/v1/state/nodes', JSON.stringify(listed, null, 2));
+    state.nodeUuid = listed.find((n) => n.host === podNode?.address)?.uuid;
+  });
+
+  test(`a dataset ${UNNAMED ? 'without a name' : `named ${DATASET_NAME}`} is created on ${podNode?.name}`, async () => {
+    const master = await masterOf(lab);
+    expect(state.nodeUuid, `${podNode?.name} has no Flocker node UUID`).toBeTruthy();
+    await forgetEarlierDatasets(master);
+    const metadata = UNNAMED ? { 'lab-check': 'flocker-attach' } : { name: DATASET_NAME };
+    const body = { primary: state.nodeUuid, maximum_size: SIZE, metadata };
+    const created = await step(`POST /v1/configuration/datasets ${JSON.stringify(body)} (flockerctl create${UNNAMED ? '' : ` -m name=${DATASET_NAME}`} -s 128M -n ${state.nodeUuid?.slice(0, 8)})`, () =>
+      flocker(master, 'POST', '/configuration/datasets', body),
+    );
+    expect(created.code, `creating the dataset: ${created.error ?? JSON.stringify(created.json)}`).toBe(201);
+    state.datasetId = String(created.json.dataset_id);
+    await attach('dataset', JSON.stringify(created.json, null, 2));
+  });
+
+  test(`a pod with flocker: {datasetName: ${DATASET_NAME}} runs on ${podNode?.name}, and a file it writes is on the node under /flocker/<dataset_id>`, async () => {
+    expect(state.datasetId, 'no dataset was created').toBeTruthy();
+    const master = await masterOf(lab);
+    const node = await lab.node(podNode?.name ?? '');
+    await step(`GET ${'/healthz'} on ${master.name}`, () => apiserverHealthy(master));
+    await apiRequest(master, 'DELETE', `${pods}/${POD}`);
+    await step(`create pod ${POD} (${busybox}, volume flocker ${DATASET_NAME} at ${MOUNT}) on ${podNode?.name}`, () => createPod(master));
+    const started = Date.now();
+    await step(`wait for pod ${POD} to be Running (the dataset attached to ${podNode?.name})`, () => podRunning(master));
+    await attach('seconds from create to Running', String(Math.round((Date.now() - started) / 100) / 10));
+    const path = `/flocker/${state.datasetId}`;
+    const mount = await step(`${path} is a file system on a loop device on ${node.name}`, async () => {
+      const result = await node.exec(`findmnt -n -o SOURCE,FSTYPE,TARGET --mountpoint ${path} && losetup -l -n -O NAME,BACK-FILE | grep -F ${shellQuote(state.datasetId ?? '')}`, { timeout: 30 });
+      expect(result.code, `${path} is not mounted from a loop device on ${node.name}: ${result.stdout}${result.stderr}`).toBe(0);
+      return result.stdout.trim();
+    });
+    await attach(`mount of ${path}`, mount);
+    const write = await step(`write a file in ${MOUNT} inside the pod`, () => inPod(node, `sh -c ${shellQuote(`echo '${state.token}' > ${MOUNT}/lab-check.txt && sync`)}`));
+    expect(write.code, `writing ${MOUNT}/lab-check.txt in the pod failed: ${write.output}`).toBe(0);
+    const onNode = await step(`read ${path}/lab-check.txt on ${node.name}`, () => node.exec(`cat ${path}/lab-check.txt`, { timeout: 20 }));
+    expect(onNode.stdout.trim(), `${path}/lab-check.txt on ${node.name} (${onNode.stderr.trim()})`).toBe(state.token);
+  });
+
+  test(`the pod deleted and made again on ${podNode?.name} finds the file again`, async () => {
+    expect(state.datasetId, 'no dataset was created').toBeTruthy();
+    const master = await masterOf(lab);
+    const node = await lab.node(podNode?.name ?? '');
+    await step(`delete pod ${POD} and wait for its containers to go`, () => deletePod(master, node));
+    await step(`create pod ${POD} again`, () => createPod(master));
+    await step(`wait for pod ${POD} to be Running again`, () => podRunning(master));
+    const read = await step(`read ${MOUNT}/lab-check.txt inside the new pod`, () => inPod(node, `cat ${MOUNT}/lab-check.txt`));
+    expect(read.output, `${MOUNT}/lab-check.txt in the new pod (exit ${read.code})`).toBe(state.token);
+  });
+
+  test('the dataset deleted, its mount disappears from the node', async () => {
+    expect(state.datasetId, 'no dataset was created').toBeTruthy();
+    const master = await masterOf(lab);
+    const node = await lab.node(podNode?.name ?? '');
+    const path = `/flocker/${state.datasetId}`;
+    await step(`delete pod ${POD}`, () => deletePod(master, node));
+    const deleted = await step(`DELETE /v1/configuration/datasets/${state.datasetId}`, () => flocker(master, 'DELETE', `/configuration/datasets/${state.datasetId}`));
+    expect(deleted.code, `deleting the dataset: ${deleted.error ?? JSON.stringify(deleted.json)}`).toBe(200);
+    expect(deleted.json.deleted, 'the deleted dataset says deleted: true').toBe(true);
+    await step(`wait for ${path} to be unmounted on ${node.name} and gone from /v1/state/datasets`, () =>
+      waitFor({ what: `${path} to be unmounted`, timeoutMs: UNMOUNTED_WITHIN_MS, intervalMs: 3000 }, async () => {
+        const mounted = await node.exec(`findmnt -n --mountpoint ${path}`, { timeout: 20 });
+        const states = (await flocker(master, 'GET', '/state/datasets')).json as unknown as Json[];
+        const reported = Array.isArray(states) && states.some((s) => s.dataset_id === state.datasetId);
+        return mounted.code !== 0 && !reported ? true : notYet(`${mounted.code === 0 ? `still mounted: ${mounted.stdout.trim()}` : 'unmounted'}; ${reported ? 'still in /v1/state/datasets' : 'gone from the state'}`);
+      }),
+    );
+    state.datasetId = undefined;
+  });
+});

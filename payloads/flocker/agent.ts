@@ -1,0 +1,296 @@
+/**
+ * flocker-dataset-agent: the lab's emulated Flocker dataset agent. Every --interval (2 s) it
+ * reports this node's volumes to the control service named in agent.yml, receives the cluster's
+ * configuration and converges: the datasets whose primary is this node are attached and mounted
+ * at /flocker/<dataset_id>, the others are unmounted and detached, deleted ones destroyed.
+ *
+ * It authenticates with `node.crt` / `node.key` (CN `node-<uuid>`: its node UUID) next to
+ * agent.yml and checks the control service against `cluster.crt`. Only the `loopback` backend
+ * exists here (loopback.ts). Deviation from real Flocker: JSON over HTTPS on the agent port
+ * instead of AMP (see control.ts); `--interval` is the lab's.
+ */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { dirname, isAbsolute, join } from 'node:path';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { parse as parseYaml } from 'yaml';
+import { glog, parseFlagsOrExit } from '../flags.js';
+import { DEFAULT_MOUNT_ROOT, DEFAULT_ROOT_PATH, LoopbackBackend } from './loopback.js';
+import { isUuid } from './schema.js';
+import type { AgentConfiguration, AgentStateReport, ReportedDataset } from './types.js';
+
+export const DEFAULT_AGENT_PORT = 4524;
+
+export class AgentConfigError extends Error {}
+
+export interface AgentYml {
+  controlHost: string;
+  controlPort: number;
+  backend: 'loopback';
+  rootPath: string;
+  computeInstanceId?: string;
+}
+
+/** Reads agent.yml as Flocker documented it (version 1, control-service, dataset). */
+export function parseAgentYml(text: string, file = 'agent.yml'): AgentYml {
+  const fail = (message: string): never => {
+    throw new AgentConfigError(`${file}: ${message}`);
+  };
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (error) {
+    fail(`not valid YAML: ${(error as Error).message}`);
+  }
+  const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isMap(doc)) return fail('not a YAML mapping');
+  if (!('version' in doc)) fail('version is missing (it must be 1)');
+  if (doc.version !== 1) fail(`version must be 1, not ${JSON.stringify(doc.version)}`);
+  const control = doc['control-service'];
+  if (control === undefined) fail('control-service is missing');
+  if (!isMap(control)) return fail('control-service must be a mapping with hostname (and port)');
+  if (typeof control.hostname !== 'string' || control.hostname === '') fail('control-service.hostname is missing or not a string');
+  const port = control.port ?? DEFAULT_AGENT_PORT;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
+    fail(`control-service.port must be a port number, not ${JSON.stringify(port)}`);
+  const dataset = doc.dataset;
+  if (dataset === undefined) fail('dataset is missing');
+  if (!isMap(dataset)) return fail('dataset must be a mapping with backend');
+  if (typeof dataset.backend !== 'string' || dataset.backend === '') fail('dataset.backend is missing or not a string');
+  if (dataset.backend !== 'loopback')
+    fail(`backend ${String(dataset.backend)} is not supported by the lab's emulated Flocker agent (only loopback)`);
+  const rootPath = dataset.root_path ?? DEFAULT_ROOT_PATH;
+  if (typeof rootPath !== 'string' || !isAbsolute(rootPath))
+    fail(`dataset.root_path must be an absolute path, not ${JSON.stringify(rootPath)}`);
+  const extra = Object.keys(dataset).filter((k) => !['backend', 'root_path', 'compute_instance_id'].includes(k));
+  if (extra.length) fail(`dataset.${extra[0]} is not an option of the loopback backend (root_path, compute_instance_id)`);
+  if (dataset.compute_instance_id !== undefined && typeof dataset.compute_instance_id !== 'string')
+    fail('dataset.compute_instance_id must be a string');
+  return {
+    controlHost: control.hostname as string,
+    controlPort: port as number,
+    backend: 'loopback',
+    rootPath: rootPath as string,
+    ...(typeof dataset.compute_instance_id === 'string' ? { computeInstanceId: dataset.compute_instance_id } : {}),
+  };
+}
+
+export interface NodeCredentials {
+  uuid: string;
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** node.crt, node.key and cluster.crt from agent.yml's directory; the UUID is node.crt's CN less `node-`. */
+export function readNodeCredentials(dir: string): NodeCredentials {
+  const read = (name: string): Buffer => {
+    try {
+      return readFileSync(join(dir, name));
+    } catch (error) {
+      throw new AgentConfigError(`cannot read ${join(dir, name)}: ${(error as Error).message}`);
+    }
+  };
+  const cert = read('node.crt');
+  const key = read('node.key');
+  const ca = read('cluster.crt');
+  let subject: string;
+  try {
+    subject = new X509Certificate(cert).subject;
+  } catch (error) {
+    throw new AgentConfigError(`${join(dir, 'node.crt')} is not a certificate: ${(error as Error).message}`);
+  }
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(subject)?.[1] ?? '';
+  const uuid = cn.replace(/^node-/, '');
+  if (!cn.startsWith('node-') || !isUuid(uuid))
+    throw new AgentConfigError(
+      `${join(dir, 'node.crt')}: its CN ${JSON.stringify(cn)} is not node-<uuid> (create it with flocker-ca create-node-certificate)`,
+    );
+  return { uuid: uuid.toLowerCase(), ca, cert, key };
+}
+
+/** The era: this boot's identity, which `flocker-node-era` printed (it changes at every reboot). */
+export function nodeEra(): string {
+  return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+}
+
+/**
+ * POST /agent/v1/state: the report up, the configuration down. Without a `host`, the report names
+ * the local address of this very connection to the control service, the address Flocker's
+ * _get_external_ip found by connecting to it.
+ */
+export function reportState(
+  control: { host: string; port: number },
+  credentials: NodeCredentials,
+  report: Omit<AgentStateReport, 'host'> & { host?: string },
+  timeoutMs = 30_000,
+): Promise<AgentConfiguration> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: control.host,
+        port: control.port,
+        method: 'POST',
+        path: '/agent/v1/state',
+        ca: credentials.ca,
+        cert: credentials.cert,
+        key: credentials.key,
+        agent: false,
+        timeout: timeoutMs,
+        headers: { 'content-type': 'application/json' },
+        // Flocker's agents checked the name `control-service`, which flocker-ca puts in the
+        // control certificate beside its hostname; either one will do here.
+        checkServerIdentity: (host: string, cert: PeerCertificate) => {
+          const byHost = checkServerIdentity(host, cert);
+          return byHost && checkServerIdentity('control-service', cert) ? byHost : undefined;
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: {
+            configuration?: { datasets?: AgentConfiguration['datasets'] };
+            leases?: AgentConfiguration['leases'];
+            description?: string;
+          };
+          try {
+            body = JSON.parse(text) as typeof body;
+          } catch {
+            reject(new Error(`control service answered ${res.statusCode} with ${JSON.stringify(text.slice(0, 200))}`));
+            return;
+          }
+          if (res.statusCode !== 200) reject(new Error(`control service answered ${res.statusCode}: ${body.description ?? text}`));
+          else resolve({ datasets: body.configuration?.datasets ?? [], leases: body.leases ?? [] });
+        });
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error(`no answer from the control service in ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })),
+    );
+    req.on('error', reject);
+    req.on('socket', (socket) => {
+      const send = (): void => {
+        const host = report.host ?? (socket.localAddress ?? '').replace(/^::ffff:/, '');
+        const payload = JSON.stringify({ ...report, host });
+        req.setHeader('content-length', Buffer.byteLength(payload));
+        req.end(payload);
+      };
+      if (socket.connecting) socket.once('connect', send);
+      else send();
+    });
+  });
+}
+
+export interface AgentOptions {
+  /** Path of agent.yml; node.crt, node.key and cluster.crt are read from its directory. */
+  agentConfig: string;
+  intervalMs?: number;
+  /** Where datasets are mounted (/flocker). */
+  mountRoot?: string;
+  log?: (line: string) => void;
+}
+
+export interface RunningAgent {
+  nodeUuid: string;
+  backend: LoopbackBackend;
+  /** Stops after the round in progress; volumes stay as they are, as when Flocker's agent stopped. */
+  stop(): Promise<void>;
+}
+
+/** Reads the configuration (throws AgentConfigError) and starts the loop. */
+export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
+  const log = options.log ?? ((line: string) => glog('I', 'agent', line));
+  let text: string;
+  try {
+    text = readFileSync(options.agentConfig, 'utf8');
+  } catch (error) {
+    throw new AgentConfigError(`cannot read ${options.agentConfig}: ${(error as Error).message}`);
+  }
+  const config = parseAgentYml(text, options.agentConfig);
+  const credentials = readNodeCredentials(dirname(options.agentConfig));
+  const backend = new LoopbackBackend(config.rootPath, options.mountRoot ?? DEFAULT_MOUNT_ROOT);
+  const interval = options.intervalMs ?? 2000;
+  const control = { host: config.controlHost, port: config.controlPort };
+  const era = nodeEra();
+  log(`node ${credentials.uuid} (era ${era}): loopback volumes in ${config.rootPath}, control service ${control.host}:${control.port}`);
+
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  let controlError: string | undefined;
+  let convergeError: string | undefined;
+  const loop = async (): Promise<void> => {
+    let state: ReportedDataset[] = await backend.observe().catch(() => []);
+    while (!stopped) {
+      let changed = false;
+      let configuration: AgentConfiguration | undefined;
+      try {
+        configuration = await reportState(control, credentials, { node_uuid: credentials.uuid, era, datasets: state });
+        if (controlError !== undefined) log(`control service ${control.host}:${control.port} reachable again`);
+        controlError = undefined;
+      } catch (error) {
+        const message = `cannot report to the control service ${control.host}:${control.port}: ${(error as Error).message}`;
+        if (message !== controlError) log(message);
+        controlError = message;
+      }
+      try {
+        const next = configuration ? await backend.converge(credentials.uuid, configuration, log) : await backend.observe();
+        changed = configuration !== undefined && JSON.stringify(next) !== JSON.stringify(state);
+        state = next;
+        convergeError = undefined;
+      } catch (error) {
+        const message = `cannot converge the loopback volumes in ${config.rootPath}: ${(error as Error).message}`;
+        if (message !== convergeError) log(message);
+        convergeError = message;
+      }
+      // A change is reported at once; otherwise wait for the next round.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, changed ? 100 : interval);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  };
+  const done = loop().catch((error: Error) => log(`agent loop failed: ${error.stack ?? error.message}`));
+  return {
+    nodeUuid: credentials.uuid,
+    backend,
+    stop: async () => {
+      stopped = true;
+      wake?.();
+      await done;
+    },
+  };
+}
+
+/** flocker-dataset-agent [--agent-config /etc/flocker/agent.yml]. */
+export async function main(argv: string[]): Promise<void> {
+  const { flags } = parseFlagsOrExit('flocker-dataset-agent', argv, {
+    'agent-config': '/etc/flocker/agent.yml',
+    interval: '2',
+    // Flocker's systemd unit ran it with --journald; the lab logs to stderr either way.
+    journald: false,
+  });
+  const seconds = Number(flags.interval);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    process.stderr.write(`flocker-dataset-agent: --interval must be a positive number of seconds, not ${JSON.stringify(flags.interval)}\n`);
+    process.exit(2);
+  }
+  let agent: RunningAgent;
+  try {
+    agent = await runAgent({ agentConfig: flags['agent-config'], intervalMs: seconds * 1000 });
+  } catch (error) {
+    if (!(error instanceof AgentConfigError)) throw error;
+    process.stderr.write(`flocker-dataset-agent: ${error.message}\n`);
+    process.exit(1);
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.on(signal, () => {
+      void agent.stop().then(() => process.exit(0));
+    });
+}

@@ -1,0 +1,174 @@
+/**
+ * A client of the Flocker control service's REST API, as flocker-go (the library Kubernetes'
+ * flocker volume plugin used) talked to it: HTTPS to https://HOST:4523/v1 with the cluster CA,
+ * presenting a `user-*` certificate, the control service's certificate checked against HOST.
+ * API errors become FlockerApiError; network and TLS errors pass through with their codes.
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'node:https';
+import type { DatasetConfiguration, DatasetCreate, DatasetState, Lease, NodeInfo } from './types.js';
+
+export const DEFAULT_API_PORT = 4523;
+const TIMEOUT_MS = 30_000;
+
+export interface FlockerClientOptions {
+  host: string;
+  port?: number;
+  caFile: string;
+  keyFile: string;
+  certFile: string;
+  timeoutMs?: number;
+}
+
+export class FlockerApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly description: string,
+    readonly body: unknown,
+  ) {
+    super(`Flocker API error ${status}: ${description}`);
+    this.name = 'FlockerApiError';
+  }
+}
+
+export interface ApiResponse<T> {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: T;
+}
+
+/** X-If-Configuration-Matches: do it only if the configuration is still the one with this tag. */
+export interface Conditional {
+  ifConfigurationMatches?: string;
+}
+
+export class FlockerClient {
+  constructor(readonly options: FlockerClientOptions) {}
+
+  /** One API call; a status of 400 or more is thrown as FlockerApiError. */
+  request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+    const { host, caFile, keyFile, certFile } = this.options;
+    const port = this.options.port ?? DEFAULT_API_PORT;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      let tls: { ca: Buffer; key: Buffer; cert: Buffer };
+      try {
+        tls = { ca: readFileSync(caFile), key: readFileSync(keyFile), cert: readFileSync(certFile) };
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const req = request(
+        {
+          host,
+          port,
+          method,
+          path: `/v1${path}`,
+          ...tls,
+          // servername comes from host (none for an IP): the certificate must name HOST.
+          agent: false,
+          headers: {
+            accept: 'application/json',
+            ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+            ...headers,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', reject);
+          res.on('end', () => {
+            clearTimeout(timer);
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              // not JSON: keep the text
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 400) {
+              const description =
+                typeof parsed === 'object' && parsed !== null && typeof (parsed as { description?: unknown }).description === 'string'
+                  ? (parsed as { description: string }).description
+                  : typeof parsed === 'string'
+                    ? parsed
+                    : text;
+              reject(new FlockerApiError(status, description, parsed));
+            } else resolve({ status, headers: res.headers, body: parsed as T });
+          });
+        },
+      );
+      const timer = setTimeout(() => {
+        const error = new Error(
+          `${method} https://${host}:${port}/v1${path}: no answer in ${(this.options.timeoutMs ?? TIMEOUT_MS) / 1000} s`,
+        );
+        req.destroy(Object.assign(error, { code: 'ETIMEDOUT' }));
+      }, this.options.timeoutMs ?? TIMEOUT_MS);
+      req.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      req.end(payload);
+    });
+  }
+
+  private async body<T>(method: string, path: string, body?: unknown, conditional?: Conditional): Promise<T> {
+    const headers: Record<string, string> = conditional?.ifConfigurationMatches
+      ? { 'X-If-Configuration-Matches': conditional.ifConfigurationMatches }
+      : {};
+    return (await this.request<T>(method, path, body, headers)).body;
+  }
+
+  /** GET /v1/version: the version string. */
+  async version(): Promise<string> {
+    return (await this.body<{ flocker: string }>('GET', '/version')).flocker;
+  }
+
+  listDatasets(): Promise<DatasetConfiguration[]> {
+    return this.body('GET', '/configuration/datasets');
+  }
+
+  /** The configured datasets with the X-Configuration-Tag they belong to. */
+  async listDatasetsWithTag(): Promise<{ datasets: DatasetConfiguration[]; tag: string }> {
+    const response = await this.request<DatasetConfiguration[]>('GET', '/configuration/datasets');
+    return { datasets: response.body, tag: String(response.headers['x-configuration-tag'] ?? '') };
+  }
+
+  createDataset(body: DatasetCreate, conditional?: Conditional): Promise<DatasetConfiguration> {
+    return this.body('POST', '/configuration/datasets', body, conditional);
+  }
+
+  moveDataset(datasetId: string, primary: string, conditional?: Conditional): Promise<DatasetConfiguration> {
+    return this.body('POST', `/configuration/datasets/${encodeURIComponent(datasetId)}`, { primary }, conditional);
+  }
+
+  deleteDataset(datasetId: string, conditional?: Conditional): Promise<DatasetConfiguration> {
+    return this.body('DELETE', `/configuration/datasets/${encodeURIComponent(datasetId)}`, undefined, conditional);
+  }
+
+  datasetStates(): Promise<DatasetState[]> {
+    return this.body('GET', '/state/datasets');
+  }
+
+  nodes(): Promise<NodeInfo[]> {
+    return this.body('GET', '/state/nodes');
+  }
+
+  async nodeByEra(era: string): Promise<string> {
+    return (await this.body<{ uuid: string }>('GET', `/state/nodes/by_era/${encodeURIComponent(era)}`)).uuid;
+  }
+
+  leases(): Promise<Lease[]> {
+    return this.body('GET', '/configuration/leases');
+  }
+
+  acquireLease(datasetId: string, nodeUuid: string, expires: number | null): Promise<Lease> {
+    return this.body('POST', '/configuration/leases', { dataset_id: datasetId, node_uuid: nodeUuid, expires });
+  }
+
+  releaseLease(datasetId: string): Promise<Lease> {
+    return this.body('DELETE', `/configuration/leases/${encodeURIComponent(datasetId)}`);
+  }
+}

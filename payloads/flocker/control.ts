@@ -1,0 +1,609 @@
+/**
+ * flocker-control: the lab's emulated Flocker control service (Flocker 1.14.0 cannot be installed
+ * on today's systems). It keeps the cluster's dataset configuration and leases, persisted in
+ * `<data-path>/current_configuration.json`, serves the REST API under /v1 on --port (4523) and
+ * takes the dataset agents' state reports on --agent-port (4524).
+ *
+ * Both ports are HTTPS with mutual TLS against `cluster.crt`, as flocker/ca/_validation.py set
+ * them up: a client without a certificate signed by the cluster CA fails the TLS handshake; the
+ * REST API takes only `user-*` certificates and the agent port only `node-*` ones.
+ *
+ * Deviation from real Flocker: the agents spoke AMP (a Twisted RPC protocol: NodeStateCommand up,
+ * ClusterStatusCommand down) on 4524. The lab's agents speak JSON over HTTPS instead: they POST
+ * `/agent/v1/state` with `{node_uuid, host, era, datasets: [{dataset_id, maximum_size, path?}]}`
+ * and get `{configuration: {datasets}, leases}` back. The port, the TLS policy and what the
+ * reports mean are Flocker's; only the framing differs. Also: the configuration file is the lab's
+ * own JSON format (Flocker's was a versioned pyrsistent serialization), the node state lives in
+ * memory as Flocker's did, and the agent's datasets carry one extra key, `origin` (see types.ts).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { glog, parseFlagsOrExit } from '../flags.js';
+import {
+  DEFAULT_MAXIMUM_SIZE,
+  SCHEMA_ERROR_DESCRIPTION,
+  validateAgentState,
+  validateDatasetCreate,
+  validateDatasetUpdate,
+  validateLease,
+} from './schema.js';
+import type { AgentConfiguration, AgentDataset, AgentStateReport, DatasetConfiguration, DatasetState, Lease, NodeInfo } from './types.js';
+
+export const DEFAULT_VERSION = '1.14.0';
+export const VERSION_FILE = '/opt/lab/flocker-version';
+/** How long a node's reported datasets count without a new report. */
+export const STATE_TTL_MS = 30_000;
+const MAX_BODY = 1 << 20;
+
+// The descriptions flocker/control/httpapi.py and flocker/restapi/_error.py answered with.
+const DECODING_ERROR = 'The request body could not be decoded according to the value of the\nContent-Type header.';
+const ILLEGAL_CONTENT_TYPE = 'The request Content-Type was not a supported type (application/json).';
+const DATASET_ID_COLLISION = 'The provided dataset_id is already in use.';
+const DATASET_NOT_FOUND = 'Dataset not found.';
+const DATASET_DELETED = 'The dataset has been deleted.';
+const LEASE_NOT_FOUND = 'Lease not found.';
+const LEASE_HELD = 'Lease already held.';
+const NODE_BY_ERA_NOT_FOUND = 'No node found with given era.';
+const IF_MATCHES_HEADER = 'x-if-configuration-matches';
+
+export interface ControlServiceOptions {
+  apiPort: number;
+  agentPort: number;
+  /** Address to listen on (both ports); all IPv4 addresses by default, as Twisted's tcp: endpoints. */
+  host?: string;
+  dataPath: string;
+  certificatesDirectory: string;
+  version?: string;
+  stateTtlMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface ControlService {
+  apiPort: number;
+  agentPort: number;
+  close(): Promise<void>;
+}
+
+/** The version GET /v1/version reports: $FLOCKER_VERSION, else the image's version file, else 1.14.0. */
+export function flockerVersion(): string {
+  if (process.env.FLOCKER_VERSION) return process.env.FLOCKER_VERSION;
+  try {
+    return readFileSync(VERSION_FILE, 'utf8').trim() || DEFAULT_VERSION;
+  } catch {
+    return DEFAULT_VERSION;
+  }
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+const badRequest = (status: number, description: string): HttpError => new HttpError(status, { description });
+
+interface DatasetRecord {
+  dataset_id: string;
+  primary: string;
+  metadata: Record<string, string>;
+  deleted: boolean;
+  maximum_size: number | null;
+  /** The node the dataset was created for (where a loopback volume is made). */
+  origin: string;
+}
+
+interface LeaseRecord {
+  dataset_id: string;
+  node_uuid: string;
+  /** Epoch milliseconds, or null for a lease that never expires. */
+  expiration: number | null;
+}
+
+/** The desired configuration: datasets and leases, saved atomically on every change. */
+export class ConfigurationStore {
+  readonly datasets = new Map<string, DatasetRecord>();
+  readonly leases = new Map<string, LeaseRecord>();
+  readonly file: string;
+
+  constructor(dataPath: string) {
+    this.file = join(dataPath, 'current_configuration.json');
+  }
+
+  /** Reads the saved configuration, if any. A file that cannot be read is an error: never start empty over it. */
+  load(): void {
+    if (!existsSync(this.file)) return;
+    let saved: { datasets?: DatasetRecord[]; leases?: { dataset_id: string; node_uuid: string; expiration: string | null }[] };
+    try {
+      saved = JSON.parse(readFileSync(this.file, 'utf8')) as typeof saved;
+    } catch (error) {
+      throw new Error(`cannot read the saved configuration ${this.file}: ${(error as Error).message}`);
+    }
+    for (const d of saved.datasets ?? []) this.datasets.set(d.dataset_id, { ...d, origin: d.origin ?? d.primary });
+    for (const l of saved.leases ?? [])
+      this.leases.set(l.dataset_id, {
+        dataset_id: l.dataset_id,
+        node_uuid: l.node_uuid,
+        expiration: l.expiration === null ? null : Date.parse(l.expiration),
+      });
+  }
+
+  private serialize(): string {
+    return JSON.stringify(
+      {
+        version: 1,
+        datasets: [...this.datasets.values()],
+        leases: [...this.leases.values()].map((l) => ({
+          ...l,
+          expiration: l.expiration === null ? null : new Date(l.expiration).toISOString(),
+        })),
+      },
+      null,
+      2,
+    );
+  }
+
+  /** Temp file, fsync, rename: a crash leaves the old configuration or the new one, never half of one. */
+  save(): void {
+    mkdirSync(join(this.file, '..'), { recursive: true });
+    const temp = `${this.file}.${process.pid}.tmp`;
+    const fd = openSync(temp, 'w', 0o600);
+    try {
+      writeSync(fd, `${this.serialize()}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, this.file);
+  }
+
+  /** X-Configuration-Tag: a hash of the whole configuration, so any change changes it. */
+  tag(): string {
+    return createHash('md5').update(this.serialize()).digest('hex');
+  }
+
+  /** Drops expired leases (Flocker's lease expiry loop); true when some were. */
+  pruneLeases(now: number): boolean {
+    let changed = false;
+    for (const [id, lease] of this.leases)
+      if (lease.expiration !== null && lease.expiration <= now) {
+        this.leases.delete(id);
+        changed = true;
+      }
+    return changed;
+  }
+
+  leaseList(now: number): Lease[] {
+    return [...this.leases.values()].map((l) => leaseResponse(l, now));
+  }
+}
+
+function datasetResponse(d: DatasetRecord): DatasetConfiguration {
+  // api_dataset_from_dataset_and_node: maximum_size only when the dataset has one.
+  const result: DatasetConfiguration = { dataset_id: d.dataset_id, primary: d.primary, metadata: { ...d.metadata }, deleted: d.deleted };
+  if (d.maximum_size !== null) result.maximum_size = d.maximum_size;
+  return result;
+}
+
+function leaseResponse(l: LeaseRecord, now: number): Lease {
+  return { dataset_id: l.dataset_id, node_uuid: l.node_uuid, expires: l.expiration === null ? null : (l.expiration - now) / 1000 };
+}
+
+interface NodeRecord {
+  uuid: string;
+  host: string;
+  era: string;
+  reportedAt: number;
+  datasets: AgentStateReport['datasets'];
+  expired: boolean;
+}
+
+/** What the agents report, in memory (as Flocker's ClusterStateService kept it). */
+export class ClusterState {
+  readonly nodes = new Map<string, NodeRecord>();
+  constructor(readonly ttlMs: number) {}
+
+  report(report: AgentStateReport, now: number): NodeRecord | undefined {
+    const previous = this.nodes.get(report.node_uuid);
+    this.nodes.set(report.node_uuid, {
+      uuid: report.node_uuid,
+      host: report.host,
+      era: report.era.toLowerCase(),
+      reportedAt: now,
+      datasets: report.datasets,
+      expired: false,
+    });
+    return previous;
+  }
+
+  fresh(node: NodeRecord, now: number): boolean {
+    return now - node.reportedAt <= this.ttlMs;
+  }
+
+  datasets(now: number): DatasetState[] {
+    const result = new Map<string, DatasetState>();
+    for (const node of this.nodes.values()) {
+      // A node silent for longer than the TTL reports nothing: its volumes may be gone with it.
+      if (!this.fresh(node, now)) continue;
+      for (const d of node.datasets) {
+        const entry: DatasetState = { dataset_id: d.dataset_id };
+        if (d.path !== undefined) entry.primary = node.uuid;
+        if (d.maximum_size !== null && d.maximum_size !== undefined) entry.maximum_size = d.maximum_size;
+        if (d.path !== undefined) entry.path = d.path;
+        const previous = result.get(d.dataset_id);
+        if (!previous || (entry.path !== undefined && previous.path === undefined)) result.set(d.dataset_id, entry);
+      }
+    }
+    return [...result.values()];
+  }
+
+  /**
+   * Every node whose agent has connected since the control service started, even one that went
+   * silent. (Flocker dropped a disconnected node; the lab keeps it listed because a kubelet's
+   * flocker plugin finds its node UUID here, and the lab's "agent stopped" check must get as
+   * far as the volume attach step, which then waits for a node that no longer reports.)
+   */
+  nodeList(): NodeInfo[] {
+    return [...this.nodes.values()].map((n) => ({ host: n.host, uuid: n.uuid }));
+  }
+
+  byEra(era: string): string | undefined {
+    return [...this.nodes.values()].find((n) => n.era === era.toLowerCase())?.uuid;
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        reject(badRequest(413, 'The request body is too large.'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** flocker/restapi's `structured`: JSON only, decoded, checked against the schema. */
+function decodeJson(req: IncomingMessage, body: Buffer, validate: (value: unknown) => string[]): Record<string, unknown> {
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (contentType !== 'application/json') throw badRequest(400, ILLEGAL_CONTENT_TYPE);
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw badRequest(400, DECODING_ERROR);
+  }
+  const errors = validate(value);
+  if (errors.length) throw new HttpError(400, { description: SCHEMA_ERROR_DESCRIPTION, errors });
+  return value as Record<string, unknown>;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function peerCommonName(socket: TLSSocket): string {
+  const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined;
+  return (Array.isArray(cn) ? cn[0] : cn) ?? '';
+}
+
+/** Parses Twisted's server endpoint strings as Flocker's --port took them: tcp:4523, tcp:port=4523:interface=10.0.0.1. */
+export function parseEndpoint(text: string): { port: number; host?: string } {
+  const parts = text.split(':');
+  if (/^\d+$/.test(text)) return { port: Number(text) };
+  if (parts[0] !== 'tcp') throw new Error(`unsupported endpoint ${JSON.stringify(text)} (expected tcp:PORT)`);
+  let port: number | undefined;
+  let host: string | undefined;
+  for (const part of parts.slice(1)) {
+    const eq = part.indexOf('=');
+    const [key, value] = eq < 0 ? ['port', part] : [part.slice(0, eq), part.slice(eq + 1)];
+    if (key === 'port' && /^\d+$/.test(value)) port = Number(value);
+    else if (key === 'interface') host = value;
+    else if (key !== 'backlog') throw new Error(`unsupported endpoint ${JSON.stringify(text)}: ${part}`);
+  }
+  if (port === undefined || port > 65535) throw new Error(`endpoint ${JSON.stringify(text)} has no valid port`);
+  return { port, ...(host ? { host } : {}) };
+}
+
+/** Starts both servers; ports 0 pick free ones (the real ports come back). */
+export async function startControlService(options: ControlServiceOptions): Promise<ControlService> {
+  const log = options.log ?? ((line: string) => glog('I', 'control', line));
+  const version = options.version ?? flockerVersion();
+  const dir = options.certificatesDirectory;
+  const files = { ca: 'cluster.crt', cert: 'control-service.crt', key: 'control-service.key' };
+  const missing = Object.values(files).filter((f) => !existsSync(join(dir, f)));
+  if (missing.length)
+    throw new Error(
+      `missing certificate files in ${dir}: ${missing.join(', ')} (create them with flocker-ca, as the Flocker install guide says)`,
+    );
+  const tlsOptions = {
+    ca: readFileSync(join(dir, files.ca)),
+    cert: readFileSync(join(dir, files.cert)),
+    key: readFileSync(join(dir, files.key)),
+  };
+
+  const store = new ConfigurationStore(options.dataPath);
+  store.load();
+  mkdirSync(options.dataPath, { recursive: true });
+  const state = new ClusterState(options.stateTtlMs ?? STATE_TTL_MS);
+
+  const prune = (): void => {
+    const now = Date.now();
+    if (store.pruneLeases(now)) store.save();
+    for (const node of state.nodes.values())
+      if (!node.expired && !state.fresh(node, now)) {
+        node.expired = true;
+        log(
+          `node ${node.uuid} (${node.host}): no state report for ${Math.round(state.ttlMs / 1000)} s; its datasets are no longer reported`,
+        );
+      }
+  };
+
+  const checkTag = (req: IncomingMessage): void => {
+    const header = req.headers[IF_MATCHES_HEADER];
+    if (header === undefined) return;
+    const wanted = (Array.isArray(header) ? header : header.split(',')).map((t) => t.trim());
+    const tag = store.tag();
+    if (!wanted.includes(tag)) throw badRequest(412, `Tag doesn't match. Required: ${wanted[0]}, current: ${tag}`);
+  };
+
+  const findDataset = (id: string): DatasetRecord => {
+    const dataset = store.datasets.get(id);
+    if (!dataset) throw badRequest(404, DATASET_NOT_FOUND);
+    return dataset;
+  };
+
+  /** The REST API: [status, body, headers?]. */
+  const api = (method: string, path: string, req: IncomingMessage, body: Buffer): [number, unknown, Record<string, string>?] => {
+    const now = Date.now();
+    prune();
+    let m: RegExpExecArray | null;
+    if (path === '/v1/version') {
+      if (method === 'GET') return [200, { flocker: version }];
+    } else if (path === '/v1/configuration/datasets') {
+      if (method === 'GET') return [200, [...store.datasets.values()].map(datasetResponse), { 'X-Configuration-Tag': store.tag() }];
+      if (method === 'POST') {
+        checkTag(req);
+        const input = decodeJson(req, body, validateDatasetCreate);
+        const id = ((input.dataset_id as string | undefined) ?? randomUUID()).toLowerCase();
+        if (store.datasets.has(id)) throw badRequest(409, DATASET_ID_COLLISION);
+        const primary = (input.primary as string).toLowerCase();
+        const dataset: DatasetRecord = {
+          dataset_id: id,
+          primary,
+          metadata: (input.metadata as Record<string, string> | undefined) ?? {},
+          deleted: false,
+          maximum_size: input.maximum_size === undefined ? DEFAULT_MAXIMUM_SIZE : (input.maximum_size as number | null),
+          origin: primary,
+        };
+        store.datasets.set(id, dataset);
+        store.save();
+        log(`dataset ${id}: created for node ${primary}`);
+        return [201, datasetResponse(dataset)];
+      }
+    } else if ((m = /^\/v1\/configuration\/datasets\/([^/]+)$/.exec(path))) {
+      const id = decodeURIComponent(m[1] as string);
+      if (method === 'POST') {
+        checkTag(req);
+        const input = decodeJson(req, body, validateDatasetUpdate);
+        const dataset = findDataset(id);
+        if (dataset.deleted) throw badRequest(405, DATASET_DELETED);
+        if (typeof input.primary === 'string' && input.primary.toLowerCase() !== dataset.primary) {
+          const from = dataset.primary;
+          dataset.primary = input.primary.toLowerCase();
+          store.save();
+          log(`dataset ${id}: moved from node ${from} to node ${dataset.primary}`);
+        }
+        return [200, datasetResponse(dataset)];
+      }
+      if (method === 'DELETE') {
+        checkTag(req);
+        const dataset = findDataset(id);
+        if (!dataset.deleted) {
+          dataset.deleted = true;
+          store.save();
+          log(`dataset ${id}: deleted`);
+        }
+        return [200, datasetResponse(dataset)];
+      }
+    } else if (path === '/v1/state/datasets') {
+      if (method === 'GET') return [200, state.datasets(now)];
+    } else if (path === '/v1/state/nodes') {
+      if (method === 'GET') return [200, state.nodeList()];
+    } else if ((m = /^\/v1\/state\/nodes\/by_era\/([^/]+)$/.exec(path))) {
+      if (method === 'GET') {
+        const uuid = state.byEra(decodeURIComponent(m[1] as string));
+        if (!uuid) throw badRequest(404, NODE_BY_ERA_NOT_FOUND);
+        return [200, { uuid }];
+      }
+    } else if (path === '/v1/configuration/leases') {
+      if (method === 'GET') return [200, store.leaseList(now)];
+      if (method === 'POST') {
+        const input = decodeJson(req, body, validateLease);
+        const id = (input.dataset_id as string).toLowerCase();
+        const node = (input.node_uuid as string).toLowerCase();
+        const expires = input.expires as number | null;
+        const existing = store.leases.get(id);
+        if (existing && existing.node_uuid !== node) throw badRequest(409, LEASE_HELD);
+        const lease: LeaseRecord = { dataset_id: id, node_uuid: node, expiration: expires === null ? null : now + expires * 1000 };
+        store.leases.set(id, lease);
+        store.save();
+        log(
+          `lease on dataset ${id} ${existing ? 'renewed' : 'acquired'} for node ${node} (${expires === null ? 'no expiry' : `${expires} s`})`,
+        );
+        return [existing ? 200 : 201, leaseResponse(lease, now)];
+      }
+    } else if ((m = /^\/v1\/configuration\/leases\/([^/]+)$/.exec(path))) {
+      if (method === 'DELETE') {
+        const id = decodeURIComponent(m[1] as string).toLowerCase();
+        const lease = store.leases.get(id);
+        if (!lease) throw badRequest(404, LEASE_NOT_FOUND);
+        store.leases.delete(id);
+        store.save();
+        log(`lease on dataset ${id} released`);
+        return [200, leaseResponse(lease, now)];
+      }
+    } else {
+      throw badRequest(404, `No such resource: ${path}`);
+    }
+    throw badRequest(405, `Method ${method} not allowed on ${path}.`);
+  };
+
+  /** The agents' port: a state report in, the whole configuration out. */
+  const agent = (method: string, path: string, req: IncomingMessage, body: Buffer, certUuid: string): [number, unknown] => {
+    if (path !== '/agent/v1/state') throw badRequest(404, `No such resource: ${path}`);
+    if (method !== 'POST') throw badRequest(405, `Method ${method} not allowed on ${path}.`);
+    const report = decodeJson(req, body, validateAgentState) as unknown as AgentStateReport;
+    report.node_uuid = report.node_uuid.toLowerCase();
+    if (report.node_uuid !== certUuid)
+      throw badRequest(403, `node_uuid ${report.node_uuid} does not match the client certificate (CN=node-${certUuid}).`);
+    const now = Date.now();
+    const previous = state.report(report, now);
+    if (!previous || previous.expired || previous.host !== report.host || previous.era !== report.era.toLowerCase())
+      log(`node ${report.node_uuid} reporting from ${report.host} (era ${report.era}), ${report.datasets.length} dataset(s)`);
+    prune();
+    const configuration: AgentConfiguration = {
+      datasets: [...store.datasets.values()].map((d): AgentDataset => ({ ...datasetResponse(d), origin: d.origin })),
+      leases: store.leaseList(now),
+    };
+    return [200, { configuration: { datasets: configuration.datasets }, leases: configuration.leases }];
+  };
+
+  const handler =
+    (
+      name: string,
+      prefix: string,
+      route: (method: string, path: string, req: IncomingMessage, body: Buffer, cn: string) => [number, unknown, Record<string, string>?],
+    ) =>
+    async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+      const method = req.method ?? 'GET';
+      const path = new URL(req.url ?? '/', 'https://control').pathname;
+      try {
+        const cn = peerCommonName(req.socket as TLSSocket);
+        // Already refused at connection time; checked again so no request can slip through.
+        if (!cn.startsWith(prefix)) throw badRequest(403, 'The user is not authorized to do this operation.');
+        const body = method === 'GET' || method === 'DELETE' ? Buffer.alloc(0) : await readBody(req);
+        const [status, result, headers] = route(method, path, req, body, cn.slice(prefix.length).toLowerCase());
+        send(res, status, result, headers);
+      } catch (error) {
+        if (error instanceof HttpError) {
+          send(res, error.status, error.body);
+          return;
+        }
+        // flocker/restapi's _logging: the failure is logged, the client gets an incident identifier.
+        const incident = `${randomUUID()},/1`;
+        log(`${name}: ${method} ${path} failed (incident ${incident}): ${(error as Error).stack ?? String(error)}`);
+        if (!res.headersSent) send(res, 500, incident);
+        else res.destroy();
+      }
+    };
+
+  const mtlsServer = (name: string, prefix: string, route: Parameters<typeof handler>[2]): Server => {
+    const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, handler(name, prefix, route));
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const cn = peerCommonName(socket);
+      if (!cn.startsWith(prefix)) {
+        // Flocker refused a certificate with the wrong kind of common name in its OpenSSL verify
+        // callback, inside the handshake. Node offers no per-certificate hook there, so the
+        // connection is closed right after the handshake, before any request is read.
+        log(
+          `${name}: refused ${socket.remoteAddress ?? 'a client'}: certificate CN ${JSON.stringify(cn)} does not start with ${JSON.stringify(prefix)}`,
+        );
+        socket.destroy();
+      }
+    });
+    server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+      // A connection closed before any handshake (a port probe) is not a refused client.
+      if (error.code === 'ECONNRESET') return;
+      log(`${name}: refused ${socket.remoteAddress ?? 'a client'} in the TLS handshake: ${error.message}`);
+    });
+    return server;
+  };
+
+  const apiServer = mtlsServer('REST API', 'user-', api);
+  const agentServer = mtlsServer('agent port', 'node-', agent);
+  const listen = (server: Server, port: number, what: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      server.once('error', (error) =>
+        reject(new Error(`cannot listen on ${options.host ?? '0.0.0.0'}:${port} (${what}): ${error.message}`)),
+      );
+      server.listen(port, options.host ?? '0.0.0.0', () => resolve((server.address() as AddressInfo).port));
+    });
+  const close = async (): Promise<void> => {
+    clearInterval(timer);
+    await Promise.all(
+      [apiServer, agentServer].map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            if (!server.listening) return resolve();
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
+  };
+  const timer = setInterval(prune, 1000);
+  timer.unref();
+  try {
+    const apiPort = await listen(apiServer, options.apiPort, 'REST API');
+    const agentPort = await listen(agentServer, options.agentPort, 'agent port');
+    log(`Flocker ${version} control service: REST API on port ${apiPort}, agents on port ${agentPort}, configuration in ${store.file}`);
+    return { apiPort, agentPort, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** flocker-control [--port tcp:4523] [--agent-port tcp:4524] [--data-path DIR] [--certificates-directory DIR]. */
+export async function main(argv: string[]): Promise<void> {
+  const { flags } = parseFlagsOrExit('flocker-control', argv, {
+    port: 'tcp:4523',
+    'agent-port': 'tcp:4524',
+    'data-path': '/var/lib/flocker',
+    'certificates-directory': '/etc/flocker',
+    // Flocker's systemd unit ran it with --journald; the lab logs to stderr either way.
+    journald: false,
+  });
+  let apiEndpoint: { port: number; host?: string };
+  let agentEndpoint: { port: number; host?: string };
+  try {
+    apiEndpoint = parseEndpoint(flags.port);
+    agentEndpoint = parseEndpoint(flags['agent-port']);
+  } catch (error) {
+    process.stderr.write(`flocker-control: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  try {
+    const service = await startControlService({
+      apiPort: apiEndpoint.port,
+      agentPort: agentEndpoint.port,
+      ...(apiEndpoint.host ? { host: apiEndpoint.host } : {}),
+      dataPath: flags['data-path'],
+      certificatesDirectory: flags['certificates-directory'],
+    });
+    for (const signal of ['SIGTERM', 'SIGINT'] as const)
+      process.on(signal, () => {
+        void service.close().then(() => process.exit(0));
+      });
+  } catch (error) {
+    process.stderr.write(`flocker-control: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}
