@@ -16,17 +16,11 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { parseAgentYml, runAgent, type RunningAgent } from '../../payloads/flocker/agent.js';
-import {
-  createClusterCa,
-  createControlCertificate,
-  createNodeCertificate,
-  createUserCertificate,
-  type ClusterCa,
-} from '../../payloads/flocker/ca.js';
 import { FlockerClient } from '../../payloads/flocker/client.js';
 import { startControlService, type ControlService } from '../../payloads/flocker/control.js';
 import { LoopbackBackend, readMounts } from '../../payloads/flocker/loopback.js';
 import type { AgentConfiguration, AgentDataset } from '../../payloads/flocker/types.js';
+import { makeFlockerCerts, type FlockerCerts } from '../../lab/certs/flocker-ca.js';
 import { projectRoot } from '../../lab/util/paths.js';
 
 /**
@@ -250,29 +244,29 @@ describe('agent.yml', () => {
 });
 
 describe('the agent with the control service', () => {
-  let ca: ClusterCa;
-  let controlDir: string;
+  let certs: FlockerCerts;
   let agentDir: string;
   let nodeUuid: string;
   let client: FlockerClient;
   let service: ControlService | undefined;
   let agent: RunningAgent | undefined;
 
-  beforeAll(() => {
-    const certs = join(dir, 'certs');
-    ca = createClusterCa(certs, { bits: 2048 });
-    controlDir = join(dir, 'control');
-    createControlCertificate(controlDir, ca, '127.0.0.1', { bits: 2048 });
-    copyFileSync(ca.crt, join(controlDir, 'cluster.crt'));
-    const node = createNodeCertificate(certs, ca, { bits: 2048 });
+  beforeAll(async () => {
+    certs = await makeFlockerCerts({
+      dir: join(dir, 'certs'),
+      controlHost: '127.0.0.1',
+      nodes: ['node1'],
+      user: 'kubernetes',
+      keyBits: 2048,
+    });
+    const node = certs.nodes[0] as FlockerCerts['nodes'][number];
     nodeUuid = node.uuid;
     agentDir = join(dir, 'etc-flocker');
     mkdirSync(agentDir);
     copyFileSync(node.crt, join(agentDir, 'node.crt'));
     copyFileSync(node.key, join(agentDir, 'node.key'));
-    copyFileSync(ca.crt, join(agentDir, 'cluster.crt'));
-    createUserCertificate(certs, ca, 'kubernetes', { bits: 2048 });
-  });
+    copyFileSync(certs.ca.crt, join(agentDir, 'cluster.crt'));
+  }, 60_000);
 
   afterEach(async () => {
     await agent?.stop();
@@ -297,16 +291,17 @@ describe('the agent with the control service', () => {
       agentPort: 0,
       host: '127.0.0.1',
       dataPath: join(dir, 'control-data'),
-      certificatesDirectory: controlDir,
+      // cluster.crt, control-service.crt and control-service.key are in the set's folder.
+      certificatesDirectory: certs.dir,
       version: '1.14.0',
       log: (line) => logs.push(`control: ${line}`),
     });
     client = new FlockerClient({
       host: '127.0.0.1',
       port: service.apiPort,
-      caFile: ca.crt,
-      certFile: join(dir, 'certs', 'user-kubernetes.crt'),
-      keyFile: join(dir, 'certs', 'user-kubernetes.key'),
+      caFile: certs.ca.crt,
+      certFile: certs.user.crt,
+      keyFile: certs.user.key,
     });
     const { root, mounts } = paths();
     writeFileSync(

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,17 +7,9 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { nodeEra, reportState, type NodeCredentials } from '../../payloads/flocker/agent.js';
-import {
-  createClusterCa,
-  createControlCertificate,
-  createNodeCertificate,
-  createUserCertificate,
-  issueCertificate,
-  type ClusterCa,
-  type KeyPair,
-} from '../../payloads/flocker/ca.js';
 import { FlockerApiError, FlockerClient } from '../../payloads/flocker/client.js';
 import { flockerVersion, startControlService, type ControlService } from '../../payloads/flocker/control.js';
+import { makeFlockerCerts } from '../../lab/certs/flocker-ca.js';
 import { projectRoot } from '../../lab/util/paths.js';
 
 /**
@@ -26,31 +18,46 @@ import { projectRoot } from '../../lab/util/paths.js';
  * persistence across a restart, and the agents' port.
  */
 const dir = mkdtempSync(join(tmpdir(), 'flocker-api-'));
-const bits = { bits: 2048 };
-let ca: ClusterCa;
+interface KeyPair {
+  crt: string;
+  key: string;
+}
+let ca: KeyPair;
 let controlDir: string;
 let user: KeyPair;
 let node: KeyPair & { uuid: string };
 let otherNode: KeyPair & { uuid: string };
 let notAUser: KeyPair;
 let foreignUser: KeyPair;
-let foreignCa: ClusterCa;
+let foreignCa: KeyPair;
 
 const services: ControlService[] = [];
 let logs: string[] = [];
 
-beforeAll(() => {
-  ca = createClusterCa(join(dir, 'ca'), bits);
-  controlDir = join(dir, 'control');
-  createControlCertificate(controlDir, ca, '127.0.0.1', bits);
-  copyFileSync(ca.crt, join(controlDir, 'cluster.crt'));
-  user = createUserCertificate(join(dir, 'users'), ca, 'kubernetes', bits);
-  node = createNodeCertificate(join(dir, 'nodes'), ca, bits);
-  otherNode = createNodeCertificate(join(dir, 'nodes'), ca, bits);
-  notAUser = issueCertificate(join(dir, 'users'), ca, 'notauser', 'notauser', bits);
-  foreignCa = createClusterCa(join(dir, 'foreign'), bits);
-  foreignUser = createUserCertificate(join(dir, 'foreign'), foreignCa, 'kubernetes', bits);
-});
+beforeAll(async () => {
+  const [certs, foreign] = await Promise.all([
+    makeFlockerCerts({ dir: join(dir, 'certs'), controlHost: '127.0.0.1', nodes: ['node1', 'node2'], user: 'kubernetes', keyBits: 2048 }),
+    // Another cluster CA, for the foreign user certificate.
+    makeFlockerCerts({ dir: join(dir, 'foreign'), controlHost: '127.0.0.1', nodes: [], user: 'kubernetes', keyBits: 2048 }),
+  ]);
+  ca = certs.ca;
+  // cluster.crt, control-service.crt and control-service.key are in the set's folder.
+  controlDir = certs.dir;
+  user = certs.user;
+  node = certs.nodes[0] as KeyPair & { uuid: string };
+  otherNode = certs.nodes[1] as KeyPair & { uuid: string };
+  foreignCa = foreign.ca;
+  foreignUser = foreign.user;
+  // A client certificate of our CA whose CN is neither user- nor node-.
+  notAUser = { crt: join(dir, 'notauser.crt'), key: join(dir, 'notauser.key') };
+  const made = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', notAUser.key, '-CA', ca.crt, '-CAkey', ca.key, '-subj', '/CN=notauser',
+      '-days', '1', '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'extendedKeyUsage=clientAuth', '-out', notAUser.crt], // prettier-ignore
+    { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env: { ...process.env, OPENSSL_CONF: '/dev/null' } },
+  );
+  if (made.status !== 0) throw new Error(`openssl could not make notauser.crt: ${made.stderr}`);
+}, 60_000);
 
 afterEach(async () => {
   await Promise.all(services.splice(0).map((s) => s.close()));
