@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { EtcdV2Client } from '../etcd.js';
 import { fatal, glog, parseFlagsOrExit } from '../flags.js';
-import { ApiClient, ApiError, parseDuration, sleep, type Json } from '../hyperkube/client.js';
+import { ApiClient, ApiError, Changes, parseDuration, sleep, type Json } from '../hyperkube/client.js';
 import { nameForKey, servicesRoot, skydnsRecords } from './records.js';
 
 /**
@@ -14,7 +14,7 @@ import { nameForKey, servicesRoot, skydnsRecords } from './records.js';
  */
 
 const WHERE = 'kube2sky.go';
-const SYNC_PERIOD_MS = 2000;
+const RESYNC_MS = 10_000;
 const KUBERNETES_SERVICE = 'default/kubernetes';
 
 export interface ClusterState {
@@ -243,7 +243,9 @@ async function main(argv: string[]): Promise<void> {
   let ready = false;
   let etcdFailingSince: number | undefined;
   const apiErrors = new RepeatFilter(30_000);
-  for (; ; await sleep(SYNC_PERIOD_MS)) {
+  // A sync when services or endpoints change, and every 10 s at the latest (kube2sky's resync).
+  const changes = new Changes(api, ['services', 'endpoints']);
+  for (; ; await changes.wait(RESYNC_MS)) {
     let result: SyncResult;
     try {
       result = await kube2sky.syncOnce();

@@ -84,6 +84,17 @@ async function handle(options: ApiServerOptions, request: IncomingMessage, respo
     response.writeHead(200, { 'content-type': 'application/octet-stream' });
     return void response.end();
   }
+  // The lab's stand-in for watches: the components long-poll here instead of listing every 2 s.
+  // GET /lab/changes?resources=pods,services[&since=N&timeoutSeconds=T] answers {changes} once
+  // the writes to those resources differ from N (at once without N), or after T seconds (max 60).
+  if (path === '/lab/changes' && method === 'GET') {
+    const resources = (url.searchParams.get('resources') ?? '').split(',').filter(Boolean);
+    const since = url.searchParams.get('since');
+    const timeoutMs = Math.min(Number(url.searchParams.get('timeoutSeconds') ?? 10) || 10, 60) * 1000;
+    const changes =
+      since === null ? options.registry.changes(resources) : await options.registry.waitForChange(resources, Number(since), timeoutMs);
+    return send(response, 200, { changes });
+  }
   if (path === '/api') return send(response, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] });
   if (path === '/apis') return send(response, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [] });
   if (path === '/api/v1') return send(response, 200, discovery());

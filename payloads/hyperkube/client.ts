@@ -29,7 +29,7 @@ export class ApiClient {
     return this.call('PUT', path, body);
   }
 
-  async call(method: string, path: string, body?: Json): Promise<Json> {
+  async call(method: string, path: string, body?: Json, timeoutMs = 10_000, signal?: AbortSignal): Promise<Json> {
     let response: Response | undefined;
     // A GET is tried twice: a kept-alive connection the server has just closed fails the first time.
     for (let attempt = 1; !response; attempt++) {
@@ -37,7 +37,7 @@ export class ApiClient {
         response = await fetch(`${this.base}${path}`, {
           method,
           ...(body ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-          signal: AbortSignal.timeout(10_000),
+          signal: signal ?? AbortSignal.timeout(timeoutMs),
         });
       } catch (error) {
         if (method === 'GET' && attempt < 2) continue;
@@ -54,6 +54,44 @@ export class ApiClient {
     }
     if (!response.ok) throw new ApiError(response.status, String(parsed.message ?? text));
     return parsed;
+  }
+}
+
+/**
+ * Waits for writes to some resources (the apiserver's /lab/changes long-poll, standing in for
+ * watches): a component calls `wait` where it slept between two lists, and lists again as soon as
+ * something it reads has changed, or after `maxMs` at the latest (its resync period). An
+ * apiserver without it, or one that does not answer, costs a plain sleep.
+ */
+export class Changes {
+  private seen?: number;
+
+  constructor(
+    private readonly api: ApiClient,
+    private readonly resources: readonly string[],
+  ) {}
+
+  /**
+   * The first call only marks where the component is and returns; each later one returns once
+   * the resources have been written since the call before it (or after `maxMs`). Called before
+   * each pass, so that a write during a pass wakes the next one.
+   */
+  async wait(maxMs: number, stop?: AbortSignal): Promise<void> {
+    const started = Date.now();
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), maxMs + 10_000);
+    const onStop = () => controller.abort();
+    stop?.addEventListener('abort', onStop);
+    try {
+      const query = `resources=${this.resources.join(',')}&timeoutSeconds=${Math.ceil(maxMs / 1000)}${this.seen === undefined ? '' : `&since=${this.seen}`}`;
+      const answer = await this.api.call('GET', `/lab/changes?${query}`, undefined, maxMs + 10_000, controller.signal);
+      this.seen = Number(answer.changes);
+    } catch {
+      if (!stop?.aborted) await sleep(Math.min(2000, Math.max(0, maxMs - (Date.now() - started))));
+    } finally {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', onStop);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { glog, parseFlagsOrExit } from '../flags.js';
-import { ApiClient, nowIso, parseDuration, sleep, type Json } from './client.js';
+import { ApiClient, Changes, nowIso, parseDuration, sleep, type Json } from './client.js';
 import { endpointSubsets } from './endpoints.js';
 import { orphans, podFromTemplate, podsOf, replicaPlan } from './replication.js';
 
@@ -33,31 +33,33 @@ export async function controllerManager(argv: string[]): Promise<void> {
   const grace = parseDuration(flags['node-monitor-grace-period']);
   const period = parseDuration(flags['node-monitor-period']);
   glog('I', where, `Node controller: grace period ${flags['node-monitor-grace-period']}, checking every ${flags['node-monitor-period']}`);
+  const workloads = new Changes(api, WORKLOAD_RESOURCES);
   await Promise.all([
-    every(period, 'nodecontroller.go', 'Error monitoring node status', () => monitorNodes(api, grace)),
-    every(WORKLOAD_PERIOD_MS, 'controllermanager.go', 'Error syncing replication controllers and endpoints', () => syncWorkloads(api)),
+    every(() => sleep(period), 'nodecontroller.go', 'Error monitoring node status', () => monitorNodes(api, grace)),
+    every(() => workloads.wait(WORKLOAD_RESYNC_MS), 'controllermanager.go', 'Error syncing replication controllers and endpoints', () => syncWorkloads(api)),
   ]);
 }
 
 /**
- * RCs and endpoints are reconciled in one pass over one listing of each kind: every request
- * costs the emulated master dearly (TCG), and a 2 s pass is quick enough for the checks.
+ * RCs and endpoints are reconciled in one pass over one listing of each kind (every request costs
+ * the emulated master dearly under TCG), when one of them changes, and every 10 s at the latest.
  */
-const WORKLOAD_PERIOD_MS = 2000;
+export const WORKLOAD_RESOURCES = ['replicationcontrollers', 'pods', 'services', 'endpoints'];
+const WORKLOAD_RESYNC_MS = 10_000;
 
 async function syncWorkloads(api: ApiClient): Promise<void> {
   const [rcs, pods, services, endpoints] = await Promise.all(
-    ['replicationcontrollers', 'pods', 'services', 'endpoints'].map(async (r) => ((await api.get(`/api/v1/${r}`)).items ?? []) as Json[]),
+    WORKLOAD_RESOURCES.map(async (r) => ((await api.get(`/api/v1/${r}`)).items ?? []) as Json[]),
   );
   await syncReplication(api, rcs as Json[], pods as Json[]);
   await syncEndpoints(api, services as Json[], pods as Json[], endpoints as Json[]);
 }
 
-/** Runs one controller's pass forever, logging (not dying on) a failed pass. */
-async function every(ms: number, where: string, what: string, pass: () => Promise<void>): Promise<never> {
+/** Runs one controller's pass forever, after each wait, logging (not dying on) a failed pass. */
+async function every(wait: () => Promise<void>, where: string, what: string, pass: () => Promise<void>): Promise<never> {
   for (;;) {
+    await wait();
     await pass().catch((error: Error) => glog('E', where, `${what}: ${error.message}`));
-    await sleep(ms);
   }
 }
 

@@ -79,6 +79,8 @@ export class FlockerVolumes {
       hostIp: string;
       /** A set-up failed: the kubelet logs it and posts the pod's FailedMount event. */
       onError: (pod: Json, message: string) => void;
+      /** A dataset is attached: the pod can start. */
+      onAttached?: () => void;
       makeClient?: (options: FlockerClientOptions) => FlockerApi;
       retryMs?: number;
     },
@@ -96,6 +98,7 @@ export class FlockerVolumes {
         .then((path) => {
           attempt.path = path;
           attempt.error = undefined;
+          this.options.onAttached?.();
         })
         .catch((error: Error) => {
           attempt.error = error.message;

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, hostname, networkInterfaces, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { glog, parseFlagsOrExit } from '../flags.js';
-import { ApiClient, ApiError, nowIso, parseDuration, sleep, type Json } from './client.js';
+import { ApiClient, ApiError, Changes, nowIso, parseDuration, sleep, type Json } from './client.js';
 import { DockerClient } from './docker.js';
 import { FlockerVolumes } from './flocker-volume.js';
 import { PodRunner } from './pod-runner.js';
@@ -63,6 +63,7 @@ export async function kubelet(argv: string[]): Promise<void> {
         glog('E', 'kubelet.go', message);
         events?.record(pod, 'Warning', 'FailedMount', message);
       },
+      onAttached: () => runner.wake(),
     }),
   });
   if (!api) glog('W', where, 'No api server defined - no node status update will be sent.');
@@ -92,8 +93,15 @@ export async function kubelet(argv: string[]): Promise<void> {
   let apiPods: Json[] = [];
   let services: Json[] = [];
   const reported = new Map<string, string>();
+  // A round when pods or services change, when a slow pod sync ends, or every --sync-frequency.
+  const podChanges = api ? new Changes(api, ['pods', 'services']) : undefined;
+  let settling: Promise<void> | undefined;
   const podLoop = async () => {
     for (;;) {
+      const stop = new AbortController();
+      settling ??= runner.settled().then(() => void (settling = undefined));
+      await Promise.race([podChanges ? podChanges.wait(syncEvery, stop.signal) : sleep(Math.min(syncEvery, 2000)), settling]);
+      stop.abort();
       if (api) {
         try {
           const [pods, serviceList] = await Promise.all([
@@ -112,7 +120,6 @@ export async function kubelet(argv: string[]): Promise<void> {
       } catch (error) {
         glog('E', where, `Pod sync failed: ${(error as Error).message}`);
       }
-      await sleep(Math.min(syncEvery, 2000));
     }
   };
   await Promise.all([statusLoop(), podLoop()]);

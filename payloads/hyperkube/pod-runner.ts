@@ -48,37 +48,73 @@ export class PodRunner {
     private readonly settings: PodSettings,
   ) {}
 
+  /** Pods whose sync is under way (the real kubelet had one worker per pod), and each pod's last status. */
+  private readonly syncing = new Map<string, Promise<void>>();
+  private readonly statuses = new Map<string, Json>();
+  /** Containers being removed. */
+  private readonly removing = new Set<string>();
+  /** Syncs still going when `sync` returned, and who waits for one of them to end. */
+  private readonly slow = new Set<string>();
+  private readonly settleWaiters: (() => void)[] = [];
+
   /**
    * Brings the node's containers to the wanted pods (missing ones created, exited ones restarted
-   * as their policy says, containers of other pods removed) and returns each pod's status by UID.
+   * as their policy says, containers of other pods removed) and returns each pod's last status by
+   * UID. Each pod syncs on its own: a pod whose containers take a minute to start (Docker under
+   * emulation) holds up neither the others nor the next round; this returns after at most
+   * `waitMs` with what has finished.
    */
-  async sync(pods: Json[], services: Json[] = []): Promise<Map<string, Json>> {
+  async sync(pods: Json[], services: Json[] = [], waitMs = 1000): Promise<Map<string, Json>> {
+    // Pods busy before the listing are left alone: their containers may not be in it.
+    const busy = new Set(this.syncing.keys());
     const existing = await this.docker.listContainers([LABEL_UID]);
     for (const id of this.inspected.keys()) if (!existing.some((c) => c.Id === id && c.State === 'running')) this.inspected.delete(id);
     const wanted = new Set(pods.map((p) => String(p.metadata.uid)));
-    const gone = new Set<string>();
     for (const container of existing) {
       const uid = container.Labels[LABEL_UID] ?? '';
-      if (wanted.has(uid)) continue;
+      if (wanted.has(uid) || this.removing.has(container.Id)) continue;
+      this.removing.add(container.Id);
       this.settings.log(`Killing unwanted container ${container.Names[0] ?? container.Id}`);
-      await this.docker.remove(container.Id).catch((error: Error) => this.settings.log(`Failed to remove ${container.Id}: ${error.message}`));
-      gone.add(uid);
+      void this.docker
+        .remove(container.Id)
+        .then(() => rmSync(`${this.settings.rootDir}/pods/${uid}`, { recursive: true, force: true }))
+        .catch((error: Error) => this.settings.log(`Failed to remove ${container.Id}: ${error.message}`))
+        .finally(() => this.removing.delete(container.Id));
     }
-    for (const uid of gone) rmSync(`${this.settings.rootDir}/pods/${uid}`, { recursive: true, force: true });
     // What is remembered per pod goes with the pod.
-    for (const uid of this.started.keys()) if (!wanted.has(uid)) this.started.delete(uid);
+    for (const uid of [...this.started.keys(), ...this.statuses.keys()]) {
+      if (wanted.has(uid)) continue;
+      this.started.delete(uid);
+      this.statuses.delete(uid);
+    }
     for (const key of this.pullFailures.keys()) if (!wanted.has(key.split('/')[0] ?? '')) this.pullFailures.delete(key);
     this.settings.flocker?.keepOnly(wanted);
-    const statuses = new Map<string, Json>();
     for (const pod of pods) {
-      try {
-        const mine = existing.filter((c) => c.Labels[LABEL_UID] === pod.metadata.uid);
-        statuses.set(pod.metadata.uid, await this.syncPod(pod, mine, services));
-      } catch (error) {
-        this.settings.log(`Error syncing pod ${pod.metadata.name}_${pod.metadata.namespace}: ${(error as Error).message}`);
-      }
+      const uid = String(pod.metadata.uid);
+      if (busy.has(uid) || this.syncing.has(uid)) continue;
+      const mine = existing.filter((c) => c.Labels[LABEL_UID] === uid);
+      const work = this.syncPod(pod, mine, services)
+        .then((status) => void (wanted.has(uid) && this.statuses.set(uid, status)))
+        .catch((error: Error) => this.settings.log(`Error syncing pod ${pod.metadata.name}_${pod.metadata.namespace}: ${error.message}`))
+        .finally(() => {
+          this.syncing.delete(uid);
+          if (this.slow.delete(uid)) this.wake();
+        });
+      this.syncing.set(uid, work);
     }
-    return statuses;
+    await Promise.race([Promise.allSettled(this.syncing.values()), new Promise((resolve) => setTimeout(resolve, waitMs))]);
+    for (const uid of this.syncing.keys()) this.slow.add(uid);
+    return new Map([...this.statuses].filter(([uid]) => wanted.has(uid)));
+  }
+
+  /** Resolves when a sync that outlasted its `sync` call ends (its pod has a new status to report), or on `wake`. */
+  settled(): Promise<void> {
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  /** Something a pod waited for is there (a flocker dataset attached): sync again now. */
+  wake(): void {
+    for (const resolve of this.settleWaiters.splice(0)) resolve();
   }
 
   private async syncPod(pod: Json, containers: ContainerSummary[], services: Json[]): Promise<Json> {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { fatal, glog, parseFlagsOrExit } from '../flags.js';
-import { ApiClient, parseDuration, sleep, type Json } from './client.js';
+import { ApiClient, Changes, parseDuration, type Json } from './client.js';
 import {
   cleanupRules,
   jumpRules,
@@ -20,7 +20,7 @@ import {
  */
 
 const WHERE = 'proxier.go';
-const POLL_MS = 2000;
+const RESYNC_MS = 10_000;
 
 /** Runs a command with `input` on stdin: its stdout, or an error carrying its stderr. */
 export type Runner = (command: string, args: readonly string[], input?: string) => Promise<string>;
@@ -162,7 +162,10 @@ export async function proxy(argv: string[]): Promise<void> {
     clusterCidr: flags['cluster-cidr'],
     syncPeriodMs,
   });
+  const changes = new Changes(api, ['services', 'endpoints']);
   for (;;) {
+    // A sync when services or endpoints change, and every 10 s at the latest (the rules may have gone).
+    await changes.wait(RESYNC_MS);
     let listed: [Json, Json] | undefined;
     try {
       listed = await Promise.all([api.get('/api/v1/services'), api.get('/api/v1/endpoints')]);
@@ -175,6 +178,5 @@ export async function proxy(argv: string[]): Promise<void> {
         .sync((services.items ?? []) as Json[], (endpoints.items ?? []) as Json[])
         .catch((error: Error) => glog('E', WHERE, `Failed to sync iptables rules: ${error.message}`));
     }
-    await sleep(POLL_MS);
   }
 }

@@ -96,6 +96,9 @@ export class Registry {
    */
   private generation = 0;
   private readonly lists = new Map<string, { generation: number; list: KubeObject }>();
+  /** Writes per resource, and who waits for the next one (the stand-ins' long-poll in place of watches). */
+  private readonly writes = new Map<string, number>();
+  private readonly waiting = new Set<() => void>();
 
   constructor(private readonly store: KeyValueStore) {}
 
@@ -123,7 +126,7 @@ export class Registry {
     };
     delete full.metadata?.resourceVersion;
     try {
-      return this.decode(await this.written(this.store.create(key, JSON.stringify(full))));
+      return this.decode(await this.written(type, this.store.create(key, JSON.stringify(full))));
     } catch (error) {
       if (error instanceof KeyExists)
         throw new StatusError(409, 'AlreadyExists', `${type.resource} "${name}" already exists`, { name, kind: type.resource });
@@ -193,7 +196,7 @@ export class Registry {
     delete next.metadata?.resourceVersion;
     try {
       const prevIndex = wanted === undefined ? undefined : Number(wanted);
-      return this.decode(await this.written(this.store.update(this.key(type, name, namespace), JSON.stringify(next), prevIndex)));
+      return this.decode(await this.written(type, this.store.update(this.key(type, name, namespace), JSON.stringify(next), prevIndex)));
     } catch (error) {
       if (error instanceof IndexMismatch)
         throw new StatusError(
@@ -209,17 +212,42 @@ export class Registry {
 
   async delete(type: ResourceType, name: string, namespace?: string): Promise<KubeObject> {
     try {
-      return this.decode(await this.written(this.store.delete(this.key(type, name, namespace))));
+      return this.decode(await this.written(type, this.store.delete(this.key(type, name, namespace))));
     } catch (error) {
       if (error instanceof KeyMissing) throw notFound(type, name);
       throw error;
     }
   }
 
-  /** Any write (even one that fails: its outcome may be unknown) makes the cached lists stale. */
-  private written<T>(write: Promise<T>): Promise<T> {
+  /** Any write (even one that fails: its outcome may be unknown) makes the cached lists stale and wakes the waiters. */
+  private written<T>(type: ResourceType, write: Promise<T>): Promise<T> {
     return write.finally(() => {
       this.generation++;
+      this.writes.set(type.resource, (this.writes.get(type.resource) ?? 0) + 1);
+      for (const wake of this.waiting) wake();
+    });
+  }
+
+  /** How many writes these resources have had (a number that only grows). */
+  changes(resources: readonly string[]): number {
+    return resources.reduce((sum, resource) => sum + (this.writes.get(resource) ?? 0), 0);
+  }
+
+  /** Resolves with changes(resources) once it differs from `since`, or after `timeoutMs`. */
+  waitForChange(resources: readonly string[], since: number, timeoutMs: number): Promise<number> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.changes(resources) === since) return;
+        done();
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.waiting.delete(check);
+        resolve(this.changes(resources));
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiting.add(check);
+      check();
     });
   }
 

@@ -1,5 +1,5 @@
 import { glog, parseFlagsOrExit } from '../flags.js';
-import { ApiClient, sleep, type Json } from './client.js';
+import { ApiClient, Changes, type Json } from './client.js';
 import { selects } from './selectors.js';
 
 /**
@@ -8,7 +8,7 @@ import { selects } from './selectors.js';
  * 1.2/1.3 default priorities spread replicas. A pod that fits nowhere gets PodScheduled=False.
  */
 
-const PERIOD_MS = 2000;
+const RESYNC_MS = 10_000;
 
 export type Placement = { node: string } | { node?: undefined; reason: string };
 
@@ -60,14 +60,14 @@ export async function scheduler(argv: string[]): Promise<void> {
   const api = new ApiClient(flags.master);
   glog('I', where, `Scheduler started, master ${api.base}`);
   const unschedulable = new Map<string, string>();
+  const changes = new Changes(api, ['pods', 'nodes']);
   for (;;) {
+    // A pass when pods or nodes change (a new pod, a node Ready again), every 10 s at the latest.
+    await changes.wait(RESYNC_MS);
     try {
       // Most passes find nothing pending: one small list, and the whole picture only when needed.
       const pending = ((await api.get(`/api/v1/pods?fieldSelector=${encodeURIComponent('spec.nodeName=')}`)).items ?? []) as Json[];
-      if (!pending.some(isActive)) {
-        await sleep(PERIOD_MS);
-        continue;
-      }
+      if (!pending.some(isActive)) continue;
       const [nodes, pods] = await Promise.all([api.get('/api/v1/nodes'), api.get('/api/v1/pods')]);
       const all = (pods.items ?? []) as Json[];
       for (const pod of all.filter((p) => !p.spec?.nodeName && isActive(p))) {
@@ -89,6 +89,5 @@ export async function scheduler(argv: string[]): Promise<void> {
     } catch (error) {
       glog('E', where, `Scheduling failed: ${(error as Error).message}`);
     }
-    await sleep(PERIOD_MS);
   }
 }

@@ -10,6 +10,7 @@ import { createApiServer } from '../../payloads/hyperkube/apiserver.js';
 import { NAMESPACES, NODES, PODS, Registry, SERVICES, StatusError } from '../../payloads/hyperkube/registry.js';
 import { ServiceIpAllocator } from '../../payloads/hyperkube/service-ips.js';
 import { EtcdV2Store, MemoryStore, type KeyValueStore } from '../../payloads/hyperkube/store.js';
+import { ApiClient, Changes } from '../../payloads/hyperkube/client.js';
 
 /** Debian's etcd on 127.0.0.1 with the v2 API, as the payload runs it; one per test file. */
 let etcd: ChildProcess | undefined;
@@ -396,3 +397,43 @@ function debianKubectl(): string {
   rmSync(download, { recursive: true, force: true });
   return binary;
 }
+
+describe('apiserver stand-in: /lab/changes, the long-poll the components wait on instead of polling', () => {
+  test('a wait ends at the first write to a resource it names, not at writes to others, and at its deadline without any', async () => {
+    const api = await startApi();
+    try {
+      const client = new ApiClient(api.base);
+      const pods = new Changes(client, ['pods']);
+      let started = Date.now();
+      await pods.wait(5000); // the first call only marks where we are
+      expect(Date.now() - started).toBeLessThan(1000);
+      // A service write does not wake a pods waiter; a pod write does, at once.
+      const woken = pods.wait(5000).then(() => Date.now());
+      started = Date.now();
+      await api.call('POST', '/api/v1/namespaces/default/services', { metadata: { name: 'svc' }, spec: { ports: [{ port: 80 }] } });
+      await new Promise((r) => setTimeout(r, 300));
+      await api.call('POST', '/api/v1/namespaces/default/pods', busyboxPod('wakes'));
+      const after = (await woken) - started;
+      expect(after).toBeGreaterThanOrEqual(300);
+      expect(after).toBeLessThan(3000);
+      // Nothing written: the wait lasts its maximum (1 s here).
+      started = Date.now();
+      await pods.wait(1000);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      // A write between two waits is not missed: the next wait returns at once.
+      await api.call('DELETE', '/api/v1/namespaces/default/pods/wakes');
+      started = Date.now();
+      await pods.wait(5000);
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      await api.close();
+    }
+  });
+
+  test('an apiserver that does not answer costs a plain sleep, never a busy loop', async () => {
+    const waiter = new Changes(new ApiClient('http://127.0.0.1:1'), ['pods']);
+    const started = Date.now();
+    await waiter.wait(1500);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+  });
+});
