@@ -140,7 +140,7 @@ describe('docker-multinode with Flocker', () => {
         // A client certificate from another Flocker cluster (lab certs makes one): the check fails at its TLS step.
         const foreign = mkdtempSync(join(tmpdir(), 'lab-foreign-certs-'));
         try {
-          const made = labSync('certs', join(foreign, 'set'), '--control-host', '10.77.0.11', '--node', 'elsewhere');
+          const made = labSync('certs', join(foreign, 'set'), '--control-host', '10.77.0.11', '--node', 'elsewhere', '--key-bits', '2048');
           expect(made.code, made.err).toBe(0);
           const b64 = (file: string) => readFileSync(join(foreign, 'set', file)).toString('base64');
           const swap = sshOn(

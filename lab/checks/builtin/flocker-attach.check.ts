@@ -42,7 +42,7 @@ const RUNNING_WITHIN_MS = Number(env.FLOCKER_ATTACH_WITHIN || 180) * 1000;
 const UNMOUNTED_WITHIN_MS = 60_000;
 const pods = '/api/v1/namespaces/default/pods';
 
-const state: { datasetId?: string; nodeUuid?: string; token: string } = { token: `written by ${POD} ${randomBytes(6).toString('hex')}` };
+const state: { answered?: boolean; datasetId?: string; nodeUuid?: string; token: string } = { token: `written by ${POD} ${randomBytes(6).toString('hex')}` };
 
 /** The control service's REST API from the master, as the seeds' curl examples call it. */
 async function flocker(master: ClusterNode, method: string, path: string, body?: Json, certificate = true): Promise<{ code: number; json: Json; error?: string }> {
@@ -156,6 +156,7 @@ describe('flocker-attach', () => {
       return answer.json;
     });
     await attach('GET /v1/version', JSON.stringify(version));
+    state.answered = true;
     expect(version.flocker, 'the Flocker version the control service reports').toBe(versions.flocker);
     const anonymous = await step('GET /v1/version without a client certificate is refused', () => flocker(master, 'GET', '/version', undefined, false));
     expect(anonymous.error, `the control service answered ${anonymous.code} to a client without a certificate`).toBeTruthy();
@@ -169,6 +170,7 @@ describe('flocker-attach', () => {
   });
 
   test('every node is listed in /v1/state/nodes', async () => {
+    expect(state.answered, 'the control service did not answer the API user (the first test says why)').toBe(true);
     const master = await masterOf(lab);
     let listed: Json[] = [];
     await step('GET /v1/state/nodes lists every node by its address', () =>
