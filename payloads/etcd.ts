@@ -55,6 +55,35 @@ export class EtcdV2Client {
     return found.sort((a, b) => a.key.localeCompare(b.key));
   }
 
+  /**
+   * Waits for a change under `prefix` (etcd's wait=true, recursive) after etcd index `afterIndex`,
+   * for up to `timeoutMs`: a long-poll in place of polling. Resolves with the index to wait after
+   * next time (the change's, or the cluster's current one when the history was compacted).
+   */
+  async waitForChange(prefix: string, afterIndex: number, timeoutMs: number): Promise<number> {
+    const endpoint = (this.endpoints[0] ?? '').replace(/\/+$/, '');
+    const url = `${endpoint}/v2/keys${prefix}?wait=true&recursive=true&waitIndex=${afterIndex + 1}`;
+    let response: Response;
+    try {
+      response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    } catch (error) {
+      if ((error as Error).name === 'TimeoutError') return afterIndex;
+      throw error;
+    }
+    const answer = (await response.json()) as EtcdAnswer;
+    // 401: the index was cleared from etcd's history; start again from now.
+    if (answer.errorCode === 401) return Number(response.headers.get('x-etcd-index') ?? afterIndex);
+    return answer.node?.modifiedIndex ?? afterIndex;
+  }
+
+  /** The cluster's current index (X-Etcd-Index), to wait after. */
+  async index(key = '/'): Promise<number> {
+    const endpoint = (this.endpoints[0] ?? '').replace(/\/+$/, '');
+    const response = await fetch(`${endpoint}/v2/keys${key}`, { signal: AbortSignal.timeout(10_000) });
+    await response.arrayBuffer();
+    return Number(response.headers.get('x-etcd-index') ?? 0);
+  }
+
   /** Creates the key; false when it exists already (prevExist=false). */
   async create(key: string, value: string, options: { ttl?: number } = {}): Promise<EtcdValue | false> {
     const answer = await this.call('PUT', key, { prevExist: 'false' }, value, options.ttl);

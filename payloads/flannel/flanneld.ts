@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { formatIp } from '../../lab/net/addressing.js';
@@ -214,13 +214,13 @@ async function main(): Promise<void> {
     await iptables('nat', 'POSTROUTING', ['-s', network, '!', '-d', '224.0.0.0/4', '-j', 'MASQUERADE']);
     await iptables('nat', 'POSTROUTING', ['!', '-s', network, '-d', network, '-j', 'MASQUERADE']);
   }
+  // Written again whenever it is missing or differs (someone removed it: turndown, a user).
   const writeSubnetFile = () => {
     const file = flags['subnet-file'];
+    const text = subnetEnv({ network: config.network, subnet, subnetLen: config.subnetLen, mtu, ipMasq: flags['ip-masq'] });
+    if (existsSync(file) && readFileSync(file, 'utf8') === text) return;
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(
-      `${file}.tmp`,
-      subnetEnv({ network: config.network, subnet, subnetLen: config.subnetLen, mtu, ipMasq: flags['ip-masq'] }),
-    );
+    writeFileSync(`${file}.tmp`, text);
     renameSync(`${file}.tmp`, file);
   };
   writeSubnetFile();
@@ -232,11 +232,15 @@ async function main(): Promise<void> {
 
   const ownKey = `${prefix}/subnets/${subnetKey(subnet, config.subnetLen)}`;
   const routed = new Map<string, Peer>();
-  for (let round = 0; ; round++) {
+  // flannel watched <prefix>/subnets: a pass when a lease changes, and every 10 s at the latest.
+  let index = await etcd.index(`${prefix}/subnets`).catch(() => 0);
+  let forwardCheckedAt = 0;
+  for (;;) {
     try {
       // Docker's FORWARD policy is DROP since 1.13; the network's own traffic must pass (later flannels add the same rules).
       // Checked every 30 s, not every pass: each iptables run is a dear process start under emulation.
-      if (round % 15 === 0) {
+      if (Date.now() - forwardCheckedAt >= 30_000) {
+        forwardCheckedAt = Date.now();
         await iptables('filter', 'FORWARD', ['-s', network, '-j', 'ACCEPT']);
         await iptables('filter', 'FORWARD', ['-d', network, '-j', 'ACCEPT']);
       }
@@ -266,7 +270,10 @@ async function main(): Promise<void> {
     } catch (error) {
       glog('E', WHERE, `Watch of ${prefix}/subnets failed: ${(error as Error).message}`);
     }
-    await sleep(2000);
+    index = await etcd.waitForChange(`${prefix}/subnets`, index, 10_000).catch(async () => {
+      await sleep(2000);
+      return index;
+    });
   }
 }
 
