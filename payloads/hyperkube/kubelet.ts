@@ -115,14 +115,57 @@ export async function kubelet(argv: string[]): Promise<void> {
         }
       }
       try {
-        const statuses = await runner.sync([...staticPods(flags.config, nodeName), ...apiPods], services);
-        if (api) await reportStatuses(api, apiPods, statuses, reported);
+        const statics = staticPods(flags.config, nodeName);
+        // Mirror pods stand for the static pods in the API; the pods to run are the others.
+        const bound = apiPods.filter((p) => !isMirror(p));
+        const statuses = await runner.sync([...statics, ...bound], services);
+        if (api) {
+          const mirrors = await syncMirrorPods(api, statics, apiPods, nodeName);
+          // A mirror pod shows its static pod's status.
+          for (const [mirror, staticUid] of mirrors) {
+            const status = statuses.get(staticUid);
+            if (status) statuses.set(String(mirror.metadata.uid), status);
+          }
+          await reportStatuses(api, [...bound, ...mirrors.map(([mirror]) => mirror)], statuses, reported);
+        }
       } catch (error) {
         glog('E', where, `Pod sync failed: ${(error as Error).message}`);
       }
     }
   };
   await Promise.all([statusLoop(), podLoop()]);
+}
+
+const MIRROR = 'kubernetes.io/config.mirror';
+const isMirror = (pod: Json): boolean => Boolean(pod.metadata?.annotations?.[MIRROR]);
+
+/**
+ * The 1.2/1.3 kubelet's mirror pods: each static pod of --config is also a pod object in the API
+ * (annotated kubernetes.io/config.mirror with the static pod's hash, bound to this node), so that
+ * `kubectl get pods` lists the master's components and the scheduler counts them on their node.
+ * Missing ones are created, ones of static pods that are gone are deleted. Returns each mirror
+ * pod with the UID of its static pod.
+ */
+async function syncMirrorPods(api: ApiClient, statics: Json[], apiPods: Json[], nodeName: string): Promise<[Json, string][]> {
+  const pairs: [Json, string][] = [];
+  for (const mirror of apiPods.filter(isMirror)) {
+    const source = statics.find((p) => p.metadata.uid === mirror.metadata.annotations[MIRROR] && p.metadata.name === mirror.metadata.name);
+    if (source) pairs.push([mirror, String(source.metadata.uid)]);
+    else await api.call('DELETE', `/api/v1/namespaces/${mirror.metadata.namespace}/pods/${encodeURIComponent(mirror.metadata.name)}`).catch(() => undefined);
+  }
+  for (const pod of statics) {
+    if (pairs.some(([, uid]) => uid === pod.metadata.uid)) continue;
+    const { uid, ...metadata } = pod.metadata;
+    const annotations = { ...pod.metadata.annotations, [MIRROR]: uid, 'kubernetes.io/config.hash': uid, 'kubernetes.io/config.source': 'file' };
+    try {
+      await api.post(`/api/v1/namespaces/${pod.metadata.namespace}/pods`, { ...pod, metadata: { ...metadata, annotations }, spec: { ...pod.spec, nodeName } });
+      glog('I', 'mirror_client.go', `Created mirror pod ${pod.metadata.namespace}/${pod.metadata.name}`);
+    } catch (error) {
+      // Its namespace may not exist yet (v1.2 leaves kube-system to the user), or an old one is still there: next round.
+      if (!(error instanceof ApiError && (error.code === 404 || error.code === 409))) throw error;
+    }
+  }
+  return pairs;
 }
 
 /** Posts each API pod's status when it changed since the last post (timestamps aside). */
