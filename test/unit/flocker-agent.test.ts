@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { bundlePrograms } from '../../payloads/bundle/bundle.js';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { parseAgentYml, runAgent, type RunningAgent } from '../../payloads/flocker/agent.js';
 import { FlockerClient } from '../../payloads/flocker/client.js';
@@ -21,7 +21,6 @@ import { startControlService, type ControlService } from '../../payloads/flocker
 import { LoopbackBackend, readMounts } from '../../payloads/flocker/loopback.js';
 import type { AgentConfiguration, AgentDataset } from '../../payloads/flocker/types.js';
 import { makeFlockerCerts, type FlockerCerts } from '../../lab/certs/flocker-ca.js';
-import { projectRoot } from '../../lab/util/paths.js';
 
 /**
  * The emulated dataset agent's loopback backend with real loop devices, ext4 and mounts, in a
@@ -360,17 +359,10 @@ describe('the agent with the control service', () => {
 
 describe('the bundled flocker-dataset-agent program', () => {
   test('exits 2 on an unknown flag, 1 on a bad agent.yml or another backend', async () => {
-    const result = await build({
-      entryPoints: [join(projectRoot, 'payloads/flocker/agent-main.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node18',
-      format: 'esm',
-      write: false,
-      logLevel: 'silent',
-    });
+    // Compiled exactly as the bundle compiles it.
+    const compiled = (await bundlePrograms()).find((p) => p.name === 'flocker-dataset-agent');
     const program = join(dir, 'flocker-dataset-agent.mjs');
-    writeFileSync(program, result.outputFiles[0]?.text ?? '');
+    writeFileSync(program, compiled?.text ?? '');
     const runProgram = (args: string[]): Promise<{ code: number | null; stderr: string }> =>
       new Promise((resolve) => {
         const child = spawn(process.execPath, ['--no-warnings', program, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -4,13 +4,12 @@ import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { bundlePrograms } from '../../payloads/bundle/bundle.js';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { nodeEra, reportState, type NodeCredentials } from '../../payloads/flocker/agent.js';
 import { FlockerApiError, FlockerClient } from '../../payloads/flocker/client.js';
 import { flockerVersion, startControlService, type ControlService } from '../../payloads/flocker/control.js';
 import { makeFlockerCerts } from '../../lab/certs/flocker-ca.js';
-import { projectRoot } from '../../lab/util/paths.js';
 
 /**
  * The emulated Flocker control service through the client the kubelet's plugin uses: mutual TLS
@@ -459,17 +458,10 @@ describe('the agents port', () => {
 describe('the bundled flocker-control program', () => {
   let program: string;
   beforeAll(async () => {
-    const result = await build({
-      entryPoints: [join(projectRoot, 'payloads/flocker/control-main.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node18',
-      format: 'esm',
-      write: false,
-      logLevel: 'silent',
-    });
+    // Compiled exactly as the bundle compiles it.
+    const compiled = (await bundlePrograms()).find((p) => p.name === 'flocker-control');
     program = join(dir, 'flocker-control.mjs');
-    writeFileSync(program, result.outputFiles[0]?.text ?? '');
+    writeFileSync(program, compiled?.text ?? '');
   });
 
   const runProgram = (args: string[], until?: RegExp): Promise<{ code: number | null; stderr: string }> =>
