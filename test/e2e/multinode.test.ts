@@ -160,14 +160,14 @@ describe('docker-multinode with Flocker', () => {
 
         // The dataset agent stopped on the pod's node: the dataset never shows up there, and the attach step times out with the plugin's message.
         expect(sshOn(runId, 'worker', 'docker stop flocker-dataset-agent').code).toBe(0);
-        const noAgent = labSync('verify', '--run', runId, '--check', 'flocker-attach', '--set', 'FLOCKER_ATTACH_WITHIN=90');
+        const noAgent = labSync('verify', '--run', runId, '--check', 'flocker-attach', '--set', 'FLOCKER_ATTACH_WITHIN=60');
         expect(noAgent.code, noAgent.err).toBe(1);
-        expect(noAgent.err).toContain('pod lab-flocker-attach (flocker dataset "lab-flocker-attach") is Pending on worker after 90 s; the flocker volume plugin says: FailedMount');
+        expect(noAgent.err).toContain('pod lab-flocker-attach (flocker dataset "lab-flocker-attach") is Pending on worker after 60 s; the flocker volume plugin says: FailedMount');
         expect(noAgent.err).toContain("The volume 'lab-flocker-attach' is not available in Flocker");
         expect(sshOn(runId, 'worker', 'docker start flocker-dataset-agent').code).toBe(0);
 
         // A dataset made without -m name=...: the pod cannot find it by name, and the check says so with the plugin's error.
-        const unnamed = labSync('verify', '--run', runId, '--check', 'flocker-attach', '--set', 'FLOCKER_ATTACH_UNNAMED=true', '--set', 'FLOCKER_ATTACH_WITHIN=90');
+        const unnamed = labSync('verify', '--run', runId, '--check', 'flocker-attach', '--set', 'FLOCKER_ATTACH_UNNAMED=true', '--set', 'FLOCKER_ATTACH_WITHIN=60');
         expect(unnamed.code, unnamed.err).toBe(1);
         expect(unnamed.err).toContain('the flocker volume plugin says: FailedMount: Unable to mount volumes for pod "lab-flocker-attach_default(');
         expect(unnamed.err).toContain('Configuration not found by Name');

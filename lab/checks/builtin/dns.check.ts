@@ -100,6 +100,8 @@ async function dnsDiagnosis(master: ClusterNode): Promise<string> {
  * time, the same name from the other nodes needs little.
  */
 const looked = new Set<string>();
+/** Nodes whose pod got no answer for kubernetes.default: their later lookups would only wait to fail the same way. */
+const unanswered = new Set<string>();
 
 async function lookup(node: ClusterNode, name: string, expected: string): Promise<void> {
   let last = '';
@@ -113,6 +115,7 @@ async function lookup(node: ClusterNode, name: string, expected: string): Promis
       return parsed.server?.startsWith(DNS_IP) && parsed.addresses.includes(expected) ? true : notYet(output);
     });
   } catch {
+    unanswered.add(node.name);
     const diagnosis = await dnsDiagnosis(await masterOf(lab));
     throw new Error(
       `nslookup ${name} in pod ${podName(node.name)} on ${node.name} did not answer ${expected} from ${DNS_IP} within ${timeoutMs / 1000} s; ${diagnosis}; last output:\n${last}`,
@@ -226,6 +229,7 @@ describe('dns', () => {
 
   for (const spec of lab.specs) {
     test(`${SERVICE} resolves to its service IP from the pod on ${spec.name}, and one of its pods answers`, async () => {
+      expect(unanswered.has(spec.name), `the cluster DNS did not answer in the pod on ${spec.name} (the lookup of kubernetes.default above says why)`).toBe(false);
       const master = await masterOf(lab);
       const node = await lab.node(spec.name);
       const service = (await apiRequest(master, 'GET', `/api/v1/namespaces/default/services/${SERVICE}`)).json;

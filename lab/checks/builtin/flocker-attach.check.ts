@@ -42,7 +42,7 @@ const RUNNING_WITHIN_MS = Number(env.FLOCKER_ATTACH_WITHIN || 180) * 1000;
 const UNMOUNTED_WITHIN_MS = 60_000;
 const pods = '/api/v1/namespaces/default/pods';
 
-const state: { answered?: boolean; datasetId?: string; nodeUuid?: string; token: string } = { token: `written by ${POD} ${randomBytes(6).toString('hex')}` };
+const state: { answered?: boolean; datasetId?: string; nodeUuid?: string; ran?: boolean; token: string } = { token: `written by ${POD} ${randomBytes(6).toString('hex')}` };
 
 /** The control service's REST API from the master, as the seeds' curl examples call it. */
 async function flocker(master: ClusterNode, method: string, path: string, body?: Json, certificate = true): Promise<{ code: number; json: Json; error?: string }> {
@@ -212,6 +212,7 @@ describe('flocker-attach', () => {
     const started = Date.now();
     await step(`wait for pod ${POD} to be Running (the dataset attached to ${podNode?.name})`, () => podRunning(master));
     await attach('seconds from create to Running', String(Math.round((Date.now() - started) / 100) / 10));
+    state.ran = true;
     const path = `/flocker/${state.datasetId}`;
     const mount = await step(`${path} is a file system on a loop device on ${node.name}`, async () => {
       const result = await node.exec(`findmnt -n -o SOURCE,FSTYPE,TARGET --mountpoint ${path} && losetup -l -n -O NAME,BACK-FILE | grep -F ${shellQuote(state.datasetId ?? '')}`, { timeout: 30 });
@@ -226,7 +227,7 @@ describe('flocker-attach', () => {
   });
 
   test(`the pod deleted and made again on ${podNode?.name} finds the file again`, async () => {
-    expect(state.datasetId, 'no dataset was created').toBeTruthy();
+    expect(state.ran, `pod ${POD} never ran (the test above says why)`).toBe(true);
     const master = await masterOf(lab);
     const node = await lab.node(podNode?.name ?? '');
     await step(`delete pod ${POD} and wait for its containers to go`, () => deletePod(master, node));
@@ -237,7 +238,7 @@ describe('flocker-attach', () => {
   });
 
   test('the dataset deleted, its mount disappears from the node', async () => {
-    expect(state.datasetId, 'no dataset was created').toBeTruthy();
+    expect(state.ran, `pod ${POD} never ran, so the dataset was never mounted (the tests above say why)`).toBe(true);
     const master = await masterOf(lab);
     const node = await lab.node(podNode?.name ?? '');
     const path = `/flocker/${state.datasetId}`;
