@@ -32,15 +32,17 @@ offline::retag_from() {
   done
 }
 
-# etcd and flannel run in the bootstrap daemon: copy them over from the main one if it lacks them.
+# etcd and flannel run in the bootstrap daemon: copy them over from the main one if it lacks them
+# (in one `docker save`, so the layers they share travel once).
 offline::bootstrap_images() {
-  local image
+  local image missing=()
   for image in "${ETCD_IMAGE}" "${FLANNEL_IMAGE}"; do
-    if ! docker -H "${BOOTSTRAP_DOCKER_SOCK}" image inspect "${image}" >/dev/null 2>&1; then
-      multinode::log "Loading ${image} into the bootstrap daemon"
-      docker save "${image}" | docker -H "${BOOTSTRAP_DOCKER_SOCK}" load >/dev/null
-    fi
+    docker -H "${BOOTSTRAP_DOCKER_SOCK}" image inspect "${image}" >/dev/null 2>&1 || missing+=("${image}")
   done
+  if ((${#missing[@]})); then
+    multinode::log "Loading ${missing[*]} into the bootstrap daemon"
+    docker save "${missing[@]}" | docker -H "${BOOTSTRAP_DOCKER_SOCK}" load >/dev/null
+  fi
 }
 
 case "${1:-}" in
