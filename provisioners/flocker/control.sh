@@ -23,4 +23,5 @@ else
     --port="tcp:${FLOCKER_CONTROL_SERVICE_PORT}" --agent-port="tcp:${FLOCKER_AGENT_PORT}" >/dev/null
 fi
 flocker::wait_for "the control service did not answer on ${FLOCKER_CONTROL_SERVICE_HOST}:${FLOCKER_CONTROL_SERVICE_PORT}" 120 flocker::api version
-flocker::log "Flocker $(flocker::api version) control service is up at https://${FLOCKER_CONTROL_SERVICE_HOST}:${FLOCKER_CONTROL_SERVICE_PORT}/v1"
+version=$(flocker::api version | sed -n 's/.*"flocker": *"\([^"]*\)".*/\1/p' || true)
+flocker::log "Flocker ${version} control service is up at https://${FLOCKER_CONTROL_SERVICE_HOST}:${FLOCKER_CONTROL_SERVICE_PORT}/v1"

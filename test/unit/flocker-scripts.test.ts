@@ -76,6 +76,7 @@ describe('flocker provisioners', () => {
       `docker run -d --name=flocker-control-service --restart=always --net=host -v ${certs}:/etc/flocker:ro -v /var/lib/flocker:/var/lib/flocker clusterhq/flocker-control-service:1.14.0 --port=tcp:4523 --agent-port=tcp:4524`,
     );
     expect(result.calls).not.toContain('apt-get');
+    expect(result.out).toContain('Flocker 1.14.0 control service is up at https://10.77.0.11:4523/v1');
   });
 
   test('a missing certificate or a key others can read stops the script before anything starts', () => {
