@@ -43,6 +43,12 @@ export interface FlockerCerts {
   nodes: FlockerNodeCert[];
 }
 
+/** Where Flocker's docs put a node's certificates, and the kubelets' default FLOCKER_USER_CA_DIR. */
+export const FLOCKER_DIR = '/etc/flocker';
+
+/** FLOCKER_USER_CA_DIR as the multinode scripts default it, without its trailing slash. */
+export const userCaDir = (env: Record<string, string | undefined>): string => (env.FLOCKER_USER_CA_DIR || `${FLOCKER_DIR}/`).replace(/\/+$/, '') || '/';
+
 const OPENSSL = '/usr/bin/openssl';
 const MANIFEST = 'certs.json';
 const FORMAT = 'lab-flocker-certs/1';

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { addonImages, payloadVersions } from '../../../payloads/images.js';
 import { notYet, waitFor } from '../../util/wait.js';
 import { attach, step, useCluster, type ClusterNode } from '../api.js';
-import { apiRequest, apiserverHealthy, getJson, API, masterOf, type Json } from './kube.js';
+import { apiRequest, apiserverHealthy, getJson, inPod, API, masterOf, type Json } from './kube.js';
 
 /**
  * dns (the DNS addon's own test, "How do I test if it is working?"): a busybox pod that sleeps,
@@ -69,17 +69,6 @@ const webService: Json = {
 
 const runningPods = new Map<string, Json>();
 
-/** Runs a command in the busybox container of the node's test pod (through the node's Docker, as `kubectl exec` would). */
-async function inPod(node: ClusterNode, command: string): Promise<{ code: number; output: string }> {
-  const filters = [`io.kubernetes.pod.name=${podName(node.name)}`, 'io.kubernetes.pod.namespace=default', 'io.kubernetes.container.name=busybox']
-    .map((l) => `--filter label=${l}`)
-    .join(' ');
-  const result = await node.exec(`id=$(docker ps -q ${filters} | head -1); [ -n "$id" ] || { echo 'no running busybox container'; exit 125; }; docker exec "$id" ${command}`, {
-    timeout: 30,
-  });
-  return { code: result.code, output: (result.stdout + result.stderr).trim() };
-}
-
 /** busybox nslookup's answer: the server it asked and the addresses after the first `Name:`. */
 export function parseNslookup(output: string): { server?: string; addresses: string[] } {
   const server = /^Server:\s+(\S+)/m.exec(output)?.[1];
@@ -109,7 +98,7 @@ async function lookup(node: ClusterNode, name: string, expected: string): Promis
   looked.add(name);
   try {
     await waitFor({ what: `${name} from ${node.name}`, timeoutMs, intervalMs: 3000 }, async () => {
-      const { output } = await inPod(node, `nslookup ${name}`);
+      const { output } = await inPod(node, podName(node.name), 'busybox', `nslookup ${name}`);
       last = output;
       const parsed = parseNslookup(output);
       return parsed.server?.startsWith(DNS_IP) && parsed.addresses.includes(expected) ? true : notYet(output);
@@ -238,7 +227,7 @@ describe('dns', () => {
       const web = ((await apiRequest(master, 'GET', `${pods}?labelSelector=app%3D${SERVICE}`)).json.items ?? []) as Json[];
       const names = web.map((p) => String(p.metadata.name));
       // (Debian's busybox wget crashes with -T: the exec's own timeout bounds it.)
-      const answer = await step(`GET http://${SERVICE}/ from ${podName(spec.name)}`, () => inPod(node, `wget -q -O - http://${SERVICE}/`));
+      const answer = await step(`GET http://${SERVICE}/ from ${podName(spec.name)}`, () => inPod(node, podName(spec.name), 'busybox', `wget -q -O - http://${SERVICE}/`));
       await attach(`http://${SERVICE}/ from ${spec.name}`, answer.output);
       expect(answer.code, `GET http://${SERVICE}/ (${ip}:80) from the pod on ${spec.name} failed (exit ${answer.code}): ${answer.output}`).toBe(0);
       expect(names, `http://${SERVICE}/ (${ip}:80) from ${spec.name} was answered by "${answer.output}", not by one of its pods`).toContain(

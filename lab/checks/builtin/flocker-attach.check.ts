@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, test } from 'vitest';
 import { addonImages, payloadVersions } from '../../../payloads/images.js';
+import { userCaDir } from '../../certs/flocker-ca.js';
 import { shellQuote } from '../../remote/ssh.js';
 import { notYet, waitFor } from '../../util/wait.js';
 import { attach, step, useCluster, type ClusterNode } from '../api.js';
-import { apiRequest, apiserverHealthy, masterOf, setting, type Json } from './kube.js';
+import { apiRequest, apiserverHealthy, inPod, masterOf, setting, type Json } from './kube.js';
 
 /**
  * flocker-attach: the Flocker control service answers the run's API user certificate (and nobody
@@ -22,7 +23,7 @@ const lab = useCluster();
 const env = lab.descriptor.env;
 const versions = payloadVersions({ ...env, K8S_VERSION: env.K8S_VERSION || 'v0.0.0' });
 const busybox = addonImages(versions, lab.specs[0]?.arch ?? 'amd64').find((i) => i.name === 'busybox')?.tag ?? 'busybox';
-const userDir = (env.FLOCKER_USER_CA_DIR || '/etc/flocker/').replace(/\/+$/, '');
+const userDir = userCaDir(env);
 const user = env.FLOCKER_USER || 'kubernetes';
 const tls = {
   ca: env.FLOCKER_CONTROL_SERVICE_CA_FILE || `${userDir}/cluster.crt`,
@@ -73,17 +74,6 @@ const flockerPod = (): Json => ({
     nodeSelector: { 'kubernetes.io/hostname': podNode?.address },
   },
 });
-
-/** Runs a command in the pod's busybox container through the node's Docker. */
-async function inPod(node: ClusterNode, command: string): Promise<{ code: number; output: string }> {
-  const filters = [`io.kubernetes.pod.name=${POD}`, 'io.kubernetes.pod.namespace=default', 'io.kubernetes.container.name=busybox']
-    .map((l) => `--filter label=${l}`)
-    .join(' ');
-  const result = await node.exec(`id=$(docker ps -q ${filters} | head -1); [ -n "$id" ] || { echo 'no running container of ${POD}'; exit 125; }; docker exec "$id" ${command}`, {
-    timeout: 30,
-  });
-  return { code: result.code, output: (result.stdout + result.stderr).trim() };
-}
 
 /** The pod's newest FailedMount (or other warning) event: where the volume plugin's error shows. */
 async function lastWarning(master: ClusterNode, uid: string | undefined): Promise<string | undefined> {
@@ -220,7 +210,7 @@ describe('flocker-attach', () => {
       return result.stdout.trim();
     });
     await attach(`mount of ${path}`, mount);
-    const write = await step(`write a file in ${MOUNT} inside the pod`, () => inPod(node, `sh -c ${shellQuote(`echo '${state.token}' > ${MOUNT}/lab-check.txt && sync`)}`));
+    const write = await step(`write a file in ${MOUNT} inside the pod`, () => inPod(node, POD, 'busybox', `sh -c ${shellQuote(`echo '${state.token}' > ${MOUNT}/lab-check.txt && sync`)}`));
     expect(write.code, `writing ${MOUNT}/lab-check.txt in the pod failed: ${write.output}`).toBe(0);
     const onNode = await step(`read ${path}/lab-check.txt on ${node.name}`, () => node.exec(`cat ${path}/lab-check.txt`, { timeout: 20 }));
     expect(onNode.stdout.trim(), `${path}/lab-check.txt on ${node.name} (${onNode.stderr.trim()})`).toBe(state.token);
@@ -233,7 +223,7 @@ describe('flocker-attach', () => {
     await step(`delete pod ${POD} and wait for its containers to go`, () => deletePod(master, node));
     await step(`create pod ${POD} again`, () => createPod(master));
     await step(`wait for pod ${POD} to be Running again`, () => podRunning(master));
-    const read = await step(`read ${MOUNT}/lab-check.txt inside the new pod`, () => inPod(node, `cat ${MOUNT}/lab-check.txt`));
+    const read = await step(`read ${MOUNT}/lab-check.txt inside the new pod`, () => inPod(node, POD, 'busybox', `cat ${MOUNT}/lab-check.txt`));
     expect(read.output, `${MOUNT}/lab-check.txt in the new pod (exit ${read.code})`).toBe(state.token);
   });
 

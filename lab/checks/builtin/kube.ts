@@ -61,6 +61,21 @@ export function apiserverHealthy(master: ClusterNode): Promise<true> {
 }
 export const ETCD = 'http://127.0.0.1:4001';
 
+/**
+ * Runs a command in a container of a pod on its node, through the node's Docker (what `kubectl
+ * exec` did; the emulated kubelet does not serve exec): found by the kubelet's io.kubernetes.* labels.
+ */
+export async function inPod(node: ClusterNode, pod: string, container: string, command: string): Promise<{ code: number; output: string }> {
+  const filters = [`io.kubernetes.pod.name=${pod}`, 'io.kubernetes.pod.namespace=default', `io.kubernetes.container.name=${container}`]
+    .map((l) => `--filter label=${l}`)
+    .join(' ');
+  const result = await node.exec(
+    `id=$(docker ps -q ${filters} | head -1); [ -n "$id" ] || { echo 'no running ${container} container of pod ${pod}'; exit 125; }; docker exec "$id" ${command}`,
+    { timeout: 30 },
+  );
+  return { code: result.code, output: (result.stdout + result.stderr).trim() };
+}
+
 /** A setting as the install used it: the scenario's value, else the guide's default. */
 export const setting = (lab: Cluster, name: string, fallback: string): string => lab.descriptor.env[name] || fallback;
 

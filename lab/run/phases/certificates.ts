@@ -1,11 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeFlockerCerts } from '../../certs/flocker-ca.js';
+import { FLOCKER_DIR, makeFlockerCerts, userCaDir } from '../../certs/flocker-ca.js';
 import { mapLimit } from '../../util/limit.js';
-import type { Phase, RunContext } from '../context.js';
-
-/** Where Flocker's docs put a node's certificates, and the kubelets' default FLOCKER_USER_CA_DIR. */
-export const FLOCKER_DIR = '/etc/flocker';
+import type { Phase } from '../context.js';
 
 /**
  * For scenarios with `flocker:`, what a user does by hand with flocker-ca and scp: a cluster CA of
@@ -25,7 +22,7 @@ export const certificatesPhase: Phase = {
     const certs = await ctx.log.step(`making the Flocker cluster certificates (control service ${controlHost}, user ${flocker.user})`, () =>
       makeFlockerCerts({ dir: join(ctx.stateDir, 'flocker-certs'), clusterName: ctx.runId.slice(0, 64), controlHost, nodes, user: flocker.user, signal: ctx.signal }),
     );
-    const userDir = userCaDir(ctx);
+    const userDir = userCaDir(ctx.env);
     await mapLimit(certs.nodes, 2, async (node) => {
       const machine = ctx.machines.get(node.name);
       if (!machine) throw new Error(`${node.name} is not connected`);
@@ -44,6 +41,3 @@ export const certificatesPhase: Phase = {
     });
   },
 };
-
-/** FLOCKER_USER_CA_DIR as the scripts default it, without its trailing slash. */
-export const userCaDir = (ctx: Pick<RunContext, 'env'>): string => (ctx.env.FLOCKER_USER_CA_DIR || `${FLOCKER_DIR}/`).replace(/\/+$/, '') || '/';
