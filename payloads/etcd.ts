@@ -61,11 +61,11 @@ export class EtcdV2Client {
    * next time (the change's, or the cluster's current one when the history was compacted).
    */
   async waitForChange(prefix: string, afterIndex: number, timeoutMs: number): Promise<number> {
-    const endpoint = (this.endpoints[0] ?? '').replace(/\/+$/, '');
-    const url = `${endpoint}/v2/keys${prefix}?wait=true&recursive=true&waitIndex=${afterIndex + 1}`;
     let response: Response;
     try {
-      response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+      response = await fetch(keyUrl(this.endpoints[0] ?? '', prefix, `wait=true&recursive=true&waitIndex=${afterIndex + 1}`), {
+        signal: AbortSignal.timeout(timeoutMs),
+      });
     } catch (error) {
       if ((error as Error).name === 'TimeoutError') return afterIndex;
       throw error;
@@ -78,8 +78,7 @@ export class EtcdV2Client {
 
   /** The cluster's current index (X-Etcd-Index), to wait after. */
   async index(key = '/'): Promise<number> {
-    const endpoint = (this.endpoints[0] ?? '').replace(/\/+$/, '');
-    const response = await fetch(`${endpoint}/v2/keys${key}`, { signal: AbortSignal.timeout(10_000) });
+    const response = await fetch(keyUrl(this.endpoints[0] ?? '', key), { signal: AbortSignal.timeout(10_000) });
     await response.arrayBuffer();
     return Number(response.headers.get('x-etcd-index') ?? 0);
   }
@@ -103,7 +102,7 @@ export class EtcdV2Client {
     for (const endpoint of this.endpoints) {
       let response: Response;
       try {
-        response = await fetch(`${endpoint.replace(/\/+$/, '')}/v2/keys${key}${search.size ? `?${search}` : ''}`, {
+        response = await fetch(keyUrl(endpoint, key, search.toString()), {
           method,
           ...(body ? { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {}),
           signal: AbortSignal.timeout(10_000),
@@ -121,6 +120,9 @@ export class EtcdV2Client {
     throw new Error(`client: etcd cluster is unavailable or misconfigured (${this.endpoints.join(', ')}: ${cause})`);
   }
 }
+
+/** The v2 keys URL of a key on one endpoint. */
+const keyUrl = (endpoint: string, key: string, query = ''): string => `${endpoint.replace(/\/+$/, '')}/v2/keys${key}${query ? `?${query}` : ''}`;
 
 /** A node of an answer as a value; an answer without one is an error. */
 export function valueOf(node: EtcdNode | undefined, key: string): EtcdValue {

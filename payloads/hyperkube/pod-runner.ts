@@ -91,7 +91,7 @@ export class PodRunner {
     this.settings.flocker?.keepOnly(wanted);
     for (const pod of pods) {
       const uid = String(pod.metadata.uid);
-      if (busy.has(uid) || this.syncing.has(uid)) continue;
+      if (busy.has(uid)) continue;
       const mine = existing.filter((c) => c.Labels[LABEL_UID] === uid);
       const work = this.syncPod(pod, mine, services)
         .then((status) => void (wanted.has(uid) && this.statuses.set(uid, status)))
