@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import type { DatasetConfiguration, DatasetCreate, DatasetState, Lease, NodeInfo } from './types.js';
 
 export const DEFAULT_API_PORT = 4523;
@@ -44,6 +44,8 @@ export interface Conditional {
 }
 
 export class FlockerClient {
+  private readonly agent = new Agent({ keepAlive: true });
+
   constructor(readonly options: FlockerClientOptions) {}
 
   /** One API call; a status of 400 or more is thrown as FlockerApiError. */
@@ -66,8 +68,9 @@ export class FlockerClient {
           method,
           path: `/v1${path}`,
           ...tls,
-          // servername comes from host (none for an IP): the certificate must name HOST.
-          agent: false,
+          // servername comes from host (none for an IP): the certificate must name HOST. The
+          // connection is kept for the next call, as Go's http.Client in flocker-go kept it.
+          agent: this.agent,
           headers: {
             accept: 'application/json',
             ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),

@@ -516,6 +516,10 @@ export async function startControlService(options: ControlServiceOptions): Promi
 
   const mtlsServer = (name: string, prefix: string, route: Parameters<typeof handler>[2]): Server => {
     const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, handler(name, prefix, route));
+    // Clients keep their connection between requests (agents report every few seconds, the
+    // kubelet polls every 5 s): a new handshake with 4096-bit keys each time costs both ends
+    // dearly under emulation, and Node's default of 5 s is shorter than a slow round.
+    server.keepAliveTimeout = 65_000;
     server.on('secureConnection', (socket: TLSSocket) => {
       const cn = peerCommonName(socket);
       if (!cn.startsWith(prefix)) {
