@@ -14,7 +14,8 @@ import { nameForKey, servicesRoot, skydnsRecords } from './records.js';
  */
 
 const WHERE = 'kube2sky.go';
-const RESYNC_MS = 10_000;
+// A safety net only: every write to services or endpoints wakes kube2sky at once.
+const RESYNC_MS = 30_000;
 const KUBERNETES_SERVICE = 'default/kubernetes';
 
 export interface ClusterState {
@@ -243,7 +244,7 @@ async function main(argv: string[]): Promise<void> {
   let ready = false;
   let etcdFailingSince: number | undefined;
   const apiErrors = new RepeatFilter(30_000);
-  // A sync when services or endpoints change, and every 10 s at the latest (kube2sky's resync).
+  // A sync when services or endpoints change, and every 30 s at the latest (kube2sky's resync).
   const changes = new Changes(api, ['services', 'endpoints']);
   for (; ; await changes.wait(RESYNC_MS)) {
     let result: SyncResult;

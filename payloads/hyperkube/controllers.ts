@@ -42,10 +42,10 @@ export async function controllerManager(argv: string[]): Promise<void> {
 
 /**
  * RCs and endpoints are reconciled in one pass over one listing of each kind (every request costs
- * the emulated master dearly under TCG), when one of them changes, and every 10 s at the latest.
+ * the emulated master dearly under TCG), when one of them changes, and every 30 s at the latest.
  */
 export const WORKLOAD_RESOURCES = ['replicationcontrollers', 'pods', 'services', 'endpoints'];
-const WORKLOAD_RESYNC_MS = 10_000;
+const WORKLOAD_RESYNC_MS = 30_000;
 
 async function syncWorkloads(api: ApiClient): Promise<void> {
   const [rcs, pods, services, endpoints] = await Promise.all(

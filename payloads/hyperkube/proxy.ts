@@ -20,7 +20,8 @@ import {
  */
 
 const WHERE = 'proxier.go';
-const RESYNC_MS = 10_000;
+// A safety net only: every write to services or endpoints wakes the proxy at once.
+const RESYNC_MS = 30_000;
 
 /** Runs a command with `input` on stdin: its stdout, or an error carrying its stderr. */
 export type Runner = (command: string, args: readonly string[], input?: string) => Promise<string>;
@@ -164,7 +165,7 @@ export async function proxy(argv: string[]): Promise<void> {
   });
   const changes = new Changes(api, ['services', 'endpoints']);
   for (;;) {
-    // A sync when services or endpoints change, and every 10 s at the latest (the rules may have gone).
+    // A sync when services or endpoints change, and every 30 s at the latest (the rules may have gone).
     await changes.wait(RESYNC_MS);
     let listed: [Json, Json] | undefined;
     try {

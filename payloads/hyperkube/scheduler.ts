@@ -8,7 +8,8 @@ import { selects } from './selectors.js';
  * 1.2/1.3 default priorities spread replicas. A pod that fits nowhere gets PodScheduled=False.
  */
 
-const RESYNC_MS = 10_000;
+// A safety net only: every write to pods or nodes wakes the scheduler at once.
+const RESYNC_MS = 30_000;
 
 export type Placement = { node: string } | { node?: undefined; reason: string };
 
@@ -62,7 +63,7 @@ export async function scheduler(argv: string[]): Promise<void> {
   const unschedulable = new Map<string, string>();
   const changes = new Changes(api, ['pods', 'nodes']);
   for (;;) {
-    // A pass when pods or nodes change (a new pod, a node Ready again), every 10 s at the latest.
+    // A pass when pods or nodes change (a new pod, a node Ready again), every 30 s at the latest.
     await changes.wait(RESYNC_MS);
     try {
       // Most passes find nothing pending: one small list, and the whole picture only when needed.
