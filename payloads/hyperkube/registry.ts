@@ -91,10 +91,11 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 
 export class Registry {
   /**
-   * Lists served again until this registry writes: components poll every few seconds, and under
-   * emulation each etcd read and decode is dear. Only this apiserver writes under /registry.
+   * Lists served again until this registry writes objects of their kind (a node's heartbeat leaves
+   * the cached pods as they are): components list often, and under emulation each etcd read and
+   * decode is dear. Only this apiserver writes under /registry.
    */
-  private generation = 0;
+  private readonly generations = new Map<string, number>();
   private readonly lists = new Map<string, { generation: number; list: KubeObject }>();
   /** Writes per resource, and who waits for the next one (the stand-ins' long-poll in place of watches). */
   private readonly writes = new Map<string, number>();
@@ -144,15 +145,15 @@ export class Registry {
   async list(type: ResourceType, namespace?: string, selectors: { labels?: string; fields?: string } = {}): Promise<KubeObject> {
     const cacheKey = JSON.stringify([type.resource, namespace, selectors.labels, selectors.fields]);
     const cached = this.lists.get(cacheKey);
-    if (cached?.generation === this.generation) return structuredClone(cached.list);
-    const generation = this.generation;
+    const generation = this.generations.get(storageOf(type)) ?? 0;
+    if (cached?.generation === generation) return structuredClone(cached.list);
     const list = await this.listFromStore(type, namespace, selectors);
     this.lists.set(cacheKey, { generation, list });
     return structuredClone(list);
   }
 
   private async listFromStore(type: ResourceType, namespace?: string, selectors: { labels?: string; fields?: string } = {}): Promise<KubeObject> {
-    const prefix = `/registry/${type.storage ?? type.resource}${type.namespaced && namespace ? `/${namespace}` : ''}`;
+    const prefix = `/registry/${storageOf(type)}${type.namespaced && namespace ? `/${namespace}` : ''}`;
     const stored = await this.store.list(prefix);
     let items: KubeObject[];
     try {
@@ -222,7 +223,7 @@ export class Registry {
   /** Any write (even one that fails: its outcome may be unknown) makes the cached lists stale and wakes the waiters. */
   private written<T>(type: ResourceType, write: Promise<T>): Promise<T> {
     return write.finally(() => {
-      this.generation++;
+      this.generations.set(storageOf(type), (this.generations.get(storageOf(type)) ?? 0) + 1);
       this.writes.set(type.resource, (this.writes.get(type.resource) ?? 0) + 1);
       for (const wake of this.waiting) wake();
     });
@@ -267,7 +268,7 @@ export class Registry {
   }
 
   private key(type: ResourceType, name: string, namespace?: string): string {
-    const base = `/registry/${type.storage ?? type.resource}`;
+    const base = `/registry/${storageOf(type)}`;
     return type.namespaced ? `${base}/${namespace}/${name}` : `${base}/${name}`;
   }
 
@@ -282,6 +283,9 @@ export class Registry {
     return object;
   }
 }
+
+/** Where a kind's objects live under /registry (services/specs, controllers, ... as Kubernetes kept them). */
+const storageOf = (type: ResourceType): string => type.storage ?? type.resource;
 
 const notFound = (type: ResourceType, name: string) =>
   new StatusError(404, 'NotFound', `${type.resource} "${name}" not found`, { name, kind: type.resource });

@@ -93,6 +93,29 @@ describe.each([
     expect((list.items as unknown[]).length).toBe(1);
   });
 
+  test('a list is read from the store again after a write of its kind, not after writes of others', async () => {
+    const store = await makeStore();
+    const reads: string[] = [];
+    const counted: KeyValueStore = Object.assign(Object.create(store) as KeyValueStore, {
+      list: (prefix: string) => (reads.push(prefix), store.list(prefix)),
+    });
+    const registry = new Registry(counted);
+    await registry.create(NAMESPACES, { metadata: { name: 'default' } });
+    await registry.create(NODES, { metadata: { name: '10.77.0.12' } });
+    await registry.create(PODS, busyboxPod('web-1', { app: 'web' }), 'default');
+    expect((await registry.list(PODS)).items).toHaveLength(1);
+    // A node's heartbeat leaves the cached pods as they are...
+    const node = await registry.get(NODES, '10.77.0.12');
+    await registry.update(NODES, '10.77.0.12', { ...node, status: { conditions: [{ type: 'Ready', status: 'True' }] } }, undefined, 'status');
+    expect((await registry.list(PODS)).items).toHaveLength(1);
+    expect(reads.filter((p) => p.startsWith('/registry/pods'))).toHaveLength(1);
+    // ...a pod written makes them stale, and the list shows it.
+    await registry.create(PODS, busyboxPod('web-2', { app: 'web' }), 'default');
+    expect((await registry.list(PODS)).items).toHaveLength(2);
+    expect(reads.filter((p) => p.startsWith('/registry/pods'))).toHaveLength(2);
+    expect((await registry.list(NODES)).items).toHaveLength(1);
+  });
+
   test('404: a missing object, in the Status shape kubectl prints', async () => {
     expect(await statusOf(new Registry(await makeStore()).get(NODES, '10.77.0.99'))).toEqual({
       kind: 'Status',
