@@ -18,13 +18,24 @@ export async function collectJournals(ctx: RunContext): Promise<void> {
   );
 }
 
-/** Every container of the node's Docker daemons (the main one and the guide's bootstrap one), with the tail of its log. */
+/**
+ * Every container of the node's Docker daemons (the main one and the guide's bootstrap one), with
+ * the tail of its log. The logs are read from the json-file driver's files: a `docker logs` per
+ * container costs seconds each under emulation, and a cluster node holds dozens of containers.
+ */
 const CONTAINER_LOGS = `command -v docker >/dev/null || exit 0
 for host in unix:///var/run/docker.sock unix:///var/run/docker-bootstrap.sock; do
   [ -S "\${host#unix://}" ] || continue
-  docker -H "$host" ps -a --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}' 2>/dev/null | while read -r id rest; do
+  root=$(docker -H "$host" info --format '{{.DockerRootDir}}' 2>/dev/null)
+  docker -H "$host" ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}' 2>/dev/null | while read -r id rest; do
     echo "=== $host $rest"
-    docker -H "$host" logs --tail 300 "$id" 2>&1
+    file="$root/containers/$id/$id-json.log"
+    if [ -n "$root" ] && [ -r "$file" ]; then
+      tail -n 300 "$file" | sed -e 's/^{"log":"//' -e 's/","stream":.*$//' -e 's/\\\\n$//' -e 's/\\\\"/"/g' -e 's/\\\\t/\t/g' \\
+        -e 's/\\\\u003c/</g' -e 's/\\\\u003e/>/g' -e 's/\\\\u0026/\\&/g' -e 's/\\\\\\\\/\\\\/g'
+    else
+      docker -H "$host" logs --tail 300 "$id" 2>&1
+    fi
   done
 done`;
 
