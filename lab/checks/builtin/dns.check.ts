@@ -218,6 +218,7 @@ describe('dns', () => {
 
   for (const spec of lab.specs) {
     test(`${SERVICE} resolves to its service IP from the pod on ${spec.name}, and one of its pods answers`, async () => {
+      expect(runningPods.has(spec.name), `no busybox pod runs on ${spec.name}`).toBe(true);
       expect(unanswered.has(spec.name), `the cluster DNS did not answer in the pod on ${spec.name} (the lookup of kubernetes.default above says why)`).toBe(false);
       const master = await masterOf(lab);
       const node = await lab.node(spec.name);
