@@ -120,7 +120,17 @@ export function nodeEra(): string {
  * the local address of this very connection to the control service, the address Flocker's
  * _get_external_ip found by connecting to it.
  */
-const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+const keepAlive = new Agent({
+  keepAlive: true,
+  maxSockets: 1,
+  // Flocker's agents checked the name `control-service`, which flocker-ca puts in the control
+  // certificate beside its hostname; either one will do here. (Given per request instead, Node 18
+  // never reuses the connection.)
+  checkServerIdentity: (host: string, cert: PeerCertificate) => {
+    const byHost = checkServerIdentity(host, cert);
+    return byHost && checkServerIdentity('control-service', cert) ? byHost : undefined;
+  },
+});
 
 export function reportState(
   control: { host: string; port: number },
@@ -143,12 +153,6 @@ export function reportState(
         agent: keepAlive,
         timeout: timeoutMs,
         headers: { 'content-type': 'application/json' },
-        // Flocker's agents checked the name `control-service`, which flocker-ca puts in the
-        // control certificate beside its hostname; either one will do here.
-        checkServerIdentity: (host: string, cert: PeerCertificate) => {
-          const byHost = checkServerIdentity(host, cert);
-          return byHost && checkServerIdentity('control-service', cert) ? byHost : undefined;
-        },
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import tls from 'node:tls';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -385,6 +386,30 @@ describe('persistence', () => {
 });
 
 describe('the agents port', () => {
+  test("an agent's reports and a client's calls each keep one TLS connection (a 4096-bit handshake per round is dear under emulation)", async () => {
+    const service = await start();
+    const handshakes = { agent: 0, api: 0 };
+    const counting = tls.connect;
+    tls.connect = ((...args: Parameters<typeof tls.connect>) => {
+      const port = Number((args[0] as tls.ConnectionOptions).port);
+      if (port === service.agentPort) handshakes.agent++;
+      if (port === service.apiPort) handshakes.api++;
+      return counting(...args);
+    }) as typeof tls.connect;
+    try {
+      const report = { node_uuid: node.uuid, host: '127.0.0.1', era: nodeEra(), datasets: [] };
+      for (let round = 0; round < 3; round++) {
+        await reportState({ host: '127.0.0.1', port: service.agentPort }, credentials(node), report);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const client = clientFor(service);
+      for (let call = 0; call < 3; call++) await client.nodes();
+    } finally {
+      tls.connect = counting;
+    }
+    expect(handshakes).toEqual({ agent: 1, api: 1 });
+  });
+
   test("a node's report shows in /v1/state/datasets and /v1/state/nodes; the answer is the configuration", async () => {
     const service = await start();
     const client = clientFor(service);
