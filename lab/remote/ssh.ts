@@ -40,7 +40,11 @@ export class SshSession {
     readonly endpoint: SshEndpoint,
   ) {}
 
-  static connect(endpoint: SshEndpoint, readyTimeoutMs = 15000): Promise<SshSession> {
+  /**
+   * The default handshake deadline is generous: a node busy with a cluster under emulation has
+   * taken over 15 s to answer (the boot wait passes its own short one and retries).
+   */
+  static connect(endpoint: SshEndpoint, readyTimeoutMs = 60_000): Promise<SshSession> {
     const pinned = Buffer.from(endpoint.hostKey.split(/\s+/)[1] ?? '', 'base64');
     return new Promise((resolve, reject) => {
       const client = new Client();
