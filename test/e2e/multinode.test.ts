@@ -7,8 +7,9 @@ import { lab, leftovers, onlyRun, runLab } from './helpers.js';
 
 /**
  * The docker-multinode install with Flocker on two VMs with the emulated payload: the headline
- * scenario passes for both Kubernetes versions and both flannel backends, and each check fails,
- * naming what broke, when the kept cluster is broken by hand. No private key reaches a report.
+ * scenario passes for both Kubernetes versions and both flannel backends (the second with
+ * LAB_E2E_FULL=1), and each check fails, naming what broke, when the kept cluster is broken by
+ * hand. No private key reaches a report.
  */
 const labSync = (...args: string[]) => {
   const result = spawnSync(lab, args, { env: { ...process.env, LAB_SKIP_SETUP: '1' }, encoding: 'utf8', timeout: 900_000 });
@@ -203,10 +204,11 @@ describe('docker-multinode with Flocker', () => {
     RUN_MS + 30 * 60_000,
   );
 
-  // One run covers the second version and the second backend (CI's 90 minutes hold two
-  // installs with Flocker, not four): v1.3.0/udp above, v1.2.4/vxlan here (the backend as
-  // scenarios/two-node-vxlan sets it, from the caller's environment).
-  test(
+  // One run covers the second version and the second backend: v1.3.0/udp above, v1.2.4/vxlan
+  // here (the backend as scenarios/two-node-vxlan sets it, from the caller's environment). CI's
+  // 90 minutes hold one install with Flocker and its negatives beside the other e2e files, not
+  // two: this one runs with LAB_E2E_FULL=1 (and is reported as skipped without it).
+  test.runIf(process.env.LAB_E2E_FULL === '1')(
     'K8S_VERSION=v1.2.4 FLANNEL_BACKEND=vxlan from the environment, on scenarios/two-node-flocker: v1.2.4 with the manual DNS step and Flocker, and the vxlan backend',
     async () => {
       const result = await runLab(['run', 'scenarios/two-node-flocker'], { env: { K8S_VERSION: 'v1.2.4', FLANNEL_BACKEND: 'vxlan' } });
