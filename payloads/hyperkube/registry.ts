@@ -93,9 +93,9 @@ export class Registry {
   /**
    * Lists served again until this registry writes objects of their kind (a node's heartbeat leaves
    * the cached pods as they are): components list often, and under emulation each etcd read and
-   * decode is dear. Only this apiserver writes under /registry.
+   * decode is dear. Only this apiserver writes under /registry. A list's generation is the count
+   * of writes to its kind (`writes` below).
    */
-  private readonly generations = new Map<string, number>();
   private readonly lists = new Map<string, { generation: number; list: KubeObject }>();
   /** Writes per resource, and who waits for the next one (the stand-ins' long-poll in place of watches). */
   private readonly writes = new Map<string, number>();
@@ -145,7 +145,7 @@ export class Registry {
   async list(type: ResourceType, namespace?: string, selectors: { labels?: string; fields?: string } = {}): Promise<KubeObject> {
     const cacheKey = JSON.stringify([type.resource, namespace, selectors.labels, selectors.fields]);
     const cached = this.lists.get(cacheKey);
-    const generation = this.generations.get(storageOf(type)) ?? 0;
+    const generation = this.writes.get(type.resource) ?? 0;
     if (cached?.generation === generation) return structuredClone(cached.list);
     const list = await this.listFromStore(type, namespace, selectors);
     this.lists.set(cacheKey, { generation, list });
@@ -223,7 +223,6 @@ export class Registry {
   /** Any write (even one that fails: its outcome may be unknown) makes the cached lists stale and wakes the waiters. */
   private written<T>(type: ResourceType, write: Promise<T>): Promise<T> {
     return write.finally(() => {
-      this.generations.set(storageOf(type), (this.generations.get(storageOf(type)) ?? 0) + 1);
       this.writes.set(type.resource, (this.writes.get(type.resource) ?? 0) + 1);
       for (const wake of this.waiting) wake();
     });
