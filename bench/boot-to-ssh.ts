@@ -101,13 +101,13 @@ async function labBoot(image: Image, round: number): Promise<number> {
   });
   const started = performance.now();
   try {
-    await driver.start(vm);
+    await vm.start();
     const session = await connectWhenReady(vm.ssh, { what: 'SSH', timeoutMs: 300_000, stillBooting: () => vm.exitReason() });
     const seconds = (performance.now() - started) / 1000;
     session.close();
     return seconds;
   } finally {
-    await driver.destroy(vm);
+    await vm.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
 }

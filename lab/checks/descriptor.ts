@@ -1,5 +1,5 @@
 import type { SshEndpoint } from '../remote/ssh.js';
-import type { Arch } from '../scenario/schema.js';
+import type { Arch } from '../machines/arch.js';
 
 /**
  * What a check process knows about the live cluster. The orchestrator writes it to a file and

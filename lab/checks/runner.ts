@@ -56,6 +56,8 @@ export async function runChecks(options: {
   allureResultsDir: string;
   timeoutSeconds: number;
   log: Logger;
+  /** Stop at the first failed test (the steps after it are not run, and not reported). */
+  failFast?: boolean;
 }): Promise<CheckResult[]> {
   const { startVitest } = await import('vitest/node');
   mkdirSync(options.workDir, { recursive: true });
@@ -79,6 +81,7 @@ export async function runChecks(options: {
       // Checks of one run share the cluster: run files one after the other. (Side by side they
       // were faster, but the extra load made the dns check's 20 s lookups flaky under TCG.)
       fileParallelism: false,
+      ...(options.failFast ? { bail: 1 } : {}),
       pool: 'forks',
       env: { [CLUSTER_ENV]: descriptorFile },
     },

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { ensureImage } from '../images/builder.js';
+import { discardLayer, listLayers } from '../snapshots/store.js';
 import { diskUsage, imagesDir, listImages, reapDeadBuilds, removeImage } from '../images/cache.js';
 import { IMAGE_VARIANTS, imageKey, recipeFor, type ImageVariant } from '../images/recipe.js';
 import { Arch } from '../scenario/schema.js';
@@ -7,7 +9,7 @@ import type { Logger } from '../util/log.js';
 
 const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 
-/** `lab images list|build|box|prune`. Prune keeps the images the current recipes produce. */
+/** `lab images list|build|box|prune`. Prune keeps the images the current recipes produce, and the snapshot layers standing on them. */
 export async function imagesCommand(
   action: string,
   options: { arch: string; variant: string; rebuild?: boolean },
@@ -42,6 +44,11 @@ export async function imagesCommand(
         log.info(`removed ${image.key}`);
       }
       for (const build of await reapDeadBuilds()) log.info(`removed unfinished build ${build}`);
+      // Snapshot layers that stand on an image no longer there are of no use: those go too.
+      for (const layer of listLayers().filter((l) => !l.parent && l.nodes.some((node) => !existsSync(node.diskBase)))) {
+        await discardLayer(layer.key);
+        log.info(`removed snapshot layer ${layer.key} (${layer.scenario}: ${layer.name}) and the layers on it: its image is gone`);
+      }
       return;
     }
     default:

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import type { ClusterDescriptor } from '../checks/descriptor.js';
 import { runChecks } from '../checks/runner.js';
 import { destroyRun, keptRuns, type KeptRun, type RunRecord } from '../run/registry.js';
-import { drivers } from '../run/orchestrator.js';
+import { allDrivers } from '../machines/registry.js';
 import { InputError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 
@@ -71,21 +71,28 @@ export function sshCommand(node: string, command: string[], runId: string | unde
 }
 
 /**
- * `lab verify --run <id> [--check name]...`: the scenario's checks again (or the named ones),
- * against the kept VMs, without re-provisioning.
+ * `lab verify --run <id> [--check name]... [--reset]`: the scenario's checks again (or the named
+ * ones), against the kept VMs, without re-provisioning; with `--reset`, first back at the run's
+ * last snapshot layer.
  */
-export async function verifyCommand(runId: string | undefined, only: string[], log: Logger, sets: Record<string, string> = {}): Promise<number> {
+export async function verifyCommand(
+  runId: string | undefined,
+  only: string[],
+  log: Logger,
+  options: { sets?: Record<string, string>; reset?: boolean; failFast?: boolean; signal: AbortSignal },
+): Promise<number> {
   const run = pickRun(runId);
   const checkName = (file: string) => basename(file).replace(/\.check\.ts$/, '');
   const unknown = only.filter((name) => !run.kept.checks.some((file) => checkName(file) === name));
   if (unknown.length)
     throw new InputError(`run ${run.runId} has no check ${unknown.join(', ')} (checks: ${run.kept.checks.map(checkName).join(', ')})`);
   const files = only.length ? run.kept.checks.filter((file) => only.includes(checkName(file))) : run.kept.checks;
+  if (options.reset) await (await import('../run/reset.js')).resetKeptRun(run, log, options.signal);
   const workDir = mkdtempSync(join(tmpdir(), 'lab-verify-'));
   try {
     const allureResultsDir = join(run.reportDir, `allure-results-verify-${Date.now()}`);
     const results = await log.step(`verifying kept run ${run.runId}`, () =>
-      runChecks({ files, descriptor: withEnv(descriptorOf(run), sets), workDir, allureResultsDir, timeoutSeconds: 900, log }),
+      runChecks({ files, descriptor: withEnv(descriptorOf(run), options.sets ?? {}), workDir, allureResultsDir, timeoutSeconds: 900, log, failFast: options.failFast }),
     );
     const failed = results.filter((r) => r.status === 'failed').length;
     log.info(`${results.length - failed}/${results.length} checks passed`);
@@ -102,7 +109,7 @@ export async function downCommand(runId: string | undefined, all: boolean, log: 
   const runs = all ? keptRuns() : [pickRun(runId)];
   if (!runs.length) return log.info('no kept runs');
   for (const run of runs) {
-    const stopped = await destroyRun(run.runId, drivers());
+    const stopped = await destroyRun(run.runId, await allDrivers());
     log.info(`destroyed ${run.runId} (${stopped} processes stopped)`);
   }
 }

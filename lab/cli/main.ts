@@ -79,18 +79,23 @@ cli
   )
   .option('--keep <when>', 'Keep the VMs after the run: never, failed or always', { default: 'never' })
   .option('--isolate', 'Run the whole lab in a fresh network namespace (the vagrant driver always does)')
+  .option('--fresh', 'Restore no snapshot layer: do every step, and save every layer anew')
+  .option('--snapshots <on|off>', 'on (default): restore the deepest cached layer and save the rest; off: neither read nor write layers', { default: 'on' })
   .example('lab run scenarios/smoke')
   .example('lab run --arch arm64 scenarios/smoke')
   .example('lab run --keep=failed scenarios/two-node')
   .example('lab run --driver libvirt scenarios/two-node')
   .example('K8S_VERSION=v1.3.0 lab run --set FLANNEL_BACKEND=vxlan scenarios/two-node')
-  .action(async (scenario: string, flags: ScenarioFlags & { keep: string; isolate?: boolean }) => {
+  .action(async (scenario: string, flags: ScenarioFlags & { keep: string; isolate?: boolean; fresh?: boolean; snapshots: string }) => {
     const { runScenario } = await import('../run/orchestrator.js');
     const { loadScenario } = await import('../scenario/loader.js');
     const isolation = await import('../net/isolate.js');
     if (!['never', 'failed', 'always'].includes(flags.keep))
       throw new InputError(`--keep must be never, failed or always, not "${flags.keep}"`);
     const keep = flags.keep as 'never' | 'failed' | 'always';
+    if (!['on', 'off'].includes(String(flags.snapshots))) throw new InputError(`--snapshots must be on or off, not "${flags.snapshots}"`);
+    if (flags.fresh && flags.snapshots === 'off') throw new InputError('--fresh saves every layer anew; it cannot be combined with --snapshots=off');
+    const snapshots = flags.snapshots === 'off' ? 'off' : flags.fresh ? 'fresh' : 'on';
     const scenarioOverrides = await overrides(flags);
     // Validated here, before any namespace: bad input exits 2 with nothing started.
     const { spec } = loadScenario(scenario, scenarioOverrides);
@@ -104,7 +109,7 @@ cli
       return;
     }
     if (isolation.isIsolated()) log.info(await isolation.enterIsolation());
-    const outcome = await runScenario({ scenario, overrides: scenarioOverrides, keep, log, signal: interruptible() });
+    const outcome = await runScenario({ scenario, overrides: scenarioOverrides, keep, snapshots, log, signal: interruptible() });
     process.exitCode = outcome.exitCode;
   });
 
@@ -126,11 +131,15 @@ cli
   .option('--run <id>', 'The kept run (needed when several are kept)')
   .option('--check <name>', 'Only this check (repeatable), e.g. --check dns')
   .option('--set <KEY=VALUE>', "Set a variable the checks read (repeatable), over the run's env")
+  .option('--reset', 'First bring the kept cluster back to its last snapshot layer (undoing whatever was done to it since)')
+  .option('--fail-fast', 'Stop at the first check step that fails')
   .example('lab verify --check dns')
+  .example('lab verify --reset --check flocker-attach')
   .example('lab verify --check flocker-attach --set FLOCKER_ATTACH_UNNAMED=true')
-  .action(async (flags: { run?: string; check?: string | string[]; set?: string | string[] }) => {
+  .action(async (flags: { run?: string; check?: string | string[]; set?: string | string[]; reset?: boolean; failFast?: boolean }) => {
     const only = flags.check === undefined ? [] : [flags.check].flat().map(String);
-    process.exitCode = await (await import('./kept.js')).verifyCommand(flags.run, only, log, parseSets(flags.set));
+    const options = { sets: parseSets(flags.set), reset: Boolean(flags.reset), failFast: Boolean(flags.failFast), signal: interruptible() };
+    process.exitCode = await (await import('./kept.js')).verifyCommand(flags.run, only, log, options);
   });
 
 cli
@@ -162,6 +171,17 @@ cli
   .action(async (action: string | undefined, options: { arch: string; variant: string; rebuild?: boolean }) => {
     const images = await import('./images.js');
     await images.imagesCommand(action ?? 'list', options, log, interruptible());
+  });
+
+cli
+  .command('snapshot [action] [...keys]', 'List, remove or prune cached snapshot layers (action: list | rm <key>... | prune)')
+  .option('--older-than <age>', 'prune: layers not made or restored for this long (30m, 12h, 7d)')
+  .option('--max-size <size>', 'prune: the least recently used layers until the cache holds at most this much (500M, 20G)')
+  .example('lab snapshot list')
+  .example('lab snapshot prune --older-than 7d --max-size 40G')
+  .action(async (action: string | undefined, keys: string[], flags: { olderThan?: unknown; maxSize?: unknown }) => {
+    const text = (value: unknown) => (value === undefined ? undefined : String(value));
+    await (await import('./snapshots.js')).snapshotCommand(action ?? 'list', keys.map(String), { olderThan: text(flags.olderThan), maxSize: text(flags.maxSize) }, log);
   });
 
 cli
@@ -208,16 +228,16 @@ cli.command('schema', 'Print the JSON Schema of scenario.yaml').action(async () 
 
 cli.command('gc', 'Stop and remove what killed lab processes left behind').action(async () => {
   const { reapOrphans } = await import('../run/registry.js');
-  const { drivers } = await import('../run/orchestrator.js');
-  const cleaned = await reapOrphans(drivers(), log);
+  const { allDrivers } = await import('../machines/registry.js');
+  const cleaned = await reapOrphans(await allDrivers(), log);
   log.info(cleaned.length ? `cleaned ${cleaned.length} leftover(s)` : 'nothing to clean');
 });
 
 cli.command('doctor', 'Show what this host offers the lab (drivers, acceleration)').action(async () => {
-  const { drivers } = await import('../run/orchestrator.js');
+  const { allDrivers } = await import('../machines/registry.js');
   const { listImages } = await import('../images/cache.js');
   const { detectAccel } = await import('../machines/accel.js');
-  for (const driver of drivers()) {
+  for (const driver of await allDrivers()) {
     const info = await driver.info();
     log.info(`${info.name}: ${info.problems.length ? info.problems.join('; ') : 'ready'}`);
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Arch } from '../scenario/schema.js';
+import type { Arch } from '../machines/arch.js';
 import { projectRoot } from '../util/paths.js';
 
 /** Everything that decides the bytes of an image. Its hash names the cache entry. */

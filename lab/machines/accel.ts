@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch as hostArch } from 'node:os';
 import { join } from 'node:path';
-import type { Arch } from '../scenario/schema.js';
+import type { Arch } from './arch.js';
 import { stateDir } from '../util/paths.js';
 import { run } from '../util/proc.js';
 

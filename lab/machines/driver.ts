@@ -1,7 +1,8 @@
 import type { Logger } from '../util/log.js';
 import type { Image } from '../images/cache.js';
 import type { SshEndpoint } from '../remote/ssh.js';
-import type { Arch, DriverName } from '../scenario/schema.js';
+import type { Arch } from './arch.js';
+import type { DriverName } from './registry.js';
 
 /** What a driver needs to make one VM. Nothing about Kubernetes or checks. */
 export interface MachineSpec {
@@ -19,6 +20,10 @@ export interface MachineSpec {
   cluster?: ClusterNic;
   /** The VM may outlive the lab (a run that may be kept): not tied to the lab's process. */
   persistent?: boolean;
+  /** Start from a saved state instead of booting: the VM comes up paused, as it was saved. */
+  restore?: SavedVm;
+  /** The SSH forward's port on 127.0.0.1, when it must be this one (a kept run reset in place). */
+  sshPort?: number;
 }
 
 /** A node's port on the run's virtual switch. */
@@ -28,6 +33,16 @@ export interface ClusterNic {
   mac: string;
   /** Address with prefix, e.g. 10.77.0.11/24. */
   address: string;
+}
+
+/** One VM's part of a snapshot layer: its RAM and device state, and its disk frozen at the same instant. */
+export interface SavedVm {
+  /** The hypervisor's saved state (QEMU's migration stream, or libvirt's save image). */
+  state: string;
+  /** A qcow2 overlay holding what the VM wrote, over `diskBase`. */
+  disk: string;
+  /** The kernel command line the VM was booted with (a restore passes the same). */
+  cmdline: string;
 }
 
 /** The run a driver works for. */
@@ -41,15 +56,38 @@ export interface RunHost {
   log: Logger;
 }
 
-/** A VM the driver created. */
+/**
+ * A VM the driver made. It owns its lifecycle, so nobody needs the driver's own VM type; stop and
+ * destroy are idempotent.
+ */
 export interface Vm {
-  spec: MachineSpec;
-  ssh: SshEndpoint;
-  consoleLog: string;
+  readonly spec: MachineSpec;
+  readonly ssh: SshEndpoint;
+  readonly consoleLog: string;
+  /** Boots the VM; one made with `spec.restore` loads that state and stays paused until `resume`. */
+  start(signal?: AbortSignal): Promise<void>;
+  /** Asks the guest to power off, and kills it after `graceMs`. Idempotent. */
+  stop(graceMs: number): Promise<void>;
+  /** Stops the VM if needed and removes everything `create` made. Idempotent. */
+  destroy(): Promise<void>;
   /** Why the VM is no longer running, or undefined while it runs. */
   exitReason(): string | undefined;
   /** Resolves with the exit reason once the VM stops, or undefined if it still runs after `ms`. */
   stoppedWithin(ms: number): Promise<string | undefined>;
+  /** Present when the driver can save a running VM and bring it back (snapshot layers). */
+  readonly snapshots?: VmSnapshots;
+}
+
+export interface VmSnapshots {
+  /** Stops the guest's CPUs (the clock in the guest stops with them). */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /**
+   * With the VM paused: writes its state into `dir` (named after the node) and freezes its disk:
+   * the VM goes on with a new overlay over it, and the frozen one is never written again (a
+   * layer copies it once the VM runs again). The VM stays paused.
+   */
+  save(dir: string): Promise<{ state: string; frozenDisk: string; cmdline: string }>;
 }
 
 export interface DriverInfo {
@@ -73,11 +111,6 @@ export interface Driver {
   close?(options?: { keep?: boolean }): Promise<void>;
   /** Prepares the VM (disk overlay, ports) without starting it. */
   create(spec: MachineSpec, signal?: AbortSignal): Promise<Vm>;
-  start(vm: Vm, signal?: AbortSignal): Promise<void>;
-  /** Asks the guest to power off, and kills it after `graceMs`. Idempotent. */
-  stop(vm: Vm, graceMs: number): Promise<void>;
-  /** Stops the VM if needed and removes everything `create` made. Idempotent. */
-  destroy(vm: Vm): Promise<void>;
   /** Hypervisor processes of one run (or of every run), found on the system by their run label. */
   list(runId?: string): Promise<{ runId: string; name: string; pid: number }[]>;
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Arch } from '../scenario/schema.js';
+import type { Arch } from './arch.js';
 import { processes } from '../util/procfs.js';
 import type { MachineSpec } from './driver.js';
 

@@ -21,43 +21,56 @@ export interface ProvisionNode {
 
 export const GUEST_PROVISION_DIR = '/opt/lab/provision';
 
-/**
- * Runs the scenario's steps in order; a step runs on its nodes in parallel. A script step copies
- * its whole folder (so it can source siblings like common.sh) and runs with the scenario's
- * environment. The first failing step stops the run, naming the step, node, exit code and the
- * tail of its output. Every step/node result is appended to `results` as it finishes.
- */
-export async function runSteps(options: {
-  steps: Step[];
+export interface ProvisionOptions {
   nodes: ProvisionNode[];
   env: Record<string, string>;
   scenarioDir: string;
   runId: string;
   logsDir: string;
   runDir: string;
-  results: StepResult[];
   log: Logger;
   signal?: AbortSignal;
-}): Promise<void> {
-  const copied = new Set<string>();
-  for (const step of options.steps) {
-    options.signal?.throwIfAborted();
-    const targets = step.nodes === 'all' ? options.nodes : options.nodes.filter((n) => (step.nodes as string[]).includes(n.name));
-    await options.log.step(`provision ${step.name} on ${targets.map((t) => t.name).join(', ')}`, async () => {
-      const results = await Promise.all(targets.map((node) => runOnNode(step, node, options, copied)));
-      options.results.push(...results);
-      const failed = results.find((r) => r.status === 'failed');
+}
+
+/**
+ * Runs the scenario's steps, one at a time as the run asks; a step runs on its nodes in parallel.
+ * A script step copies its whole folder (so it can source siblings like common.sh) and runs with
+ * the scenario's environment. A failing step throws RunFailed naming the step, node, exit code
+ * and the tail of its output, after its results are returned through `results`.
+ */
+export class Provisioner {
+  /** Script folders already copied to a node: once per run is enough. */
+  private readonly copied = new Set<string>();
+
+  constructor(private readonly options: ProvisionOptions) {}
+
+  /** Runs one step on its nodes; every node's result is appended to `results` as the step ends. */
+  async run(step: Step, results: StepResult[]): Promise<void> {
+    this.options.signal?.throwIfAborted();
+    const targets = this.targets(step);
+    await this.options.log.step(`provision ${step.name} on ${targets.map((t) => t.name).join(', ')}`, async () => {
+      const outcome = await Promise.all(targets.map((node) => runOnNode(step, node, this.options, this.copied)));
+      results.push(...outcome);
+      const failed = outcome.find((r) => r.status === 'failed');
       if (failed) throw new RunFailed(`provision step "${failed.step}" failed on ${failed.node}: ${failed.error ?? ''}`);
     });
   }
+
+  /**
+   * After a restore: the step's `ready` script on the step's nodes, which must exit 0 (it waits
+   * for what the step started to work again, within the step's timeout).
+   */
+  async ready(step: Step & { ready?: string }, results: StepResult[]): Promise<void> {
+    if (!('script' in step) || !step.ready) return;
+    await this.run({ ...step, name: `${step.name}-ready`, script: step.ready, args: [] }, results);
+  }
+
+  private targets(step: Step): ProvisionNode[] {
+    return step.nodes === 'all' ? this.options.nodes : this.options.nodes.filter((n) => (step.nodes as string[]).includes(n.name));
+  }
 }
 
-async function runOnNode(
-  step: Step,
-  node: ProvisionNode,
-  options: Parameters<typeof runSteps>[0],
-  copied: Set<string>,
-): Promise<StepResult> {
+async function runOnNode(step: Step, node: ProvisionNode, options: ProvisionOptions, copied: Set<string>): Promise<StepResult> {
   const nodeLogDir = join(options.logsDir, node.name);
   mkdirSync(nodeLogDir, { recursive: true });
   const logFile = join(nodeLogDir, `provision-${step.name}.log`);

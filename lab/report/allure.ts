@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../util/paths.js';
 import { run } from '../util/proc.js';
-import type { RunSummary } from './summary.js';
+import { restoredFrom, snapshotLine, type RunSummary } from './summary.js';
 
 /**
  * Writes the provisioner steps as Allure results next to the ones allure-vitest wrote for the
@@ -17,7 +17,7 @@ export function writeStepResults(resultsDir: string, summary: RunSummary, runDir
     const uuid = randomUUID();
     const attachments = [];
     const logFile = join(runDir, step.log);
-    if (existsSync(logFile)) {
+    if (step.log && existsSync(logFile)) {
       const source = `${uuid}-attachment.txt`;
       copyFileSync(logFile, join(resultsDir, source));
       attachments.push({ name: `${step.step} output on ${step.node}`, source, type: 'text/plain' });
@@ -28,7 +28,7 @@ export function writeStepResults(resultsDir: string, summary: RunSummary, runDir
       name: `${step.step} on ${step.node}`,
       fullName: `${summary.scenario.name}/provision/${step.step}/${step.node}`,
       status: step.status === 'failed' ? 'failed' : step.status === 'skipped' ? 'skipped' : 'passed',
-      statusDetails: step.error ? { message: step.error } : {},
+      statusDetails: step.error ? { message: step.error } : step.restored ? { message: restoredFrom(step.restored) } : {},
       stage: 'finished',
       start,
       stop: start + Math.round(step.seconds * 1000),
@@ -45,7 +45,8 @@ export function writeStepResults(resultsDir: string, summary: RunSummary, runDir
     writeFileSync(join(resultsDir, `${uuid}-result.json`), JSON.stringify(result));
   }
   const environment = Object.entries(summary.scenario.axes).map(([key, value]) => `${key}=${value}`);
-  writeFileSync(join(resultsDir, 'environment.properties'), `${environment.join('\n')}\nrun=${summary.runId}\n`);
+  const snapshot = snapshotLine(summary);
+  writeFileSync(join(resultsDir, 'environment.properties'), `${environment.join('\n')}\nrun=${summary.runId}\n${snapshot ? `snapshot=${snapshot}\n` : ''}`);
 }
 
 interface ResultLabel {

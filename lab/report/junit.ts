@@ -1,4 +1,4 @@
-import type { RunSummary } from './summary.js';
+import { restoredFrom, type RunSummary } from './summary.js';
 
 /** A JUnit XML test case: what CI systems show per line. */
 interface Case {
@@ -43,7 +43,7 @@ export function junitXml(summary: RunSummary): string {
       seconds: step.seconds,
       status: step.status,
       message: step.error,
-      output: `log: ${step.log}`,
+      output: step.restored ? restoredFrom(step.restored) : `log: ${step.log}`,
     });
   }
   for (const check of summary.checks) {

@@ -9,6 +9,8 @@ export interface PhaseResult {
   status: Status;
   seconds: number;
   error?: string;
+  /** Its work came from a snapshot layer instead of being done again. */
+  restored?: boolean;
 }
 
 /** One provisioner step on one node. */
@@ -21,6 +23,26 @@ export interface StepResult {
   /** Log file, relative to the run folder. */
   log: string;
   error?: string;
+  /** The step did not run in this run: its work came from a snapshot layer, made by an earlier run. */
+  restored?: RestoredFrom;
+}
+
+export interface RestoredFrom {
+  layer: string;
+  madeAt: string;
+  madeBy: string;
+}
+
+/** What the run took from the snapshot cache and what it added to it. */
+export interface SnapshotSummary {
+  /** on: restore the deepest cached layer, save the rest; fresh: save every layer anew; off: neither. */
+  mode: 'on' | 'fresh' | 'off';
+  /** Layers this scenario has: machines, then one per phase or step that changes the cluster. */
+  layers: number;
+  restored?: RestoredFrom & { depth: number; name: string; seconds: number };
+  saved: { layer: string; depth: number; name: string; seconds: number; bytes: number }[];
+  /** Why snapshots were not used, or stopped being saved. */
+  note?: string;
 }
 
 /** `summary.json`: what a CI system reads. */
@@ -37,6 +59,7 @@ export interface RunSummary {
   phases: PhaseResult[];
   steps: StepResult[];
   checks: CheckResult[];
+  snapshot?: SnapshotSummary;
 }
 
 export function writeSummary(file: string, summary: RunSummary): void {
@@ -47,4 +70,18 @@ export function writeSummary(file: string, summary: RunSummary): void {
 export function verdictOf(summary: Pick<RunSummary, 'phases' | 'steps' | 'checks'>): 'passed' | 'failed' {
   const failed = [...summary.phases, ...summary.steps, ...summary.checks].some((r) => r.status === 'failed');
   return failed ? 'failed' : 'passed';
+}
+
+/** How a restored step came to be done, for people reading the report. */
+export const restoredFrom = (from: RestoredFrom): string => `restored from snapshot layer ${from.layer} (made ${from.madeAt} by run ${from.madeBy}); it did not run again`;
+
+/** What the run took from the snapshot cache and added to it, in one line. */
+export function snapshotLine(summary: RunSummary): string | undefined {
+  const snapshot = summary.snapshot;
+  if (!snapshot) return undefined;
+  if (snapshot.mode === 'off') return `off${snapshot.note ? ` (${snapshot.note})` : ''}`;
+  const restored = snapshot.restored
+    ? `restored ${snapshot.restored.depth} of ${snapshot.layers} layers (snapshot ${snapshot.restored.layer.slice(0, 12)}, ${snapshot.restored.name}, made ${snapshot.restored.madeAt})`
+    : `nothing restored${snapshot.mode === 'fresh' ? ' (--fresh)' : ''}`;
+  return `${restored}; saved ${snapshot.saved.length} layer(s)${snapshot.note ? `; ${snapshot.note}` : ''}`;
 }

@@ -1,18 +1,20 @@
-import type { Bundle } from '../../payloads/bundle/bundle.js';
-import type { Image } from '../images/cache.js';
+import type { Arch } from '../machines/arch.js';
 import type { Driver, Vm } from '../machines/driver.js';
 import type { Machine } from '../remote/machine.js';
 import type { RunSummary } from '../report/summary.js';
 import type { LoadedScenario } from '../scenario/loader.js';
-import type { Arch } from '../scenario/schema.js';
+import type { NodeSpec } from '../scenario/schema.js';
 import type { Logger } from '../util/log.js';
 import type { Scope } from '../util/scope.js';
 
-/** Everything the phases of one run share. Only the orchestrator decides their order. */
+/** What every phase of one run shares: who it is, where it writes, how it logs and stops. */
 export interface RunContext {
   runId: string;
   scenario: LoadedScenario;
-  /** The scenario's environment after overrides, as strings. */
+  /**
+   * The environment every step and check sees: the scenario's after overrides, plus what the
+   * payload asks of the install (OFFLINE_BUNDLE...). Worked out once, before the phases run.
+   */
   env: Record<string, string>;
   /** `reports/<run-id>/` */
   runDir: string;
@@ -25,23 +27,19 @@ export interface RunContext {
   /** Owns VMs and connections; released in reverse order at the end. */
   scope: Scope;
   summary: RunSummary;
-  images: Map<Arch, Image>;
-  /** The emulated payload's image bundle per architecture, when the scenario installs Kubernetes. */
-  bundles: Map<Arch, Bundle>;
-  vms: Map<string, Vm>;
-  machines: Map<string, Machine>;
-  /** Each node's address on the cluster link. */
-  addresses: Map<string, string>;
   /** The run may be kept: its VMs and switch must be able to outlive the lab. */
   persistent: boolean;
 }
 
-/** One step of the lifecycle (kind's actions): images, machines, provision, checks. */
-export interface Phase {
+/** A node of the live cluster: the scenario's node, its VM and its SSH session. */
+export interface LiveNode {
   name: string;
-  /** Whether the phase has work in this run; a phase without work is recorded as skipped. */
-  applies?(ctx: RunContext): boolean;
-  execute(ctx: RunContext): Promise<void>;
+  role: NodeSpec['role'];
+  arch: Arch;
+  /** Address on the cluster link. */
+  address: string;
+  vm: Vm;
+  machine: Machine;
 }
 
-export const nodeArch = (ctx: RunContext, node: { arch?: Arch }): Arch => node.arch ?? ctx.scenario.spec.arch;
+export const nodeArch = (ctx: Pick<RunContext, 'scenario'>, node: { arch?: Arch }): Arch => node.arch ?? ctx.scenario.spec.arch;

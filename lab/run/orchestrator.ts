@@ -1,28 +1,27 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
-import { QemuDriver } from '../machines/qemu/driver.js';
-import type { Driver } from '../machines/driver.js';
-import { LibvirtDriver } from '../machines/libvirt/driver.js';
-import { VagrantDriver } from '../machines/vagrant/driver.js';
-import type { DriverName } from '../scenario/schema.js';
-import { writeSummary, verdictOf, type PhaseResult, type RunSummary } from '../report/summary.js';
+import type { Vm } from '../machines/driver.js';
+import { allDrivers, loadDriver } from '../machines/registry.js';
+import { Provisioner } from '../provision/runner.js';
+import { snapshotLine, writeSummary, verdictOf, type PhaseResult, type RunSummary } from '../report/summary.js';
 import { loadScenario, type Overrides } from '../scenario/loader.js';
-import { describeError, RunFailed } from '../util/errors.js';
+import { describeError, InputError, RunFailed } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { reportsDir } from '../util/paths.js';
 import { Scope } from '../util/scope.js';
-import type { Phase, RunContext } from './context.js';
-import { certificatesPhase } from './phases/certificates.js';
-import { checksPhase } from './phases/checks.js';
-import { imagesPhase } from './phases/images.js';
-import { machinesPhase } from './phases/machines.js';
-import { payloadPhase } from './phases/payload.js';
-import { provisionPhase } from './phases/provision.js';
+import type { LiveNode, RunContext } from './context.js';
+import { keepRun } from './keep.js';
+import { planLayers, Snapshots, type SnapshotMode } from './layers.js';
+import { placeCertificates } from './phases/certificates.js';
+import { runScenarioChecks } from './phases/checks.js';
+import { prepareImages } from './phases/images.js';
+import { bootMachines, restoreMachines } from './phases/machines.js';
+import { startNetwork } from './phases/network.js';
+import { deliverPayload, needsPayload, payloadEnv } from './phases/payload.js';
 import { writeReports } from './phases/report.js';
 import { collectJournals, destroy } from './phases/teardown.js';
-import { markKept, reapOrphans, registerRun, unregisterRun } from './registry.js';
-import { checkFiles, clusterDescriptor } from './phases/checks.js';
+import { reapOrphans, registerRun, unregisterRun } from './registry.js';
 
 export type KeepPolicy = 'never' | 'failed' | 'always';
 
@@ -31,6 +30,8 @@ export interface RunOptions {
   overrides?: Overrides;
   /** Whether the VMs outlive the run: never (default), when it failed, or always. */
   keep?: KeepPolicy;
+  /** on (default): restore the deepest cached layer and save the rest; fresh: save every layer anew; off: neither. */
+  snapshots?: SnapshotMode;
   log: Logger;
   signal: AbortSignal;
 }
@@ -41,63 +42,49 @@ export interface RunOutcome {
   exitCode: 0 | 1 | 130;
 }
 
-/** Every driver, for `lab doctor` and for finding the processes of killed runs. */
-export const drivers = (): Driver[] => [new QemuDriver(), new LibvirtDriver(), new VagrantDriver()];
-
-/** The driver that makes a scenario's VMs. */
-export function driverFor(name: DriverName): Driver {
-  switch (name) {
-    case 'qemu':
-      return new QemuDriver();
-    case 'libvirt':
-      return new LibvirtDriver();
-    case 'vagrant':
-      return new VagrantDriver();
-  }
-}
+/** The lifecycle's phases in order; those a run never reached are recorded as skipped. */
+const PHASES = ['images', 'network', 'machines', 'certificates', 'payload', 'provision', 'checks'] as const;
+type PhaseName = (typeof PHASES)[number];
 
 /**
- * `lab run`: scenario -> images -> machines -> provision -> checks, then always: journals,
- * destroy (or keep, when asked), report. The first failing phase stops the ones after it. Bad
- * input throws InputError before anything has started.
+ * `lab run`: scenario -> images -> network -> machines (booted, or restored from the deepest
+ * cached snapshot layer) -> certificates -> payload -> provision -> checks, saving a layer after
+ * each phase and step that changed the cluster; then always: journals, destroy (or keep, when
+ * asked), report. The first failing phase stops the ones after it. Bad input throws InputError
+ * before anything has started.
  */
 export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const scenario = loadScenario(options.scenario, options.overrides);
   const { spec } = scenario;
   const { log } = options;
-  await reapOrphans(drivers(), log);
+  const driver = await loadDriver(spec.driver);
+  // kind's validateProvider: a driver this host cannot run is refused before anything starts.
+  const { problems } = await driver.info();
+  if (problems.length) throw new InputError(`the ${spec.driver} driver cannot run on this host`, problems);
+  await reapOrphans(await allDrivers(), log);
 
   const runId = `${spec.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
   const runDir = join(reportsDir(), runId);
   const logsDir = join(runDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
   log.tee(join(logsDir, 'lab.log'));
-  const stateDir = registerRun({
-    runId,
-    scenario: scenario.files[0] ?? options.scenario,
-    reportDir: runDir,
-    startedAt: new Date().toISOString(),
-  });
+  const stateDir = registerRun({ runId, scenario: scenario.files[0] ?? options.scenario, reportDir: runDir, startedAt: new Date().toISOString() });
   log.info(
     `run ${runId}: ${spec.nodes.length} node(s), driver ${spec.driver}, payload ${spec.payload}; report in ${relative(process.cwd(), runDir) || runDir}`,
   );
 
+  const env = Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, String(v)]));
   const ctx: RunContext = {
     runId,
     scenario,
-    env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, String(v)])),
+    env,
     runDir,
     logsDir,
     stateDir,
-    driver: driverFor(spec.driver),
+    driver,
     log,
     signal: options.signal,
     scope: new Scope(log),
-    images: new Map(),
-    bundles: new Map(),
-    vms: new Map(),
-    machines: new Map(),
-    addresses: new Map(),
     persistent: (options.keep ?? 'never') !== 'never',
     summary: {
       runId,
@@ -116,19 +103,93 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       checks: [],
     },
   };
+  Object.assign(ctx.env, payloadEnv(ctx));
   const started = performance.now();
+  const vms: Vm[] = [];
+  let nodes: LiveNode[] = [];
+  let snapshots: Snapshots | undefined;
 
-  const lifecycle: Phase[] = [imagesPhase, machinesPhase, certificatesPhase, payloadPhase, provisionPhase, checksPhase];
+  const phase = <T>(name: PhaseName, work: () => Promise<T>, restored = false) => timed(ctx, name, work, restored);
+  const skip = (name: PhaseName) => ctx.summary.phases.push({ name, status: 'skipped', seconds: 0 });
   let failure: unknown;
-  for (const phase of lifecycle) {
-    // After a failure, and for phases without work in this scenario, the phase is recorded as skipped.
-    if (failure || (phase.applies && !phase.applies(ctx))) {
-      ctx.summary.phases.push({ name: phase.name, status: 'skipped', seconds: 0 });
-      continue;
-    }
-    failure = await timed(ctx, phase.name, () => phase.execute(ctx));
-    if (failure) failure = await withDeadVms(ctx, failure);
+  try {
+    const prepared = await phase('images', () => prepareImages(ctx));
+    const network = await phase('network', () => startNetwork(ctx));
+    const cache = new Snapshots(ctx, Snapshots.mode(ctx, options.snapshots ?? 'on'), await planLayers(ctx, prepared, network));
+    snapshots = cache;
+    const provisioner = () => new Provisioner({ nodes, env: ctx.env, scenarioDir: scenario.dir, runId, logsDir, runDir, log, signal: ctx.signal });
+
+    nodes = await phase('machines', async () => {
+      const layer = await cache.lookup(prepared);
+      if (!layer) {
+        const bootStarted = performance.now();
+        const booted = await bootMachines(ctx, prepared, network, vms);
+        await cache.save('machines', booted, seconds(bootStarted));
+        return booted;
+      }
+      log.info(`snapshots: restoring layer ${layer.depth} of ${cache.plan.length} (${layer.name}), ${layer.key}, made ${layer.madeAt} by ${layer.madeBy}`);
+      const restoreStarted = performance.now();
+      const restored = await restoreMachines(ctx, prepared, network, layer, vms);
+      cache.restoreSecrets();
+      const summary = ctx.summary.snapshot;
+      if (summary && cache.from) summary.restored = { ...cache.from, depth: layer.depth, name: layer.name, seconds: seconds(restoreStarted) };
+      return restored;
+    });
+    if (cache.restored) Object.assign(ctx.env, cache.restored.env);
+    // Whatever the restored layer's steps started must work again before anything goes on.
+    const ready = spec.provision.filter((step) => cache.covers(`step ${step.name}`) && 'script' in step && step.ready);
+    if (ready.length) await phase('machines', () => readiness(ctx, provisioner(), ready), true);
+
+    if (!spec.flocker) skip('certificates');
+    else if (cache.covers('certificates')) await phase('certificates', async () => undefined, true);
+    else
+      await phase('certificates', async () => {
+        const begun = performance.now();
+        await placeCertificates(ctx, nodes);
+        await cache.save('certificates', nodes, seconds(begun));
+      });
+
+    if (!needsPayload(ctx)) skip('payload');
+    else if (cache.covers('payload')) await phase('payload', async () => undefined, true);
+    else
+      await phase('payload', async () => {
+        const begun = performance.now();
+        await deliverPayload(ctx, nodes, prepared);
+        await cache.save('payload', nodes, seconds(begun));
+      });
+
+    if (!spec.provision.length) skip('provision');
+    else
+      await phase(
+        'provision',
+        async () => {
+          const steps = provisioner();
+          for (const step of spec.provision) {
+            const layerName = `step ${step.name}`;
+            if (cache.covers(layerName)) {
+              const made = cache.restoredSteps(layerName);
+              ctx.summary.steps.push(...made);
+              continue;
+            }
+            const begun = performance.now();
+            const results: typeof ctx.summary.steps = [];
+            try {
+              await steps.run(step, results);
+            } finally {
+              ctx.summary.steps.push(...results);
+            }
+            await cache.save(layerName, nodes, seconds(begun), results);
+          }
+        },
+        spec.provision.every((step) => cache.covers(`step ${step.name}`)),
+      );
+
+    if (!spec.checks.length) skip('checks');
+    else await phase('checks', () => runScenarioChecks(ctx, nodes));
+  } catch (error) {
+    failure = await withDeadVms(ctx, vms, error);
   }
+  for (const name of PHASES) if (!ctx.summary.phases.some((p) => p.name === name)) skip(name);
   if (failure && !(failure instanceof RunFailed)) log.info(`\n${describeError(failure)}\n`);
   else if (failure) log.info(`\n${(failure as Error).message}\n`);
 
@@ -136,13 +197,13 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const keep = !options.signal.aborted && (options.keep === 'always' || (options.keep === 'failed' && failure !== undefined));
   if (keep) {
     await timed(ctx, 'keep', async () => {
-      await collectJournals(ctx);
-      await keepRun(ctx);
+      await collectJournals(ctx, nodes);
+      await keepRun(ctx, nodes, snapshots?.current);
     });
   } else {
     await timed(ctx, 'destroy', async () => {
-      if (!options.signal.aborted) await collectJournals(ctx);
-      await destroy(ctx);
+      if (!options.signal.aborted) await collectJournals(ctx, nodes);
+      await destroy(ctx, vms);
       unregisterRun(runId);
     });
   }
@@ -154,12 +215,14 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   if (failure) ctx.summary.error = describeError(failure);
   if (interrupted) ctx.summary.error = 'interrupted';
   const reportFailure = await timed(ctx, 'report', () => writeReports(ctx));
-  if (reportFailure) {
+  if (reportFailure instanceof Error) {
     ctx.summary.verdict = 'error';
     writeSummary(join(runDir, 'summary.json'), ctx.summary);
   }
 
   const verdict = ctx.summary.verdict;
+  const snapshot = snapshotLine(ctx.summary);
+  if (snapshot) log.info(`snapshots: ${snapshot}`);
   log.info(
     `run ${runId}: ${verdict.toUpperCase()} in ${ctx.summary.seconds} s (${ctx.summary.checks.filter((c) => c.status === 'passed').length}/${ctx.summary.checks.length} checks passed)`,
   );
@@ -167,53 +230,64 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   if (keep) {
     log.info(`kept: the VMs of ${runId} keep running. Reach them with:`);
     for (const node of spec.nodes) log.info(`  lab ssh ${node.name} --run ${runId}`);
-    log.info(`  lab verify --run ${runId}     (runs the checks again)`);
+    log.info(`  lab verify --run ${runId}     (runs the checks again${snapshots?.current ? '; --reset first brings the cluster back to its last layer' : ''})`);
     log.info(`  lab down ${runId}             (destroys them; lab down --all for every kept run)`);
   }
   return { summary: ctx.summary, runDir, exitCode: interrupted ? 130 : verdict === 'passed' ? 0 : 1 };
 }
 
-/** Leaves the VMs running, closes the lab's connections and records how to reach the run again. */
-async function keepRun(ctx: RunContext): Promise<void> {
-  for (const machine of ctx.machines.values()) machine.close();
-  await ctx.driver.close?.({ keep: true });
-  const descriptorFile = join(ctx.stateDir, 'cluster.json');
-  writeFileSync(descriptorFile, `${JSON.stringify(clusterDescriptor(ctx), null, 2)}\n`);
-  markKept(ctx.runId, { keptAt: new Date().toISOString(), descriptorFile, checks: checkFiles(ctx) });
+/** The `ready` scripts of the restored steps, in order, on their nodes. */
+async function readiness(ctx: RunContext, provisioner: Provisioner, steps: RunContext['scenario']['spec']['provision']): Promise<void> {
+  await ctx.log.step(`waiting for the restored cluster to be ready (${steps.map((s) => s.name).join(', ')})`, async () => {
+    for (const step of steps) {
+      const results: RunSummary['steps'] = [];
+      try {
+        await provisioner.ready(step, results);
+      } finally {
+        ctx.summary.steps.push(...results);
+      }
+    }
+  });
 }
 
 /** Time for a dying VM's exit to be noticed: its SSH connection can break before its process is reaped. */
 const EXIT_NOTICE_MS = 1500;
 
 /** A phase that failed because a VM died says so: the dead VM is the cause a user needs to see. */
-async function withDeadVms(ctx: RunContext, failure: unknown): Promise<unknown> {
-  const reasons = await Promise.all([...ctx.vms.values()].map(async (vm) => ({ vm, reason: await vm.stoppedWithin(EXIT_NOTICE_MS) })));
-  const dead = reasons
-    .filter(({ reason }) => reason)
-    .map(({ vm, reason }) => `the VM of ${vm.spec.name} stopped during the run: ${reason}`);
+async function withDeadVms(ctx: RunContext, vms: Vm[], failure: unknown): Promise<unknown> {
+  const reasons = await Promise.all(vms.map(async (vm) => ({ vm, reason: await vm.stoppedWithin(EXIT_NOTICE_MS) })));
+  const dead = reasons.filter(({ reason }) => reason).map(({ vm, reason }) => `the VM of ${vm.spec.name} stopped during the run: ${reason}`);
   if (!dead.length) return failure;
   const error = new RunFailed(`${dead.join('\n')}\n${failure instanceof Error ? failure.message : String(failure)}`);
-  const phase = ctx.summary.phases.at(-1);
+  const phase = ctx.summary.phases.findLast((p) => p.status === 'failed');
   if (phase) phase.error = error.message;
   return error;
 }
 
-/** Runs one phase, records it in the summary, and returns its error instead of throwing. */
-async function timed(ctx: RunContext, name: string, fn: () => Promise<void>): Promise<unknown> {
-  const started = performance.now();
-  const record: PhaseResult = { name, status: 'passed', seconds: 0 };
+/**
+ * Runs one phase and records it in the summary. A phase of the lifecycle rethrows its error (the
+ * phases after it are skipped); the closing ones (keep, destroy, report) return it instead.
+ */
+async function timed<T>(ctx: RunContext, name: PhaseName, work: () => Promise<T>, restored?: boolean): Promise<T>;
+async function timed(ctx: RunContext, name: 'keep' | 'destroy' | 'report', work: () => Promise<void>): Promise<unknown>;
+async function timed<T>(ctx: RunContext, name: string, work: () => Promise<T>, restored = false): Promise<T | unknown> {
+  const begun = performance.now();
+  const existing = ctx.summary.phases.find((p) => p.name === name);
+  const record: PhaseResult = existing ?? { name, status: 'passed', seconds: 0, ...(restored ? { restored } : {}) };
+  if (!existing) ctx.summary.phases.push(record);
+  const closing = !(PHASES as readonly string[]).includes(name);
   try {
-    await fn();
-    return undefined;
+    return await work();
   } catch (error) {
     record.status = 'failed';
     record.error = describeError(error);
-    return error;
+    if (closing) return error;
+    throw error;
   } finally {
-    record.seconds = round((performance.now() - started) / 1000);
-    ctx.summary.phases.push(record);
+    record.seconds = round(record.seconds + seconds(begun));
   }
 }
 
+const seconds = (since: number) => round((performance.now() - since) / 1000);
 const round = (n: number) => Math.round(n * 10) / 10;
 const timestamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);

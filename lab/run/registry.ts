@@ -2,9 +2,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import type { Driver } from '../machines/driver.js';
 import { reapDeadBuilds } from '../images/cache.js';
+import { reapDeadLayerBuilds } from '../snapshots/store.js';
 import type { Logger } from '../util/log.js';
 import { stateDir } from '../util/paths.js';
-import { isAlive } from '../util/proc.js';
+import { isAlive, stopProcesses } from '../util/proc.js';
 import { processes } from '../util/procfs.js';
 
 /**
@@ -31,6 +32,8 @@ export interface KeptRun {
   descriptorFile: string;
   /** Absolute paths of the scenario's check files. */
   checks: string[];
+  /** Where the VMs' specs and the run's last snapshot layer are recorded (see KeptMachines), when it has one. */
+  machinesFile?: string;
 }
 
 export const runsDir = (): string => join(stateDir(), 'runs');
@@ -79,16 +82,7 @@ async function runProcesses(drivers: Driver[], runId?: string): Promise<{ runId:
 /** Stops every process of a run (VMs, switch) and removes its state folder. */
 export async function destroyRun(runId: string, drivers: Driver[]): Promise<number> {
   const processes = await runProcesses(drivers, runId);
-  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    for (const p of processes.filter((q) => isAlive(q.pid))) {
-      try {
-        process.kill(p.pid, signal);
-      } catch {
-        /* already gone */
-      }
-    }
-    for (let i = 0; i < 30 && processes.some((q) => isAlive(q.pid)); i++) await new Promise((r) => setTimeout(r, 100));
-  }
+  await stopProcesses(processes.map((p) => p.pid));
   unregisterRun(runId);
   return processes.length;
 }
@@ -124,7 +118,7 @@ function helperProcesses(): { runId: string; pid: number }[] {
   return found;
 }
 
-/** Stops and removes what killed labs left: VMs, run folders, half-built images. Returns what it cleaned. */
+/** Stops and removes what killed labs left: VMs, run folders, half-built images and snapshot layers. Returns what it cleaned. */
 export async function reapOrphans(drivers: Driver[], log: Logger): Promise<string[]> {
   const cleaned: string[] = [];
   const runIds = new Set(existsSync(runsDir()) ? readdirSync(runsDir()) : []);
@@ -147,6 +141,10 @@ export async function reapOrphans(drivers: Driver[], log: Logger): Promise<strin
   for (const build of await reapDeadBuilds()) {
     cleaned.push(build);
     log.info(`removed an unfinished image build left by a killed lab: ${build}`);
+  }
+  for (const build of reapDeadLayerBuilds()) {
+    cleaned.push(build);
+    log.info(`removed an unfinished snapshot layer left by a killed lab: ${build}`);
   }
   return cleaned;
 }

@@ -6,9 +6,6 @@ import { isHostIn, parseCidr, parseIp } from '../net/addressing.js';
 import type { ScenarioSpec } from './schema.js';
 import type { Path } from './locate.js';
 
-/** Drivers this version of the lab can run. */
-const AVAILABLE_DRIVERS = new Set(['qemu', 'libvirt', 'vagrant']);
-
 /** Rules that need the whole scenario: names that must be unique or must exist. */
 export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path; message: string }[] {
   const problems: { path: Path; message: string }[] = [];
@@ -42,13 +39,6 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
   if (spec.flocker && !nodeNames.has(spec.flocker.control))
     problems.push({ path: ['flocker', 'control'], message: `no node named "${spec.flocker.control}" in this scenario` });
 
-  if (!AVAILABLE_DRIVERS.has(spec.driver)) {
-    problems.push({
-      path: ['driver'],
-      message: `driver "${spec.driver}" is not available in this version (available: ${[...AVAILABLE_DRIVERS].join(', ')})`,
-    });
-  }
-
   const stepNames = new Set<string>();
   spec.provision.forEach((step, i) => {
     if (stepNames.has(step.name)) problems.push({ path: ['provision', i, 'name'], message: `duplicate step name "${step.name}"` });
@@ -63,6 +53,12 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
       problems.push({
         path: ['provision', i, 'script'],
         message: `no script ${step.script} (looked for ${resolveScript(step.script, dir)})`,
+      });
+    }
+    if ('script' in step && step.ready && !existsSync(resolveScript(step.ready, dir))) {
+      problems.push({
+        path: ['provision', i, 'ready'],
+        message: `no script ${step.ready} (looked for ${resolveScript(step.ready, dir)})`,
       });
     }
     if ('upload' in step && !existsSync(resolve(dir, step.upload.from))) {

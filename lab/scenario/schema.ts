@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { IMAGE_VARIANTS } from '../images/recipe.js';
+import { ARCHES } from '../machines/arch.js';
+import { DRIVER_NAMES } from '../machines/registry.js';
 
 /**
  * The scenario file format. Every object is strict: an unknown key is an error, never ignored.
@@ -12,10 +14,10 @@ const hostname = z
 
 const stepName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lowercase letters, digits, ".", "_" or "-"');
 
-export const Arch = z.enum(['amd64', 'arm64']);
+export const Arch = z.enum(ARCHES);
 export type Arch = z.infer<typeof Arch>;
 
-export const DriverName = z.enum(['qemu', 'libvirt', 'vagrant']);
+export const DriverName = z.enum(DRIVER_NAMES);
 export type DriverName = z.infer<typeof DriverName>;
 
 /** Values as users write them in YAML (`FLANNEL_IPMASQ: true`); the loader turns them into strings. */
@@ -44,6 +46,13 @@ export const ScriptStep = z.strictObject({
   nodes: Targets,
   env: Env.default({}).describe('Extra environment for this step only'),
   timeout: z.int().positive().default(900).describe('Seconds before the step is stopped and failed'),
+  ready: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "After a restore from a snapshot layer that holds this step: a script (found as `script` is) that exits 0 once what the step started works again; it runs on the step's nodes, with the step's environment and timeout",
+    ),
 });
 
 export const UploadStep = z.strictObject({

@@ -37,7 +37,7 @@ export function domainXml(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numb
     <type arch='${profile.libvirtArch}' machine='${profile.machine}'>hvm</type>
     <kernel>${escape(spec.image.kernel)}</kernel>
     <initrd>${escape(spec.image.initrd)}</initrd>
-    <cmdline>${escape(kernelCmdline(spec))}</cmdline>
+    <cmdline>${escape(spec.restore?.cmdline ?? kernelCmdline(spec))}</cmdline>
   </os>
   ${cpu}
   <features>${profile.libvirtFeatures}${accel === 'tcg' ? `<tcg><tb-cache unit='MiB'>256</tb-cache></tcg>` : ''}</features>

@@ -43,13 +43,6 @@ export class Domains {
     return () => clearInterval(timer);
   }
 
-  /** Stops a VM's domain, if it still runs, and marks the VM stopped by the lab. Idempotent. */
-  async stopVm(vm: DomainVm, graceMs: number): Promise<void> {
-    if (!vm.unwatch) return;
-    await this.stop(vm.domainName, graceMs);
-    vm.stopped('stopped by the lab');
-  }
-
   /** ACPI power button, then a hard stop after `graceMs`. Idempotent. */
   async stop(name: string, graceMs: number): Promise<void> {
     if (await this.whyStopped(name)) return;
@@ -63,10 +56,13 @@ export class Domains {
   }
 }
 
-/** A VM that is a libvirt domain: it learns that it stopped from a `Domains.watch`. */
-export class DomainVm implements Vm {
-  exited: string | undefined;
-  unwatch: (() => void) | undefined;
+/**
+ * A VM that is a libvirt domain (made by the libvirt or the vagrant driver, which supply how it
+ * boots and what removing it takes). It learns that it stopped from a `Domains.watch`.
+ */
+export abstract class DomainVm implements Vm {
+  protected exited: string | undefined;
+  protected unwatch: (() => void) | undefined;
 
   constructor(
     readonly spec: MachineSpec,
@@ -74,6 +70,30 @@ export class DomainVm implements Vm {
     readonly domainName: string,
     readonly consoleLog: string,
   ) {}
+
+  /** The run's domains, once the driver is open. */
+  protected abstract domains(): Domains | undefined;
+  /** Makes the domain run (or, restored, paused) and starts watching it. */
+  protected abstract boot(signal?: AbortSignal): Promise<void>;
+  /** What `destroy` removes besides stopping the domain. */
+  protected abstract remove(): Promise<void>;
+
+  async start(signal?: AbortSignal): Promise<void> {
+    await this.boot(signal);
+  }
+
+  /** ACPI power button, then a hard stop; the domain's on_poweroff=destroy ends it. Idempotent. */
+  async stop(graceMs: number): Promise<void> {
+    const domains = this.domains();
+    if (!this.unwatch || !domains) return;
+    await domains.stop(this.domainName, graceMs);
+    this.stopped('stopped by the lab');
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop(0);
+    await this.remove();
+  }
 
   exitReason(): string | undefined {
     return this.exited;
@@ -84,11 +104,12 @@ export class DomainVm implements Vm {
     return this.exited;
   }
 
-  watchWith(domains: Domains): void {
-    this.unwatch = domains.watch(this.domainName, (reason) => this.stopped(reason));
+  protected watch(): void {
+    const domains = this.domains();
+    if (domains) this.unwatch = domains.watch(this.domainName, (reason) => this.stopped(reason));
   }
 
-  stopped(reason: string): void {
+  protected stopped(reason: string): void {
     this.exited ??= reason;
     this.unwatch?.();
     this.unwatch = undefined;

@@ -4,8 +4,8 @@ import type { Hypervisor } from '@unraid/libvirt';
 import { freeLoopbackPort } from '../../net/ports.js';
 import { run } from '../../util/proc.js';
 import { detectAccel, type Accel } from '../accel.js';
-import type { Driver, DriverInfo, MachineSpec, RunHost, Vm } from '../driver.js';
-import { labelledHypervisors, qemuBinary } from '../guest.js';
+import type { Driver, DriverInfo, MachineSpec, RunHost, Vm, VmSnapshots } from '../driver.js';
+import { kernelCmdline, labelledHypervisors, qemuBinary } from '../guest.js';
 import { PrivateLibvirtd } from './daemon.js';
 import { domainName, domainXml } from './domain-xml.js';
 import { DomainVm, Domains } from './domains.js';
@@ -86,7 +86,7 @@ export class LibvirtDriver implements Driver {
     const where = this.uri ? `libvirtd at ${this.uri}` : 'a private libvirtd per run';
     return {
       name: this.name,
-      problems: await libvirtProblems([]),
+      problems: await libvirtProblems(['virsh']),
       acceleration: `${this.accel ? `${this.accel.kind} (${this.accel.why})` : 'not probed yet'}; ${where}`,
     };
   }
@@ -106,53 +106,115 @@ export class LibvirtDriver implements Driver {
     mkdirSync(spec.logDir, { recursive: true });
     const endpoint = {
       host: '127.0.0.1',
-      port: await freeLoopbackPort(),
+      port: spec.sshPort ?? (await freeLoopbackPort()),
       user: 'root',
       privateKeyFile: spec.image.clientKey,
       hostKey: spec.image.hostKey,
     };
-    const vm = new DomainVm(spec, endpoint, domainName(spec), join(spec.logDir, 'console.log'));
-    await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', spec.image.disk, overlayOf(spec)]);
+    const vm = new LibvirtVm(spec, endpoint, () => this.opened(), async () => {
+      this.accel ??= await detectAccel(spec.arch, qemuBinary(spec.arch), spec.image.kernel);
+      return this.accel.kind;
+    });
+    await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', spec.restore?.disk ?? spec.image.disk, vm.overlay]);
     return vm;
-  }
-
-  async start(vm: Vm): Promise<void> {
-    const dvm = vm as DomainVm;
-    const connection = this.connection;
-    if (!connection) throw new Error('the libvirt driver is not open');
-    this.accel ??= await detectAccel(dvm.spec.arch, qemuBinary(dvm.spec.arch), dvm.spec.image.kernel);
-    // As with the qemu driver, the free port can be taken before QEMU binds it: try a few times.
-    for (let attempt = 1; ; attempt++) {
-      const xml = domainXml(dvm.spec, this.accel.kind, dvm.ssh.port, { overlay: overlayOf(dvm.spec), consoleLog: dvm.consoleLog });
-      writeFileSync(join(dvm.spec.stateDir, 'domain.xml'), xml);
-      try {
-        await connection.hypervisor.domainCreateXML(xml);
-        break;
-      } catch (error) {
-        const message = (error as Error).message;
-        if (attempt < 3 && /host forwarding rule|Could not set up host forwarding/.test(message)) {
-          dvm.ssh = { ...dvm.ssh, port: await freeLoopbackPort() };
-          continue;
-        }
-        throw new Error(`libvirt could not start ${dvm.spec.name}: ${message}`);
-      }
-    }
-    dvm.watchWith(connection.domains);
-  }
-
-  async stop(vm: Vm, graceMs: number): Promise<void> {
-    // ACPI power button, then the domain's on_poweroff=destroy ends the transient domain.
-    await this.connection?.domains.stopVm(vm as DomainVm, graceMs);
-  }
-
-  async destroy(vm: Vm): Promise<void> {
-    await this.stop(vm, 0);
-    rmSync(vm.spec.stateDir, { recursive: true, force: true });
   }
 
   async list(runId?: string): Promise<{ runId: string; name: string; pid: number }[]> {
     return labelledHypervisors(runId);
   }
+
+  private opened(): LibvirtConnection {
+    if (!this.connection) throw new Error('the libvirt driver is not open');
+    return this.connection;
+  }
 }
 
-const overlayOf = (spec: MachineSpec): string => join(spec.stateDir, 'disk.qcow2');
+/**
+ * A node as a transient domain. Snapshots use libvirt's own save and restore: a saved domain is
+ * gone, so saving one restores it at once (paused, on a new overlay over its frozen disk) with
+ * the domain XML adjusted, as `virsh restore --xml` allows.
+ */
+class LibvirtVm extends DomainVm {
+  /** Overlays made by snapshots so far. */
+  private overlays = 0;
+  overlay: string;
+
+  constructor(
+    spec: MachineSpec,
+    ssh: Vm['ssh'],
+    private readonly connection: () => LibvirtConnection,
+    private readonly accel: () => Promise<'kvm' | 'tcg'>,
+  ) {
+    super(spec, ssh, domainName(spec), join(spec.logDir, 'console.log'));
+    this.overlay = join(spec.stateDir, 'disk.qcow2');
+  }
+
+  protected domains(): Domains | undefined {
+    return this.connection().domains;
+  }
+
+  private async xml(): Promise<string> {
+    const xml = domainXml(this.spec, await this.accel(), this.ssh.port, { overlay: this.overlay, consoleLog: this.consoleLog });
+    writeFileSync(join(this.spec.stateDir, 'domain.xml'), xml);
+    return xml;
+  }
+
+  protected async boot(): Promise<void> {
+    const connection = this.connection();
+    if (this.spec.restore) {
+      await this.restoreFrom(this.spec.restore.state);
+      return;
+    }
+    // As with the qemu driver, the free port can be taken before QEMU binds it: try a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await connection.hypervisor.domainCreateXML(await this.xml());
+        break;
+      } catch (error) {
+        const message = (error as Error).message;
+        if (attempt < 3 && this.spec.sshPort === undefined && /host forwarding rule|Could not set up host forwarding/.test(message)) {
+          this.ssh = { ...this.ssh, port: await freeLoopbackPort() };
+          continue;
+        }
+        throw new Error(`libvirt could not start ${this.spec.name}: ${message}`);
+      }
+    }
+    this.watch();
+  }
+
+  /** `virsh restore --paused` with the domain XML of this VM (its name, ports, overlay and console). */
+  private async restoreFrom(state: string): Promise<void> {
+    const xmlFile = join(this.spec.stateDir, 'domain.xml');
+    await this.xml();
+    const restored = await run(['virsh', '-c', this.connection().uri, 'restore', state, '--xml', xmlFile, '--paused'], { check: false });
+    if (restored.code !== 0) throw new Error(`libvirt could not restore ${this.spec.name} from ${state}: ${restored.stderr.trim()}`);
+    this.exited = undefined;
+    this.watch();
+  }
+
+  protected async remove(): Promise<void> {
+    rmSync(this.spec.stateDir, { recursive: true, force: true });
+  }
+
+  private domain() {
+    return this.connection().hypervisor.domainLookupByName(this.domainName);
+  }
+
+  readonly snapshots: VmSnapshots = {
+    pause: async () => (await this.domain()).suspend(),
+    resume: async () => (await this.domain()).resume(),
+    save: async (dir) => {
+      const state = join(dir, `${this.spec.name}.state`);
+      // The domain ends with its save: stop watching it, or that would read as a crash.
+      this.unwatch?.();
+      this.unwatch = undefined;
+      const saved = await run(['virsh', '-c', this.connection().uri, 'save', this.domainName, state, '--paused'], { check: false });
+      if (saved.code !== 0) throw new Error(`libvirt could not save ${this.spec.name}: ${saved.stderr.trim()}`);
+      const frozen = this.overlay;
+      this.overlay = join(this.spec.stateDir, `disk-${++this.overlays}.qcow2`);
+      await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', frozen, this.overlay]);
+      await this.restoreFrom(state);
+      return { state, frozenDisk: frozen, cmdline: this.spec.restore?.cmdline ?? kernelCmdline(this.spec) };
+    },
+  };
+}

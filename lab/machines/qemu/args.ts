@@ -7,7 +7,14 @@ export interface QemuPaths {
   consoleLog: string;
 }
 
-/** The QEMU command line for one node: direct kernel boot, a private user network with one forward. */
+/** The block device's name on the monitor (snapshots switch its overlay by this name). */
+export const DISK_ID = 'disk0';
+
+/**
+ * The QEMU command line for one node: direct kernel boot, a private user network with one
+ * forward. A VM restored from a snapshot layer gets the same devices and the kernel command line
+ * it was booted with, and waits paused for its saved state (`-S -incoming defer`).
+ */
 export function qemuArgs(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: number, paths: QemuPaths): string[] {
   const profile = ARCH_PROFILES[spec.arch];
   return [
@@ -33,9 +40,9 @@ export function qemuArgs(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numbe
     '-initrd',
     spec.image.initrd,
     '-append',
-    kernelCmdline(spec),
+    spec.restore?.cmdline ?? kernelCmdline(spec),
     '-drive',
-    `file=${paths.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
+    `file=${paths.overlay},id=${DISK_ID},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
     // restrict=on: the guest reaches nothing outside; only the SSH forward on 127.0.0.1 comes in.
     '-netdev',
     `user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
@@ -48,5 +55,6 @@ export function qemuArgs(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numbe
     'chardev:console',
     '-qmp',
     `unix:${paths.qmpSocket},server=on,wait=off`,
+    ...(spec.restore ? ['-S', '-incoming', 'defer'] : []),
   ];
 }

@@ -1,13 +1,18 @@
 import { createConnection } from 'node:net';
 
-/** Sends one QMP command on a QEMU monitor socket (after the capabilities handshake). */
-export function qmp(socketPath: string, command: string, timeoutMs = 3000): Promise<void> {
+/**
+ * Sends one QMP command on a QEMU monitor socket (after the capabilities handshake) and returns
+ * what QEMU returned. A connection per command: QEMU serves one monitor client at a time.
+ */
+export function qmp<T = unknown>(socketPath: string, command: string, args?: Record<string, unknown>, timeoutMs = 5000): Promise<T> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(socketPath);
-    const timer = setTimeout(() => {
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
       socket.destroy();
-      reject(new Error(`QMP ${command}: no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
+      settle();
+    };
+    const timer = setTimeout(() => finish(() => reject(new Error(`QMP ${command}: no answer in ${timeoutMs} ms`))), timeoutMs);
     let buffer = '';
     let stage = 0;
     socket.on('data', (data) => {
@@ -16,28 +21,23 @@ export function qmp(socketPath: string, command: string, timeoutMs = 3000): Prom
       buffer = lines.pop() ?? '';
       for (const line of lines) {
         if (!line.trim()) continue;
-        const message = JSON.parse(line) as { QMP?: unknown; return?: unknown; error?: { desc: string } };
-        if (message.error) {
-          clearTimeout(timer);
-          socket.destroy();
-          return reject(new Error(`QMP ${command}: ${message.error.desc}`));
-        }
+        const message = JSON.parse(line) as { QMP?: unknown; return?: unknown; error?: { desc: string }; event?: string };
+        if (message.event) continue;
+        if (message.error) return finish(() => reject(new Error(`QMP ${command}: ${message.error?.desc}`)));
         if (stage === 0 && message.QMP) {
           socket.write('{"execute":"qmp_capabilities"}\n');
           stage = 1;
         } else if (stage === 1 && message.return !== undefined) {
-          socket.write(`{"execute":"${command}"}\n`);
+          socket.write(`${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) })}\n`);
           stage = 2;
         } else if (stage === 2 && message.return !== undefined) {
-          clearTimeout(timer);
-          socket.end();
-          resolve();
+          return finish(() => resolve(message.return as T));
         }
       }
     });
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
+    socket.on('error', (error) => finish(() => reject(error)));
   });
 }
+
+/** QMP's `query-status`: "running", "paused", "inmigrate", "postmigrate", ... */
+export const runState = async (socketPath: string): Promise<string> => (await qmp<{ status: string }>(socketPath, 'query-status')).status;

@@ -5,7 +5,7 @@ import { run } from '../../util/proc.js';
 import { detectAccel, type Accel } from '../accel.js';
 import type { Driver, DriverInfo, MachineSpec, RunHost, Vm } from '../driver.js';
 import { kernelCmdline, labelledHypervisors, qemuBinary } from '../guest.js';
-import { DomainVm } from '../libvirt/domains.js';
+import { DomainVm, type Domains } from '../libvirt/domains.js';
 import { connectLibvirt, libvirtProblems, type LibvirtConnection } from '../libvirt/driver.js';
 import { ensureBox, vagrantEnv } from './box.js';
 import { netmaskOf, parseSshConfig, renderVagrantfile, type VagrantNode } from './vagrantfile.js';
@@ -94,7 +94,7 @@ export class VagrantDriver implements Driver {
     this.writeVagrantfile(spec.cluster.address);
     // Until `vagrant up` reports where SSH listens, the endpoint is unknown.
     const ssh = { host: '', port: 22, user: 'root', privateKeyFile: spec.image.clientKey, hostKey: spec.image.hostKey };
-    return new DomainVm(spec, ssh, `${this.prefix}${spec.name}`, consoleLog);
+    return new VagrantVm(spec, ssh, `${this.prefix}${spec.name}`, consoleLog, this);
   }
 
   /** Written again for every node, so the file always lists every node created so far. */
@@ -116,11 +116,11 @@ export class VagrantDriver implements Driver {
     return `lab-${this.opened().runId}-`;
   }
 
-  async start(vm: Vm, signal?: AbortSignal): Promise<void> {
-    const dvm = vm as DomainVm;
-    const up = this.upQueue.then(() => this.up(dvm, signal));
+  /** `vagrant up` of one node, after the ones before it (see upQueue). */
+  up(vm: VagrantVm, signal?: AbortSignal): Promise<void> {
+    const up = this.upQueue.then(() => this.upNow(vm, signal));
     this.upQueue = up.catch(() => undefined);
-    await up;
+    return up;
   }
 
   /** Where and how every Vagrant command of the run runs: in its project, against its libvirtd. */
@@ -130,7 +130,7 @@ export class VagrantDriver implements Driver {
     return { cwd: this.projectDir, env: vagrantEnv({ LIBVIRT_DEFAULT_URI: connection.uri }) };
   }
 
-  private async up(vm: DomainVm, signal?: AbortSignal): Promise<void> {
+  private async upNow(vm: VagrantVm, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     const name = vm.spec.name;
     const vagrantLog = join(vm.spec.logDir, 'vagrant.log');
@@ -147,19 +147,16 @@ export class VagrantDriver implements Driver {
     } catch (error) {
       throw new Error(`vagrant up ${name} failed (log: ${vagrantLog})\n${(error as Error).message}`);
     }
-    if (!this.connection) throw new Error('the vagrant driver is not open');
-    vm.watchWith(this.connection.domains);
     const config = parseSshConfig((await run(vagrant('ssh-config', name), options)).stdout);
     vm.ssh = { ...vm.ssh, host: config.host, port: config.port, user: config.user };
   }
 
-  async stop(vm: Vm, graceMs: number): Promise<void> {
-    await this.connection?.domains.stopVm(vm as DomainVm, graceMs);
+  get domains(): Domains | undefined {
+    return this.connection?.domains;
   }
 
-  async destroy(vm: Vm): Promise<void> {
-    await this.stop(vm, 0);
-    // Removes the domain and its disk from the run's libvirtd; the daemon and its folders go with the run.
+  /** Removes the domain and its disk from the run's libvirtd; the daemon and its folders go with the run. */
+  async remove(vm: VagrantVm): Promise<void> {
     if (this.connection) await run(['vagrant', 'destroy', '-f', vm.spec.name], { ...this.vagrantOptions(), check: false });
     rmSync(vm.spec.stateDir, { recursive: true, force: true });
   }
@@ -171,5 +168,31 @@ export class VagrantDriver implements Driver {
   private opened(): RunHost {
     if (!this.host) throw new Error('the vagrant driver is not open');
     return this.host;
+  }
+}
+
+/** A node made by `vagrant up`: a libvirt domain of the run's libvirtd. Vagrant offers no snapshots of a whole cluster. */
+class VagrantVm extends DomainVm {
+  constructor(
+    spec: MachineSpec,
+    ssh: Vm['ssh'],
+    domainName: string,
+    consoleLog: string,
+    private readonly driver: VagrantDriver,
+  ) {
+    super(spec, ssh, domainName, consoleLog);
+  }
+
+  protected domains(): Domains | undefined {
+    return this.driver.domains;
+  }
+
+  protected async boot(signal?: AbortSignal): Promise<void> {
+    await this.driver.up(this, signal);
+    this.watch();
+  }
+
+  protected remove(): Promise<void> {
+    return this.driver.remove(this);
   }
 }

@@ -3,7 +3,7 @@ import { resolveCheck } from '../../checks/catalog.js';
 import type { ClusterDescriptor } from '../../checks/descriptor.js';
 import { runChecks } from '../../checks/runner.js';
 import { RunFailed } from '../../util/errors.js';
-import { nodeArch, type Phase, type RunContext } from '../context.js';
+import type { LiveNode, RunContext } from '../context.js';
 
 /** The scenario's check files, resolved as validation resolved them. */
 export function checkFiles(ctx: RunContext): string[] {
@@ -14,47 +14,38 @@ export function checkFiles(ctx: RunContext): string[] {
   });
 }
 
-export function clusterDescriptor(ctx: RunContext): ClusterDescriptor {
+export function clusterDescriptor(ctx: RunContext, nodes: LiveNode[]): ClusterDescriptor {
   return {
     runId: ctx.runId,
     scenario: { name: ctx.scenario.spec.name, dir: ctx.scenario.dir },
     env: ctx.env,
     logsDir: ctx.logsDir,
-    nodes: ctx.scenario.spec.nodes.map((node) => {
-      const vm = ctx.vms.get(node.name);
-      if (!vm) throw new Error(`${node.name} has no VM`);
-      return {
-        name: node.name,
-        role: node.role,
-        arch: nodeArch(ctx, node),
-        address: ctx.addresses.get(node.name) ?? '',
-        ssh: vm.ssh,
-        consoleLog: vm.consoleLog,
-      };
-    }),
+    nodes: nodes.map((node) => ({
+      name: node.name,
+      role: node.role,
+      arch: node.arch,
+      address: node.address,
+      ssh: node.vm.ssh,
+      consoleLog: node.vm.consoleLog,
+    })),
   };
 }
 
 /** Runs the scenario's checks through vitest; any failed test fails the phase. */
-export const checksPhase: Phase = {
-  name: 'checks',
-  applies: (ctx) => ctx.scenario.spec.checks.length > 0,
-  async execute(ctx) {
-    const files = checkFiles(ctx);
-    await ctx.log.step(`checks: ${ctx.scenario.spec.checks.join(', ')}`, async () => {
-      const results = await runChecks({
-        files,
-        descriptor: clusterDescriptor(ctx),
-        workDir: join(ctx.stateDir, 'checks'),
-        allureResultsDir: join(ctx.runDir, 'allure-results'),
-        timeoutSeconds: ctx.scenario.spec.timeouts.checks,
-        log: ctx.log,
-      });
-      ctx.summary.checks.push(...results);
-      const failed = results.filter((r) => r.status === 'failed');
-      if (results.length === 0) throw new RunFailed('the checks ran no test');
-      if (failed.length)
-        throw new RunFailed(`${failed.length} of ${results.length} checks failed: ${failed.map((f) => f.name).join('; ')}`);
+export async function runScenarioChecks(ctx: RunContext, nodes: LiveNode[]): Promise<void> {
+  const files = checkFiles(ctx);
+  await ctx.log.step(`checks: ${ctx.scenario.spec.checks.join(', ')}`, async () => {
+    const results = await runChecks({
+      files,
+      descriptor: clusterDescriptor(ctx, nodes),
+      workDir: join(ctx.stateDir, 'checks'),
+      allureResultsDir: join(ctx.runDir, 'allure-results'),
+      timeoutSeconds: ctx.scenario.spec.timeouts.checks,
+      log: ctx.log,
     });
-  },
-};
+    ctx.summary.checks.push(...results);
+    const failed = results.filter((r) => r.status === 'failed');
+    if (results.length === 0) throw new RunFailed('the checks ran no test');
+    if (failed.length) throw new RunFailed(`${failed.length} of ${results.length} checks failed: ${failed.map((f) => f.name).join('; ')}`);
+  });
+}

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { GUEST_BUNDLE, payloadVersions, preparation } from '../../../payloads/images.js';
 import { shellQuote } from '../../remote/ssh.js';
 import { mapLimit } from '../../util/limit.js';
-import { nodeArch, type Phase, type RunContext } from '../context.js';
+import type { LiveNode, RunContext } from '../context.js';
+import type { Prepared } from './images.js';
 
 /**
  * Puts the cluster software's images within the nodes' reach before the install runs: the
@@ -10,34 +11,34 @@ import { nodeArch, type Phase, type RunContext } from '../context.js';
  * by OFFLINE_BUNDLE; with `payload: upstream` every node pulls the real images instead.
  * Applies to scenarios on the docker image that name a K8S_VERSION.
  */
-export const payloadPhase: Phase = {
-  name: 'payload',
-  applies: needsPayload,
-  async execute(ctx) {
-    const versions = payloadVersions(ctx.env);
-    const source = ctx.scenario.spec.payload;
-    // Two nodes at a time: the copies compete with the VMs for the host's cores (SSH encryption).
-    await mapLimit(ctx.scenario.spec.nodes, 2, async (node) => {
-      const machine = ctx.machines.get(node.name);
-      if (!machine) throw new Error(`${node.name} is not connected`);
-      const arch = nodeArch(ctx, node);
-      const plan = preparation(source, versions, arch);
-      Object.assign(ctx.env, plan.env);
-      for (const command of plan.commands) await machine.succeed(command, { timeout: 600, signal: ctx.signal });
-      if (source === 'upstream') return;
-      const bundle = ctx.bundles.get(arch);
-      if (!bundle) throw new Error(`no payload bundle was built for ${arch}`);
-      await ctx.log.step(`copying the ${arch} payload (${Math.round(bundle.bytes / 1e6)} MB) to ${node.name}`, () =>
-        machine.succeed(`mkdir -p ${shellQuote(GUEST_BUNDLE.replace(/\/[^/]+$/, ''))} && cat > ${shellQuote(GUEST_BUNDLE)}`, {
-          timeout: 600,
-          signal: ctx.signal,
-          stdin: (channel) => spawn('cat', [bundle.file], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout.pipe(channel),
-        }),
-      );
-    });
-  },
-};
+export async function deliverPayload(ctx: RunContext, nodes: LiveNode[], prepared: Prepared): Promise<void> {
+  const versions = payloadVersions(ctx.env);
+  const source = ctx.scenario.spec.payload;
+  // Two nodes at a time: the copies compete with the VMs for the host's cores (SSH encryption).
+  await mapLimit(nodes, 2, async ({ name, arch, machine }) => {
+    for (const command of preparation(source, versions, arch).commands) await machine.succeed(command, { timeout: 600, signal: ctx.signal });
+    if (source === 'upstream') return;
+    const bundle = prepared.bundles.get(arch);
+    if (!bundle) throw new Error(`no payload bundle was built for ${arch}`);
+    await ctx.log.step(`copying the ${arch} payload (${Math.round(bundle.bytes / 1e6)} MB) to ${name}`, () =>
+      machine.succeed(`mkdir -p ${shellQuote(GUEST_BUNDLE.replace(/\/[^/]+$/, ''))} && cat > ${shellQuote(GUEST_BUNDLE)}`, {
+        timeout: 600,
+        signal: ctx.signal,
+        stdin: (channel) => spawn('cat', [bundle.file], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout.pipe(channel),
+      }),
+    );
+  });
+}
 
 export function needsPayload(ctx: Pick<RunContext, 'scenario' | 'env'>): boolean {
   return ctx.scenario.spec.image === 'docker' && Boolean(ctx.env.K8S_VERSION);
+}
+
+/**
+ * What the payload adds to every step's environment (OFFLINE_BUNDLE, FLOCKER_INSTALL): the same
+ * for every node and architecture, so it is worked out once, before the phases run.
+ */
+export function payloadEnv(ctx: Pick<RunContext, 'scenario' | 'env'>): Record<string, string> {
+  if (!needsPayload(ctx)) return {};
+  return preparation(ctx.scenario.spec.payload, payloadVersions(ctx.env), ctx.scenario.spec.arch).env;
 }

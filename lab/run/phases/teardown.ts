@@ -1,14 +1,15 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunContext } from '../context.js';
+import type { Vm } from '../../machines/driver.js';
+import type { LiveNode, RunContext } from '../context.js';
 
 /** Seconds a guest gets to power off cleanly before its VM is killed. */
 const POWEROFF_GRACE_MS = 20_000;
 
 /** Saves each node's journal and its containers' logs into the run's logs (best effort: a dead node has none to give). */
-export async function collectJournals(ctx: RunContext): Promise<void> {
+export async function collectJournals(ctx: RunContext, nodes: LiveNode[]): Promise<void> {
   await Promise.all(
-    [...ctx.machines].map(async ([name, machine]) => {
+    nodes.map(async ({ name, machine }) => {
       const journal = await machine.exec('journalctl -b --no-pager -o short-precise', { timeout: 30 }).catch(() => undefined);
       const containers = await machine.exec(CONTAINER_LOGS, { timeout: 60 }).catch(() => undefined);
       mkdirSync(join(ctx.logsDir, name), { recursive: true });
@@ -40,10 +41,10 @@ for host in unix:///var/run/docker.sock unix:///var/run/docker-bootstrap.sock; d
 done`;
 
 /** Powers the guests off (then kills what does not stop) and releases everything the run holds. */
-export async function destroy(ctx: RunContext): Promise<void> {
+export async function destroy(ctx: RunContext, vms: Vm[]): Promise<void> {
   // A user who pressed Ctrl-C wants the lab gone now, not a clean guest shutdown.
   const grace = ctx.signal.aborted ? 0 : POWEROFF_GRACE_MS;
-  await Promise.all([...ctx.vms.values()].map((vm) => ctx.driver.stop(vm, grace).catch(() => undefined)));
+  await Promise.all(vms.map((vm) => vm.stop(grace).catch(() => undefined)));
   await ctx.scope.dispose();
   if (ctx.scope.errors.length) throw new AggregateError(ctx.scope.errors, `cleanup failed for ${ctx.scope.errors.length} resources`);
 }

@@ -1,0 +1,234 @@
+import { cpSync, existsSync, statfsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { userCaDir } from '../certs/flocker-ca.js';
+import { detectAccel } from '../machines/accel.js';
+import { qemuBinary } from '../machines/guest.js';
+import { DRIVERS } from '../machines/registry.js';
+import { resolveScript } from '../provision/scripts.js';
+import type { RestoredFrom, StepResult } from '../report/summary.js';
+import type { Step } from '../scenario/schema.js';
+import { deepestIntact } from '../snapshots/chain.js';
+import { fileHash, folderHash, layerKey } from '../snapshots/keys.js';
+import { advanceClocks } from '../snapshots/resume.js';
+import { saveLayer } from '../snapshots/save.js';
+import { layerBytes, markUsed, readLayer, snapshotsDir, type Layer } from '../snapshots/store.js';
+import { run } from '../util/proc.js';
+import { nodeArch, type LiveNode, type RunContext } from './context.js';
+import { certsDir, controlHost } from './phases/certificates.js';
+import type { Prepared } from './phases/images.js';
+import type { ClusterNetwork } from './phases/network.js';
+import { needsPayload, payloadEnv } from './phases/payload.js';
+
+export type SnapshotMode = 'on' | 'fresh' | 'off';
+
+/** One layer a scenario's run can save: after the machines, the certificates, the payload, each step. */
+export interface PlannedLayer {
+  key: string;
+  /** "machines", "certificates", "payload" or "step <name>". */
+  name: string;
+}
+
+/** Below this much free space in the cache, the run saves no more layers (and says so). */
+const MIN_FREE_BYTES = 8 * 1024 ** 3;
+
+const qemuVersions = new Map<string, string>();
+async function qemuVersion(binary: string): Promise<string> {
+  if (!qemuVersions.has(binary)) qemuVersions.set(binary, (await run([binary, '--version'])).stdout.split('\n')[0] ?? '');
+  return qemuVersions.get(binary) as string;
+}
+
+/**
+ * The scenario's layers and their keys, each a hash of the one below and of what decides it: for
+ * the machines, the driver, how guests run here, the images and the nodes and network; then the
+ * certificates' names, the payload bundles, and each step's definition, script folder and
+ * environment (LAB_RUN_ID aside: a layer serves every run).
+ */
+export async function planLayers(ctx: RunContext, prepared: Prepared, network: ClusterNetwork): Promise<PlannedLayer[]> {
+  const { spec } = ctx.scenario;
+  const arches = [...prepared.images.keys()];
+  const machines = {
+    driver: ctx.driver.name,
+    guests: await Promise.all(
+      arches.map(async (arch) => {
+        const image = prepared.images.get(arch);
+        if (!image) throw new Error(`no image for ${arch}`);
+        return { arch, accel: (await detectAccel(arch, qemuBinary(arch), image.kernel)).kind, qemu: await qemuVersion(qemuBinary(arch)) };
+      }),
+    ),
+    nodes: spec.nodes.map((node) => ({
+      name: node.name,
+      role: node.role,
+      cpus: node.cpus,
+      memory: node.memory,
+      image: prepared.images.get(nodeArch(ctx, node))?.key,
+      address: network.addresses.get(node.name),
+      mac: network.macs.get(node.name),
+    })),
+    cidr: spec.network.cidr,
+  };
+  const inputs: [string, unknown][] = [['machines', machines]];
+  if (spec.flocker)
+    inputs.push(['certificates', { flocker: spec.flocker, control: controlHost(ctx, network.addresses), userDir: userCaDir(ctx.env) }]);
+  if (needsPayload(ctx))
+    inputs.push(['payload', { source: spec.payload, bundles: [...prepared.bundles].map(([arch, b]) => [arch, basename(dirname(b.file))]), env: payloadEnv(ctx) }]);
+  for (const step of spec.provision) inputs.push([`step ${step.name}`, { step: stepInputs(step, ctx.scenario.dir), env: ctx.env }]);
+
+  const plan: PlannedLayer[] = [];
+  for (const [name, what] of inputs) plan.push({ name, key: layerKey(plan.at(-1)?.key, what) });
+  return plan;
+}
+
+/** What a step does to the cluster: its definition (less its timeout and readiness script) and the files it runs. */
+function stepInputs(step: Step, scenarioDir: string): unknown {
+  if ('upload' in step) return { ...step, content: fileHash(resolve(scenarioDir, step.upload.from)) };
+  const { timeout: _timeout, ready: _ready, ...rest } = step;
+  return { ...rest, folder: folderHash(dirname(resolveScript(step.script, scenarioDir))) };
+}
+
+/**
+ * The run's use of the snapshot cache: which layer it restored, which it saves, and the disk each
+ * VM's current overlay stands on (the image's, then each layer's it saved or restored).
+ */
+export class Snapshots {
+  restored: Layer | undefined;
+  private saving: boolean;
+  private readonly diskBases = new Map<string, string>();
+  private parent: string | undefined;
+
+  constructor(
+    private readonly ctx: RunContext,
+    readonly mode: SnapshotMode,
+    readonly plan: PlannedLayer[],
+  ) {
+    this.saving = mode !== 'off';
+    ctx.summary.snapshot = { mode, layers: plan.length, saved: [] };
+  }
+
+  /** How the run takes snapshots: `--snapshots`, unless its driver cannot. */
+  static mode(ctx: RunContext, asked: SnapshotMode): SnapshotMode {
+    if (asked !== 'off' && !DRIVERS[ctx.driver.name].snapshots) {
+      ctx.log.info(`snapshots: the ${ctx.driver.name} driver cannot save a running cluster; every step runs, and no layer is saved`);
+      return 'off';
+    }
+    return asked;
+  }
+
+  /** Looks for the deepest intact layer of the plan (mode `on` only), noting each node's image disk as the base below it. */
+  async lookup(prepared: Prepared): Promise<Layer | undefined> {
+    const imageDisks = new Map(this.ctx.scenario.spec.nodes.map((node) => [node.name, prepared.images.get(nodeArch(this.ctx, node))?.disk ?? '']));
+    for (const [name, disk] of imageDisks) this.diskBases.set(name, disk);
+    if (this.mode !== 'on') return undefined;
+    const layer = await deepestIntact(
+      this.plan.map((p) => p.key),
+      imageDisks,
+      this.ctx.log,
+    );
+    if (!layer) return undefined;
+    markUsed(layer);
+    this.restored = layer;
+    this.parent = layer.key;
+    for (const node of layer.nodes) this.diskBases.set(node.name, join(layer.dir, node.disk));
+    return layer;
+  }
+
+  /** Whether the restored layer already holds this layer's work. */
+  covers(name: string): boolean {
+    const index = this.plan.findIndex((p) => p.name === name);
+    return this.restored !== undefined && index >= 0 && index < this.restored.depth;
+  }
+
+  /** Where the restored cluster came from. */
+  get from(): RestoredFrom | undefined {
+    return this.restored && { layer: this.restored.key, madeAt: this.restored.madeAt, madeBy: this.restored.madeBy };
+  }
+
+  /** The key of the layer the cluster stands on now (the last one saved or restored), for a kept run's reset. */
+  get current(): string | undefined {
+    return this.parent;
+  }
+
+  /** A restored step's results, as the run that made its layer recorded them: it did not run here. */
+  restoredSteps(name: string): StepResult[] {
+    const layer = readLayer(this.plan.find((p) => p.name === name)?.key ?? '');
+    if (!layer) return [];
+    const from: RestoredFrom = { layer: layer.key, madeAt: layer.madeAt, madeBy: layer.madeBy };
+    return layer.steps.map((step) => ({ ...step, seconds: 0, log: '', restored: from }));
+  }
+
+  /**
+   * After a phase or step did its work: saves the cluster as the layer named so (unless saving
+   * is off or stopped), then steps the guests' clocks over the pause.
+   */
+  async save(name: string, nodes: LiveNode[], seconds: number, steps: StepResult[] = []): Promise<void> {
+    const index = this.plan.findIndex((p) => p.name === name);
+    const planned = this.plan[index];
+    if (!planned || !this.saving) return;
+    const free = statfsSync(snapshotsRoot()).bavail * statfsSync(snapshotsRoot()).bsize;
+    if (free < MIN_FREE_BYTES) {
+      this.stopSaving(`only ${Math.round(free / 1024 ** 3)} GiB free in ${snapshotsRoot()}: no more layers are saved for this run`);
+      return;
+    }
+    const started = performance.now();
+    const saved = await this.ctx.log.step(`saving snapshot layer ${index + 1}/${this.plan.length} (${name})`, () =>
+      saveLayer({
+        key: planned.key,
+        parent: this.parent,
+        depth: index + 1,
+        name,
+        scenario: this.ctx.scenario.spec.name,
+        driver: this.ctx.driver.name,
+        runId: this.ctx.runId,
+        seconds,
+        nodes: nodes.map(({ vm }) => ({ vm, diskBase: this.diskBases.get(vm.spec.name) ?? '', baseSha256: this.baseSha256(vm.spec.name) })),
+        replace: this.mode === 'fresh',
+        env: this.ctx.env,
+        steps,
+        secrets: name === 'certificates' ? [certsDir(this.ctx)] : [],
+        log: this.ctx.log,
+        signal: this.ctx.signal,
+      }),
+    );
+    if (!saved) {
+      this.stopSaving(`another run saved layer ${planned.key} (${name}) meanwhile; this run's later layers stand on its own disks and are not saved`);
+      return;
+    }
+    // The pause stopped the guests' clocks.
+    await advanceClocks(nodes.map((n) => n.machine), saved.pausedMs, this.ctx.log);
+    const { layer } = saved;
+    this.parent = layer.key;
+    for (const node of layer.nodes) this.diskBases.set(node.name, join(layer.dir, node.disk));
+    this.ctx.summary.snapshot?.saved.push({
+      layer: layer.key,
+      depth: layer.depth,
+      name,
+      seconds: Math.round((performance.now() - started) / 100) / 10,
+      bytes: layerBytes(layer),
+    });
+  }
+
+  /** The checksum of the layer disk a node's current disk stands on (none for the image's). */
+  private baseSha256(node: string): string | undefined {
+    const parent = this.parent ? readLayer(this.parent) : undefined;
+    const disk = parent?.nodes.find((n) => n.name === node)?.disk;
+    return disk ? parent?.files[disk]?.sha256 : undefined;
+  }
+
+  /** A restored run gets its certificate set back from the layer that made it. */
+  restoreSecrets(): void {
+    if (!this.covers('certificates')) return;
+    const certs = join(snapshotsDir(), this.plan.find((p) => p.name === 'certificates')?.key ?? '', basename(certsDir(this.ctx)));
+    if (existsSync(certs)) cpSync(certs, certsDir(this.ctx), { recursive: true });
+  }
+
+  private stopSaving(why: string): void {
+    this.saving = false;
+    this.ctx.log.warn(`snapshots: ${why}`);
+    if (this.ctx.summary.snapshot) this.ctx.summary.snapshot.note = why;
+  }
+}
+
+const snapshotsRoot = (): string => {
+  let dir = snapshotsDir();
+  while (!existsSync(dir)) dir = dirname(dir);
+  return dir;
+};
