@@ -38,7 +38,7 @@ describe('qemuArgs', () => {
     expect(valueOf(args, '-device')).toBe(`virtio-net-pci,netdev=mgmt,mac=${MGMT_MAC}`);
     expect(valueOf(args, '-kernel')).toBe('/cache/images/base/vmlinuz');
     expect(valueOf(args, '-initrd')).toBe('/cache/images/base/initrd.img');
-    expect(valueOf(args, '-drive')).toMatch(/^file=\/state\/overlay\.qcow2,if=virtio,format=qcow2,/);
+    expect(valueOf(args, '-drive')).toMatch(/^file=\/state\/overlay\.qcow2,id=disk0,if=virtio,format=qcow2,/);
     expect(valueOf(args, '-qmp')).toBe('unix:/state/qmp.sock,server=on,wait=off');
     expect(valueOf(args, '-chardev')).toBe('file,id=console,path=/logs/console.log');
     expect(args).toContain('-no-reboot');
