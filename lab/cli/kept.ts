@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { ClusterDescriptor } from '../checks/descriptor.js';
-import { runChecks } from '../checks/runner.js';
+import { runChecks, type CheckResult } from '../checks/runner.js';
+import { junitXml } from '../report/junit.js';
+import type { RunSummary } from '../report/summary.js';
 import { destroyRun, keptRuns, type KeptRun, type RunRecord } from '../run/registry.js';
 import { allDrivers } from '../machines/registry.js';
 import { InputError } from '../util/errors.js';
@@ -90,19 +92,46 @@ export async function verifyCommand(
   if (options.reset) await (await import('../run/reset.js')).resetKeptRun(run, log, options.signal);
   const workDir = mkdtempSync(join(tmpdir(), 'lab-verify-'));
   try {
-    const allureResultsDir = join(run.reportDir, `allure-results-verify-${Date.now()}`);
+    // Each verify keeps its own results next to the run's: what CI systems and tests read.
+    const startedAt = new Date().toISOString();
+    const reportDir = join(run.reportDir, `verify-${startedAt.replace(/[-:]/g, '').replace(/\..*$/, '')}-${process.pid}`);
+    const descriptor = withEnv(descriptorOf(run), options.sets ?? {});
     const results = await log.step(`verifying kept run ${run.runId}`, () =>
-      runChecks({ files, descriptor: withEnv(descriptorOf(run), options.sets ?? {}), workDir, allureResultsDir, timeoutSeconds: 900, log, failFast: options.failFast }),
+      runChecks({ files, descriptor, workDir, allureResultsDir: join(reportDir, 'allure-results'), timeoutSeconds: 900, log, failFast: options.failFast }),
     );
     const failed = results.filter((r) => r.status === 'failed').length;
+    writeVerifyReport(reportDir, run.runId, descriptor.scenario.name, startedAt, results, options);
     log.info(`${results.length - failed}/${results.length} checks passed`);
+    log.info(`verify report: ${join(reportDir, 'checks.json')}  junit: ${join(reportDir, 'junit.xml')}`);
     return failed || !results.length ? 1 : 0;
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
 }
 
+/** checks.json (the results, with what was set and whether the run was reset first) and junit.xml of one verify. */
+function writeVerifyReport(
+  dir: string,
+  runId: string,
+  scenario: string,
+  startedAt: string,
+  checks: CheckResult[],
+  options: { sets?: Record<string, string>; reset?: boolean; failFast?: boolean },
+): void {
+  mkdirSync(dir, { recursive: true });
+  const verdict = checks.length && checks.every((c) => c.status !== 'failed') ? 'passed' : 'failed';
+  const record = { runId, startedAt, finishedAt: new Date().toISOString(), reset: Boolean(options.reset), failFast: Boolean(options.failFast), sets: options.sets ?? {}, verdict, checks };
+  writeFileSync(join(dir, 'checks.json'), `${JSON.stringify(record, null, 2)}\n`);
+  const summary = { runId, scenario: { name: scenario, file: '', axes: {} }, nodes: [], startedAt, finishedAt: record.finishedAt, seconds: 0, verdict, phases: [], steps: [], checks } as RunSummary;
+  writeFileSync(join(dir, 'junit.xml'), junitXml(summary));
+}
+
 const withEnv = (descriptor: ClusterDescriptor, sets: Record<string, string>): ClusterDescriptor => ({ ...descriptor, env: { ...descriptor.env, ...sets } });
+
+/** `lab reset [--run <id>]`: the kept run back at its last snapshot layer, without running checks. */
+export async function resetCommand(runId: string | undefined, log: Logger, signal: AbortSignal): Promise<void> {
+  await (await import('../run/reset.js')).resetKeptRun(pickRun(runId), log, signal);
+}
 
 /** `lab down <run-id>` or `lab down --all`: destroys kept runs. */
 export async function downCommand(runId: string | undefined, all: boolean, log: Logger): Promise<void> {

@@ -143,6 +143,13 @@ cli
   });
 
 cli
+  .command('reset', 'Bring a kept run back to its last snapshot layer (undoing whatever was done to it since)')
+  .option('--run <id>', 'The kept run (needed when several are kept)')
+  .action(async (flags: { run?: string }) => {
+    await (await import('./kept.js')).resetCommand(flags.run, log, interruptible());
+  });
+
+cli
   .command('down [run]', 'Destroy a kept run (or every kept run with --all)')
   .option('--all', 'Destroy every kept run')
   .action(async (run: string | undefined, flags: { all?: boolean }) => {

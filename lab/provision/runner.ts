@@ -3,8 +3,9 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Machine } from '../remote/machine.js';
 import { shellQuote } from '../remote/ssh.js';
 import type { StepResult } from '../report/summary.js';
-import type { Step } from '../scenario/schema.js';
+import type { NodeStep, Step } from '../scenario/schema.js';
 import { RunFailed, tail } from '../util/errors.js';
+import { settleAll } from '../util/limit.js';
 import type { Logger } from '../util/log.js';
 import { provisionersDir } from '../util/paths.js';
 import { resolveScript } from './scripts.js';
@@ -45,7 +46,7 @@ export class Provisioner {
   constructor(private readonly options: ProvisionOptions) {}
 
   /** Runs one step on its nodes; every node's result is appended to `results` as the step ends. */
-  async run(step: Step, results: StepResult[]): Promise<void> {
+  async run(step: NodeStep, results: StepResult[]): Promise<void> {
     this.options.signal?.throwIfAborted();
     const targets = this.targets(step);
     await this.options.log.step(`provision ${step.name} on ${targets.map((t) => t.name).join(', ')}`, async () => {
@@ -57,20 +58,27 @@ export class Provisioner {
   }
 
   /**
-   * After a restore: the step's `ready` script on the step's nodes, which must exit 0 (it waits
-   * for what the step started to work again, within the step's timeout).
+   * After a restore: the `ready` scripts of the restored steps, side by side on each step's nodes;
+   * each must exit 0 once what its step started works again, within the step's timeout.
+   * LAB_RESTORED_AT tells them when the cluster came back (epoch seconds, on the guests' clocks
+   * as the restore moved them on): what happened since then is news.
    */
-  async ready(step: Step & { ready?: string }, results: StepResult[]): Promise<void> {
-    if (!('script' in step) || !step.ready) return;
-    await this.run({ ...step, name: `${step.name}-ready`, script: step.ready, args: [] }, results);
+  async ready(steps: Step[], restoredAt: number, results: StepResult[]): Promise<void> {
+    const scripts = steps.filter((step): step is Extract<Step, { script: string }> => 'script' in step && Boolean(step.ready));
+    await settleAll(
+      scripts.map((step) =>
+        this.run({ ...step, name: `${step.name}-ready`, script: step.ready as string, args: [], env: { ...step.env, LAB_RESTORED_AT: String(restoredAt) } }, results),
+      ),
+    );
   }
 
-  private targets(step: Step): ProvisionNode[] {
+  /** The nodes a step names (or all of them). */
+  targets(step: { nodes: 'all' | string[] }): ProvisionNode[] {
     return step.nodes === 'all' ? this.options.nodes : this.options.nodes.filter((n) => (step.nodes as string[]).includes(n.name));
   }
 }
 
-async function runOnNode(step: Step, node: ProvisionNode, options: ProvisionOptions, copied: Set<string>): Promise<StepResult> {
+async function runOnNode(step: NodeStep, node: ProvisionNode, options: ProvisionOptions, copied: Set<string>): Promise<StepResult> {
   const nodeLogDir = join(options.logsDir, node.name);
   mkdirSync(nodeLogDir, { recursive: true });
   const logFile = join(nodeLogDir, `provision-${step.name}.log`);

@@ -6,9 +6,9 @@ import { qemuBinary } from '../machines/guest.js';
 import { DRIVERS } from '../machines/registry.js';
 import { resolveScript } from '../provision/scripts.js';
 import type { RestoredFrom, StepResult } from '../report/summary.js';
-import type { Step } from '../scenario/schema.js';
+import type { NodeStep } from '../scenario/schema.js';
 import { deepestIntact } from '../snapshots/chain.js';
-import { fileHash, folderHash, layerKey } from '../snapshots/keys.js';
+import { fileHash, folderHash, layerKey, namedVariables } from '../snapshots/keys.js';
 import { advanceClocks } from '../snapshots/resume.js';
 import { saveLayer } from '../snapshots/save.js';
 import { layerBytes, markUsed, readLayer, snapshotsDir, type Layer } from '../snapshots/store.js';
@@ -67,22 +67,36 @@ export async function planLayers(ctx: RunContext, prepared: Prepared, network: C
     cidr: spec.network.cidr,
   };
   const inputs: [string, unknown][] = [['machines', machines]];
-  if (spec.flocker)
-    inputs.push(['certificates', { flocker: spec.flocker, control: controlHost(ctx, network.addresses), userDir: userCaDir(ctx.env) }]);
   if (needsPayload(ctx))
     inputs.push(['payload', { source: spec.payload, bundles: [...prepared.bundles].map(([arch, b]) => [arch, basename(dirname(b.file))]), env: payloadEnv(ctx) }]);
-  for (const step of spec.provision) inputs.push([`step ${step.name}`, { step: stepInputs(step, ctx.scenario.dir), env: ctx.env }]);
+  for (const step of spec.provision)
+    inputs.push([
+      `step ${step.name}`,
+      'certificates' in step
+        ? { ...step, flocker: spec.flocker, control: controlHost(ctx, network.addresses), userDir: userCaDir(ctx.env) }
+        : stepInputs(step, ctx.scenario.dir, ctx.env),
+    ]);
 
   const plan: PlannedLayer[] = [];
   for (const [name, what] of inputs) plan.push({ name, key: layerKey(plan.at(-1)?.key, what) });
   return plan;
 }
 
-/** What a step does to the cluster: its definition (less its timeout and readiness script) and the files it runs. */
-function stepInputs(step: Step, scenarioDir: string): unknown {
+/**
+ * What a step does to the cluster: its definition (less its timeout and readiness script), the
+ * files of its script's folder (its readiness script aside), and the variables of the
+ * environment that those files name. A
+ * variable no file of the folder mentions cannot reach what the step does (the scripts pass on
+ * what they use by name), so FLOCKER_VERSION does not make the multinode steps another layer.
+ */
+function stepInputs(step: NodeStep, scenarioDir: string, env: Record<string, string>): unknown {
   if ('upload' in step) return { ...step, content: fileHash(resolve(scenarioDir, step.upload.from)) };
-  const { timeout: _timeout, ready: _ready, ...rest } = step;
-  return { ...rest, folder: folderHash(dirname(resolveScript(step.script, scenarioDir))) };
+  const { timeout: _timeout, ready, ...rest } = step;
+  const folder = dirname(resolveScript(step.script, scenarioDir));
+  // The readiness script runs only after a restore (from a fresh copy of the folder): it is no part of the layer.
+  const except = ready ? [resolveScript(ready, scenarioDir)] : [];
+  const named = namedVariables(folder, Object.keys(env), except);
+  return { ...rest, folder: folderHash(folder, except), env: Object.fromEntries(Object.entries(env).filter(([key]) => named.has(key))) };
 }
 
 /**
@@ -183,7 +197,7 @@ export class Snapshots {
         replace: this.mode === 'fresh',
         env: this.ctx.env,
         steps,
-        secrets: name === 'certificates' ? [certsDir(this.ctx)] : [],
+        secrets: this.certificatesStep === name ? [certsDir(this.ctx)] : [],
         log: this.ctx.log,
         signal: this.ctx.signal,
       }),
@@ -213,10 +227,17 @@ export class Snapshots {
     return disk ? parent?.files[disk]?.sha256 : undefined;
   }
 
+  /** The layer of the step that makes the run's certificates (their set is kept with it). */
+  private get certificatesStep(): string | undefined {
+    const step = this.ctx.scenario.spec.provision.find((s) => 'certificates' in s);
+    return step && `step ${step.name}`;
+  }
+
   /** A restored run gets its certificate set back from the layer that made it. */
   restoreSecrets(): void {
-    if (!this.covers('certificates')) return;
-    const certs = join(snapshotsDir(), this.plan.find((p) => p.name === 'certificates')?.key ?? '', basename(certsDir(this.ctx)));
+    const name = this.certificatesStep;
+    if (!name || !this.covers(name)) return;
+    const certs = join(snapshotsDir(), this.plan.find((p) => p.name === name)?.key ?? '', basename(certsDir(this.ctx)));
     if (existsSync(certs)) cpSync(certs, certsDir(this.ctx), { recursive: true });
   }
 

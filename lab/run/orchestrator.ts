@@ -43,13 +43,13 @@ export interface RunOutcome {
 }
 
 /** The lifecycle's phases in order; those a run never reached are recorded as skipped. */
-const PHASES = ['images', 'network', 'machines', 'certificates', 'payload', 'provision', 'checks'] as const;
+const PHASES = ['images', 'network', 'machines', 'payload', 'provision', 'checks'] as const;
 type PhaseName = (typeof PHASES)[number];
 
 /**
  * `lab run`: scenario -> images -> network -> machines (booted, or restored from the deepest
- * cached snapshot layer) -> certificates -> payload -> provision -> checks, saving a layer after
- * each phase and step that changed the cluster; then always: journals, destroy (or keep, when
+ * cached snapshot layer) -> payload -> provision -> checks, saving a layer after each phase and
+ * step that changed the cluster; then always: journals, destroy (or keep, when
  * asked), report. The first failing phase stops the ones after it. Bad input throws InputError
  * before anything has started.
  */
@@ -135,19 +135,13 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       if (summary && cache.from) summary.restored = { ...cache.from, depth: layer.depth, name: layer.name, seconds: seconds(restoreStarted) };
       return restored;
     });
-    if (cache.restored) Object.assign(ctx.env, cache.restored.env);
-    // Whatever the restored layer's steps started must work again before anything goes on.
-    const ready = spec.provision.filter((step) => cache.covers(`step ${step.name}`) && 'script' in step && step.ready);
-    if (ready.length) await phase('machines', () => readiness(ctx, provisioner(), ready), true);
-
-    if (!spec.flocker) skip('certificates');
-    else if (cache.covers('certificates')) await phase('certificates', async () => undefined, true);
-    else
-      await phase('certificates', async () => {
-        const begun = performance.now();
-        await placeCertificates(ctx, nodes);
-        await cache.save('certificates', nodes, seconds(begun));
-      });
+    if (cache.restored) {
+      Object.assign(ctx.env, cache.restored.env);
+      // Whatever the restored layer's steps started must work again before anything goes on.
+      const restoredAt = Math.floor(Date.now() / 1000) - 1;
+      const restored = spec.provision.filter((step) => cache.covers(`step ${step.name}`));
+      await phase('machines', () => log.step('waiting for the restored cluster to be ready', () => provisioner().ready(restored, restoredAt, ctx.summary.steps)), true);
+    }
 
     if (!needsPayload(ctx)) skip('payload');
     else if (cache.covers('payload')) await phase('payload', async () => undefined, true);
@@ -174,7 +168,8 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
             const begun = performance.now();
             const results: typeof ctx.summary.steps = [];
             try {
-              await steps.run(step, results);
+              if ('certificates' in step) results.push(...(await placeCertificates(ctx, nodes.filter((n) => steps.targets(step).includes(n)), step.name)));
+              else await steps.run(step, results);
             } finally {
               ctx.summary.steps.push(...results);
             }
@@ -234,20 +229,6 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     log.info(`  lab down ${runId}             (destroys them; lab down --all for every kept run)`);
   }
   return { summary: ctx.summary, runDir, exitCode: interrupted ? 130 : verdict === 'passed' ? 0 : 1 };
-}
-
-/** The `ready` scripts of the restored steps, in order, on their nodes. */
-async function readiness(ctx: RunContext, provisioner: Provisioner, steps: RunContext['scenario']['spec']['provision']): Promise<void> {
-  await ctx.log.step(`waiting for the restored cluster to be ready (${steps.map((s) => s.name).join(', ')})`, async () => {
-    for (const step of steps) {
-      const results: RunSummary['steps'] = [];
-      try {
-        await provisioner.ready(step, results);
-      } finally {
-        ctx.summary.steps.push(...results);
-      }
-    }
-  });
 }
 
 /** Time for a dying VM's exit to be noticed: its SSH connection can break before its process is reaped. */

@@ -56,7 +56,7 @@ export async function resetKeptRun(run: RunRecord & { kept: KeptRun }, log: Logg
     );
     try {
       await advanceClocks(machines, resumedAt - layer.pausedAt, log);
-      await readiness(run, descriptor, chain, machines, log, signal);
+      await readiness(run, descriptor, chain, machines, Math.floor(Date.now() / 1000) - 1, log, signal);
     } finally {
       for (const machine of machines) machine.close();
     }
@@ -76,6 +76,7 @@ async function readiness(
   descriptor: ClusterDescriptor,
   chain: Layer[],
   machines: Machine[],
+  restoredAt: number,
   log: Logger,
   signal: AbortSignal,
 ): Promise<void> {
@@ -84,8 +85,10 @@ async function readiness(
   const nodes = descriptor.nodes.map((node) => ({ ...node, machine: machines.find((m) => m.name === node.name) as Machine }));
   const env = chain.at(-1)?.env ?? descriptor.env;
   const provisioner = new Provisioner({ nodes, env, scenarioDir: scenario.dir, runId: run.runId, logsDir: descriptor.logsDir, runDir: run.reportDir, log, signal });
-  for (const step of scenario.spec.provision.filter((s) => held.has(`step ${s.name}`))) {
-    const results: StepResult[] = [];
-    await provisioner.ready(step, results);
-  }
+  const results: StepResult[] = [];
+  await provisioner.ready(
+    scenario.spec.provision.filter((s) => held.has(`step ${s.name}`)),
+    restoredAt,
+    results,
+  );
 }

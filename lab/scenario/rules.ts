@@ -38,6 +38,11 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
 
   if (spec.flocker && !nodeNames.has(spec.flocker.control))
     problems.push({ path: ['flocker', 'control'], message: `no node named "${spec.flocker.control}" in this scenario` });
+  const certificates = spec.provision.findIndex((step) => 'certificates' in step);
+  if (spec.flocker && certificates < 0)
+    problems.push({ path: ['flocker'], message: 'no step places the certificates: add a step `certificates: flocker` before the Flocker steps' });
+  if (!spec.flocker && certificates >= 0)
+    problems.push({ path: ['provision', certificates, 'certificates'], message: 'needs the scenario\'s `flocker:` (the node that runs the control service, and the API user)' });
 
   const stepNames = new Set<string>();
   spec.provision.forEach((step, i) => {

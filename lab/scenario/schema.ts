@@ -68,8 +68,20 @@ export const UploadStep = z.strictObject({
   nodes: Targets,
 });
 
-export const Step = z.union([ScriptStep, UploadStep]);
+export const CertificatesStep = z.strictObject({
+  name: stepName,
+  certificates: z
+    .literal('flocker')
+    .describe(
+      "The run's Flocker cluster certificates, made as flocker-ca made them and placed as Flocker's docs say (the scenario's `flocker:` names the control node and the API user)",
+    ),
+  nodes: Targets,
+});
+
+export const Step = z.union([ScriptStep, UploadStep, CertificatesStep]);
 export type Step = z.infer<typeof Step>;
+/** What the provisioner runs over SSH (the certificates step is the run's own work). */
+export type NodeStep = z.infer<typeof ScriptStep> | z.infer<typeof UploadStep>;
 
 export const Timeouts = z.strictObject({
   boot: z.int().positive().optional().describe('Seconds from VM start to SSH login; default per arch'),
@@ -107,7 +119,7 @@ export const Scenario = z.strictObject({
   nodes: z.array(NodeSpec).min(1, 'a scenario needs at least one node').describe('The VMs'),
   provision: z.array(Step).default([]).describe('Ordered provisioner steps'),
   checks: z.array(z.string().min(1)).default([]).describe('Checks to run: built-in names or paths to .check.ts files'),
-  flocker: Flocker.optional().describe('Make a Flocker cluster CA and certificates for this run and place them on the nodes'),
+  flocker: Flocker.optional().describe('The Flocker cluster a `certificates: flocker` step makes the certificates for'),
   timeouts: Timeouts.default({ checks: 900 }),
 });
 

@@ -89,17 +89,45 @@ export async function sha256Of(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/**
+ * Where a layer notes the files it has summed and found right, with their inode, size and change
+ * times: a file none of those changed for since is not read again (any write, even of one byte in
+ * place, changes its ctime). Not part of the checksummed files.
+ */
+const VERIFIED = '.verified';
+type Verified = Record<string, { stamp: string; sha256: string }>;
+const stampOf = (path: string): string => {
+  const stat = statSync(path, { bigint: true });
+  return `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+};
+function readVerified(dir: string): Verified {
+  try {
+    return JSON.parse(readFileSync(join(dir, VERIFIED), 'utf8')) as Verified;
+  } catch {
+    return {};
+  }
+}
+
 /** Every file of the layer as its manifest lists it: present, of its size and its SHA-256. The first mismatch, or undefined. */
 export async function damage(layer: Layer, only?: (file: string) => boolean): Promise<string | undefined> {
-  for (const [file, expected] of Object.entries(layer.files)) {
-    if (only && !only(file)) continue;
-    const path = join(layer.dir, file);
-    if (!existsSync(path)) return `${file} is missing`;
-    const bytes = statSync(path).size;
-    if (bytes !== expected.bytes) return `${file} has ${bytes} bytes, not ${expected.bytes}`;
-    if ((await sha256Of(path)) !== expected.sha256) return `${file} does not match its checksum`;
+  const verified = readVerified(layer.dir);
+  try {
+    for (const [file, expected] of Object.entries(layer.files)) {
+      if (only && !only(file)) continue;
+      const path = join(layer.dir, file);
+      if (!existsSync(path)) return `${file} is missing`;
+      const bytes = statSync(path).size;
+      if (bytes !== expected.bytes) return `${file} has ${bytes} bytes, not ${expected.bytes}`;
+      const stamp = stampOf(path);
+      if (verified[file]?.stamp === stamp && verified[file]?.sha256 === expected.sha256) continue;
+      delete verified[file];
+      if ((await sha256Of(path)) !== expected.sha256) return `${file} does not match its checksum`;
+      verified[file] = { stamp, sha256: expected.sha256 };
+    }
+    return undefined;
+  } finally {
+    if (existsSync(layer.dir)) writeFileSync(join(layer.dir, VERIFIED), JSON.stringify(verified), { mode: 0o600 });
   }
-  return undefined;
 }
 
 /** Files of a folder, recursively, as paths relative to it. */
@@ -131,11 +159,14 @@ export async function writeLayer(
     try {
       const manifest = await fill(tmp);
       const files: LayerManifest['files'] = {};
+      const verified: Verified = {};
       for (const file of filesBelow(tmp).sort()) {
         const path = join(tmp, file);
         chmodSync(path, 0o600);
         files[file] = { bytes: statSync(path).size, sha256: await sha256Of(path) };
+        verified[file] = { stamp: stampOf(path), sha256: files[file].sha256 };
       }
+      writeFileSync(join(tmp, VERIFIED), JSON.stringify(verified), { mode: 0o600 });
       writeFileSync(join(tmp, MANIFEST), `${JSON.stringify({ key, ...manifest, files }, null, 2)}\n`, { mode: 0o600 });
       // A layer made anew is another disk: whatever stood on the old one goes with it.
       removeLayer(key);

@@ -12,6 +12,8 @@ set -euo pipefail
 BASE_PACKAGES=(libc6 libgcc-s1 gcc-12-base busybox-static)
 # Only getent is taken from it (the C library's resolver, for nslookup below).
 LIBC_BIN=libc-bin
+# Only os-release is taken from it: what the images are (cadvisor reads PRETTY_NAME for the kubelet's osImage).
+BASE_FILES=base-files
 ETCD_PACKAGES=(etcd-server etcd-client)
 RUNTIME_PACKAGES=(nodejs iproute2 iptables kmod)
 STORAGE_PACKAGES=(mount util-linux e2fsprogs)
@@ -26,9 +28,9 @@ touch "$APT_ROOT/var/lib/dpkg/status"
 printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' "$MIRROR" "$SUITE" >"$APT_ROOT/etc/apt/sources.list"
 printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s-security main\n' "${MIRROR%/debian}/debian-security" "$SUITE" >>"$APT_ROOT/etc/apt/sources.list"
 
-echo "lab: downloading ${ARCH} packages for the payload (${BASE_PACKAGES[*]} ${LIBC_BIN} ${ETCD_PACKAGES[*]} ${RUNTIME_PACKAGES[*]} ${STORAGE_PACKAGES[*]})"
+echo "lab: downloading ${ARCH} packages for the payload (${BASE_PACKAGES[*]} ${LIBC_BIN} ${BASE_FILES} ${ETCD_PACKAGES[*]} ${RUNTIME_PACKAGES[*]} ${STORAGE_PACKAGES[*]})"
 apt-get "${apt_opts[@]}" update >/dev/null
-apt-get "${apt_opts[@]}" -y install --download-only "${BASE_PACKAGES[@]}" "$LIBC_BIN" "${ETCD_PACKAGES[@]}" "${RUNTIME_PACKAGES[@]}" "${STORAGE_PACKAGES[@]}" >/dev/null
+apt-get "${apt_opts[@]}" -y install --download-only "${BASE_PACKAGES[@]}" "$LIBC_BIN" "$BASE_FILES" "${ETCD_PACKAGES[@]}" "${RUNTIME_PACKAGES[@]}" "${STORAGE_PACKAGES[@]}" >/dev/null
 archives=$APT_ROOT/var/cache/apt/archives
 
 # The newest downloaded .deb of a package (older versions may linger in the cache).
@@ -59,6 +61,7 @@ done
 unpack "$OUT/.libc-bin" "$LIBC_BIN"
 cp "$OUT/.libc-bin/usr/bin/getent" "$OUT/base/usr/bin/getent"
 rm -rf "$OUT/.libc-bin"
+dpkg-deb --fsys-tarfile "$(deb_of "$BASE_FILES")" | tar -x -C "$OUT/base" ./usr/lib/os-release ./etc/os-release
 # nslookup as the 2016 busybox (1.24) did it: through the C library's resolver, so resolv.conf's
 # search path and ndots:5 apply and `nslookup kubernetes.default` finds
 # kubernetes.default.svc.cluster.local. Busybox 1.35's own nslookup sends a dotted name as it is;

@@ -36,8 +36,12 @@ import type { AgentConfiguration, AgentDataset, AgentStateReport, DatasetConfigu
 
 export const DEFAULT_VERSION = '1.14.0';
 export const VERSION_FILE = '/opt/lab/flocker-version';
-/** How long a node's reported datasets count without a new report. */
-export const STATE_TTL_MS = 30_000;
+/**
+ * EXPIRATION_TIME of flocker/control/_clusterstate.py (1.13/1.14): a node's reported state is
+ * wiped when nothing came from its agent for 120 s (checked every second); its agent's reports
+ * and 30 s pings count as activity. A lost connection wipes nothing by itself.
+ */
+export const STATE_TTL_MS = 120_000;
 const MAX_BODY = 1 << 20;
 
 // The descriptions flocker/control/httpapi.py and flocker/restapi/_error.py answered with.
@@ -230,8 +234,8 @@ export class ClusterState {
   datasets(now: number): DatasetState[] {
     const result = new Map<string, DatasetState>();
     for (const node of this.nodes.values()) {
-      // A node silent for longer than the TTL reports nothing: its volumes may be gone with it.
-      if (!this.fresh(node, now)) continue;
+      // A wiped node reports nothing: its volumes may be gone with it.
+      if (node.expired || !this.fresh(node, now)) continue;
       for (const d of node.datasets) {
         const entry: DatasetState = { dataset_id: d.dataset_id };
         if (d.path !== undefined) entry.primary = node.uuid;
@@ -244,16 +248,12 @@ export class ClusterState {
     return [...result.values()];
   }
 
-  /**
-   * Every node whose agent has connected since the control service started, even one that went
-   * silent. (Flocker dropped a disconnected node; the lab keeps it listed because a kubelet's
-   * flocker plugin finds its node UUID here, and the lab's "agent stopped" check must get as
-   * far as the volume attach step, which then waits for a node that no longer reports.)
-   */
-  nodeList(): NodeInfo[] {
-    return [...this.nodes.values()].map((n) => ({ host: n.host, uuid: n.uuid }));
+  /** The nodes whose state is not wiped: a node whose agent went silent drops out after the expiry. */
+  nodeList(now: number): NodeInfo[] {
+    return [...this.nodes.values()].filter((n) => !n.expired && this.fresh(n, now)).map((n) => ({ host: n.host, uuid: n.uuid }));
   }
 
+  /** Eras are never wiped (UpdateNodeStateEra has no wiper): a silent node is still found by its era. */
   byEra(era: string): string | undefined {
     return [...this.nodes.values()].find((n) => n.era === era.toLowerCase())?.uuid;
   }
@@ -349,9 +349,7 @@ export async function startControlService(options: ControlServiceOptions): Promi
     for (const node of state.nodes.values())
       if (!node.expired && !state.fresh(node, now)) {
         node.expired = true;
-        log(
-          `node ${node.uuid} (${node.host}): no state report for ${Math.round(state.ttlMs / 1000)} s; its datasets are no longer reported`,
-        );
+        log(`node ${node.uuid} (${node.host}): nothing from its agent for ${Math.round(state.ttlMs / 1000)} s; its state is wiped`);
       }
   };
 
@@ -425,7 +423,7 @@ export async function startControlService(options: ControlServiceOptions): Promi
     } else if (path === '/v1/state/datasets') {
       if (method === 'GET') return [200, state.datasets(now)];
     } else if (path === '/v1/state/nodes') {
-      if (method === 'GET') return [200, state.nodeList()];
+      if (method === 'GET') return [200, state.nodeList(Date.now())];
     } else if ((m = /^\/v1\/state\/nodes\/by_era\/([^/]+)$/.exec(path))) {
       if (method === 'GET') {
         const uuid = state.byEra(decodeURIComponent(m[1] as string));

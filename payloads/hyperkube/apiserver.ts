@@ -11,6 +11,7 @@ import {
 } from './registry.js';
 import type { ServiceIpAllocator } from './service-ips.js';
 import { asTable, wantsTable } from './table.js';
+import { versionInfo } from './version.js';
 
 /**
  * The apiserver stand-in's HTTP side: the v1 REST API for the resources the registry keeps
@@ -22,8 +23,10 @@ export interface ApiServerOptions {
   registry: Registry;
   /** The tagged K8S_VERSION, e.g. v1.3.0: what /version reports. */
   version: string;
-  /** GOARCH-style platform of the node, e.g. linux/amd64. */
-  platform: string;
+  /** GOARCH of the node, e.g. amd64. */
+  arch: string;
+  /** What /api/v1/componentstatuses probes: each component's health URL (etcd-0, controller-manager, scheduler). */
+  components?: Record<string, string>;
   /** Cluster IPs for services; without it services cannot be created. */
   serviceIps?: ServiceIpAllocator;
 }
@@ -77,8 +80,15 @@ async function handle(options: ApiServerOptions, request: IncomingMessage, respo
   const path = url.pathname.replace(/\/+$/, '') || '/';
   const method = request.method ?? 'GET';
 
+  // 1.2/1.3's /healthz only pinged the server itself: etcd's health shows in componentstatuses.
   if (path === '/healthz') return sendText(response, 200, 'ok');
-  if (path === '/version') return send(response, 200, versionInfo(options));
+  if (path === '/version') return sendIndented(response, 200, versionInfo(options.version, options.arch));
+  if (path === '/api/v1/componentstatuses' || path.startsWith('/api/v1/componentstatuses/')) {
+    const name = path.split('/')[4];
+    const statuses = await componentStatuses(options.components ?? {}, name);
+    if (name && !statuses.length) throw new StatusError(404, 'NotFound', `componentstatus "${name}" not found`, { name, kind: 'componentstatuses' });
+    return send(response, 200, name ? statuses[0] : { kind: 'ComponentStatusList', apiVersion: 'v1', metadata: { selfLink: '/api/v1/componentstatuses' }, items: statuses });
+  }
   // kubectl validates against the OpenAPI document; an empty one (1.2/1.3 had none) lets it skip.
   if (path === '/openapi/v2') {
     response.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -245,11 +255,6 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   return result;
 }
 
-function versionInfo(options: ApiServerOptions): Record<string, string> {
-  const [major = '', minor = ''] = options.version.replace(/^v/, '').split('.');
-  return { major, minor, gitVersion: options.version, gitTreeState: 'clean', compiler: 'gc', platform: options.platform };
-}
-
 async function readObject(request: IncomingMessage): Promise<KubeObject> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
@@ -260,6 +265,37 @@ async function readObject(request: IncomingMessage): Promise<KubeObject> {
   } catch (error) {
     throw new StatusError(400, 'BadRequest', `the object provided is unrecognized (${(error as Error).message})`, {});
   }
+}
+
+/**
+ * The apiserver's view of the master's parts, as `kubectl get componentstatuses` showed it: each
+ * health URL asked once (etcd's /health answers {"health": "true"}; the others' /healthz "ok").
+ */
+async function componentStatuses(components: Record<string, string>, only?: string): Promise<KubeObject[]> {
+  const names = Object.keys(components).filter((name) => !only || name === only);
+  return Promise.all(
+    names.map(async (name) => {
+      const url = components[name] as string;
+      let condition: Record<string, string>;
+      try {
+        const answer = await fetch(url, { signal: AbortSignal.timeout(5000) });
+        const body = (await answer.text()).trim();
+        const healthy = answer.ok && (name.startsWith('etcd') ? /"health":\s*"true"/.test(body) : body === 'ok');
+        condition = healthy
+          ? { type: 'Healthy', status: 'True', message: body }
+          : { type: 'Healthy', status: 'False', message: body, error: `unhealthy: ${answer.status} ${body}` };
+      } catch (error) {
+        const cause = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+        condition = { type: 'Healthy', status: 'False', error: `Get ${url}: ${cause}` };
+      }
+      return { kind: 'ComponentStatus', apiVersion: 'v1', metadata: { name, selfLink: `/api/v1/componentstatuses/${name}` }, conditions: [condition] } as KubeObject;
+    }),
+  );
+}
+
+function sendIndented(response: ServerResponse, code: number, body: unknown): void {
+  response.writeHead(code, { 'content-type': 'application/json' });
+  response.end(`${JSON.stringify(body, null, 2)}\n`);
 }
 
 function send(response: ServerResponse, code: number, body: unknown): void {

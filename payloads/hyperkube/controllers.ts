@@ -1,13 +1,15 @@
 import { glog, parseFlagsOrExit } from '../flags.js';
+import { serveHealthz } from './healthz.js';
 import { ApiClient, Changes, nowIso, parseDuration, sleep, type Json } from './client.js';
 import { endpointSubsets } from './endpoints.js';
 import { orphans, podFromTemplate, podsOf, replicaPlan } from './replication.js';
 
 /**
  * controller-manager: the node controller marks a node's Ready condition Unknown ("Kubelet
- * stopped posting node status.") once its heartbeats are older than --node-monitor-grace-period,
- * which kubectl shows as NotReady; the replication manager keeps every RC's replicas (and
- * collects the pods of deleted RCs); the endpoints controller fills endpoints from selectors.
+ * stopped posting node status.") once it has seen no new heartbeat for
+ * --node-monitor-grace-period, which kubectl shows as NotReady; the replication manager keeps
+ * every RC's replicas (and collects the pods of deleted RCs); the endpoints controller fills
+ * endpoints from selectors. /healthz on --port (10252).
  */
 export async function controllerManager(argv: string[]): Promise<void> {
   const { flags } = parseFlagsOrExit('/hyperkube controller-manager', argv, {
@@ -21,6 +23,8 @@ export async function controllerManager(argv: string[]): Promise<void> {
     'cluster-cidr': '',
     'allocate-node-cidrs': false,
     'leader-elect': false,
+    address: '0.0.0.0',
+    port: '10252',
     v: '0',
     logtostderr: true,
   });
@@ -32,10 +36,12 @@ export async function controllerManager(argv: string[]): Promise<void> {
   const api = new ApiClient(flags.master);
   const grace = parseDuration(flags['node-monitor-grace-period']);
   const period = parseDuration(flags['node-monitor-period']);
+  serveHealthz(flags.address, Number(flags.port), 'controllermanager.go');
   glog('I', where, `Node controller: grace period ${flags['node-monitor-grace-period']}, checking every ${flags['node-monitor-period']}`);
   const workloads = new Changes(api, WORKLOAD_RESOURCES);
+  const nodes = new NodeMonitor(grace, STARTUP_GRACE_MS);
   await Promise.all([
-    every(() => sleep(period), 'nodecontroller.go', 'Error monitoring node status', () => monitorNodes(api, grace)),
+    every(() => sleep(period), 'nodecontroller.go', 'Error monitoring node status', () => monitorNodes(api, nodes)),
     every(() => workloads.wait(WORKLOAD_RESYNC_MS), 'controllermanager.go', 'Error syncing replication controllers and endpoints', () => syncWorkloads(api)),
   ]);
 }
@@ -63,25 +69,64 @@ async function every(wait: () => Promise<void>, where: string, what: string, pas
   }
 }
 
-async function monitorNodes(api: ApiClient, grace: number): Promise<void> {
+/** --node-startup-grace-period: how long a node that never posted its status is given. */
+const STARTUP_GRACE_MS = 60_000;
+
+/**
+ * What the node controller remembers of each node, as 1.2/1.3's nodeStatusMap did: the heartbeat
+ * it last saw and when it saw it change, on the controller's own clock. A node is stale when no
+ * new heartbeat was seen for the grace period; the heartbeat's own time is never compared with
+ * the controller's clock.
+ */
+export class NodeMonitor {
+  private readonly seen = new Map<string, { heartbeat: string; probedAt: number }>();
+
+  constructor(
+    private readonly graceMs: number,
+    private readonly startupGraceMs: number,
+  ) {}
+
+  /** Why the node must be marked Unknown now, or undefined while it is fresh (or already marked). */
+  stale(node: Json, now: number): { reason: string; message: string; silentMs: number } | undefined {
+    const name = String(node.metadata.name);
+    const ready = ((node.status?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
+    const saved = this.seen.get(name);
+    if (!saved) {
+      // First sight: a node that never posted counts from its creation, with the startup grace.
+      const probedAt = ready ? now : Date.parse(node.metadata.creationTimestamp);
+      this.seen.set(name, { heartbeat: ready?.lastHeartbeatTime ?? '', probedAt });
+    } else if (ready && ready.lastHeartbeatTime !== saved.heartbeat) {
+      this.seen.set(name, { heartbeat: ready.lastHeartbeatTime, probedAt: now });
+    }
+    const { probedAt } = this.seen.get(name) as { probedAt: number };
+    const grace = ready ? this.graceMs : this.startupGraceMs;
+    if (now <= probedAt + grace || ready?.status === 'Unknown') return undefined;
+    return ready
+      ? { reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', silentMs: now - probedAt }
+      : { reason: 'NodeStatusNeverUpdated', message: 'Kubelet never posted node status.', silentMs: now - probedAt };
+  }
+
+  forget(names: Set<string>): void {
+    for (const name of this.seen.keys()) if (!names.has(name)) this.seen.delete(name);
+  }
+}
+
+async function monitorNodes(api: ApiClient, monitor: NodeMonitor): Promise<void> {
   const where = 'nodecontroller.go';
   const nodes = ((await api.get('/api/v1/nodes')).items ?? []) as Json[];
+  monitor.forget(new Set(nodes.map((n) => String(n.metadata.name))));
   for (const node of nodes) {
+    const stale = monitor.stale(node, Date.now());
+    if (!stale) continue;
     const ready = ((node.status?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
-    const heartbeat = ready ? Date.parse(ready.lastHeartbeatTime) : Date.parse(node.metadata.creationTimestamp);
-    if (Date.now() - heartbeat <= grace || ready?.status === 'Unknown') continue;
-    glog(
-      'I',
-      where,
-      `node ${node.metadata.name} hasn't been updated for ${Math.round((Date.now() - heartbeat) / 1000)}s. Last ready condition is: ${ready?.status ?? 'none'}`,
-    );
+    glog('I', where, `node ${node.metadata.name} hasn't been updated for ${Math.round(stale.silentMs / 1000)}s. Last ready condition is: ${ready?.status ?? 'none'}`);
     const unknown = {
       type: 'Ready',
       status: 'Unknown',
       lastHeartbeatTime: ready?.lastHeartbeatTime ?? node.metadata.creationTimestamp,
       lastTransitionTime: nowIso(),
-      reason: 'NodeStatusUnknown',
-      message: 'Kubelet stopped posting node status.',
+      reason: stale.reason,
+      message: stale.message,
     };
     node.status = {
       ...node.status,

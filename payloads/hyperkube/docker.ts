@@ -66,8 +66,9 @@ export class DockerClient {
     );
   }
 
-  async ping(): Promise<void> {
-    await this.call('GET', '/_ping');
+  /** The engine's version ("20.10.24+dfsg1"), which is also the check that the daemon answers. */
+  async version(): Promise<string> {
+    return String(((await this.call('GET', '/version')) as { Version?: string }).Version ?? '');
   }
 
   private call(method: string, path: string, body?: unknown): Promise<unknown> {

@@ -61,7 +61,12 @@ async function apiserver(argv: string[]): Promise<void> {
     });
   }
   const serviceIps = new ServiceIpAllocator(store, flags['service-cluster-ip-range']);
-  const server = createApiServer({ registry, serviceIps, version: kubeVersion(), platform: `linux/${goArch()}` });
+  const components = {
+    'controller-manager': 'http://127.0.0.1:10252/healthz',
+    scheduler: 'http://127.0.0.1:10251/healthz',
+    ...Object.fromEntries(endpoints.map((endpoint, i) => [`etcd-${i}`, `${endpoint.replace(/\/+$/, '')}/health`])),
+  };
+  const server = createApiServer({ registry, serviceIps, version: kubeVersion(), arch: goArch(), components });
   const host = flags['insecure-bind-address'];
   const port = Number(flags['insecure-port']);
   server.on('error', (error) => fatal(where, `Unable to listen on ${host}:${port}: ${error.message}`));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { cpus, hostname, networkInterfaces, totalmem } from 'node:os';
+import { createServer } from 'node:http';
+import { cpus, hostname, networkInterfaces, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { glog, parseFlagsOrExit } from '../flags.js';
 import { ApiClient, ApiError, Changes, nowIso, parseDuration, sleep, type Json } from './client.js';
@@ -11,8 +12,8 @@ import { goArch, kubeVersion } from './version.js';
 
 /**
  * The kubelet stand-in: registers its node under --hostname-override, posts the node's status
- * (Ready, addresses, capacity, versions) every --node-status-update-frequency, and runs the
- * static pods of --config as Docker containers.
+ * (Ready, addresses, capacity, versions) every --node-status-update-frequency, runs the static
+ * pods of --config and the pods bound to it as Docker containers, and serves the read-only port.
  */
 export async function kubelet(argv: string[]): Promise<void> {
   const { flags } = parseFlagsOrExit('/hyperkube kubelet', argv, {
@@ -35,6 +36,7 @@ export async function kubelet(argv: string[]): Promise<void> {
     kubeconfig: '',
     'require-kubeconfig': false,
     'cloud-provider': '',
+    'read-only-port': '10255',
     v: '0',
     logtostderr: true,
   });
@@ -68,16 +70,18 @@ export async function kubelet(argv: string[]): Promise<void> {
   });
   if (!api) glog('W', where, 'No api server defined - no node status update will be sent.');
   log(`Kubelet ${kubeVersion()} on node ${nodeName} (${nodeIp}), static pods from ${flags.config || '(none)'}`);
+  const runtime = new RuntimeState(docker);
+  let running: Json[] = [];
+  serveReadOnly(flags.address, Number(flags['read-only-port']), () => running);
 
   const statusLoop = async () => {
     let registered = false;
     for (;;) {
       try {
-        await docker.ping();
         if (api && !registered) {
-          registered = await register(api, nodeName, nodeIp, log);
+          registered = await register(api, nodeName, nodeIp, runtime, log);
         }
-        if (api && registered) await postStatus(api, nodeName, nodeIp);
+        if (api && registered) await postStatus(api, nodeName, nodeIp, runtime);
       } catch (error) {
         glog(
           'E',
@@ -118,7 +122,8 @@ export async function kubelet(argv: string[]): Promise<void> {
         const statics = staticPods(flags.config, nodeName);
         // Mirror pods stand for the static pods in the API; the pods to run are the others.
         const bound = apiPods.filter((p) => !isMirror(p));
-        const statuses = await runner.sync([...statics, ...bound], services);
+        running = [...statics, ...bound];
+        const statuses = await runner.sync(running, services);
         if (api) {
           const mirrors = await syncMirrorPods(api, statics, apiPods, nodeName);
           // A mirror pod shows its static pod's status.
@@ -133,7 +138,43 @@ export async function kubelet(argv: string[]): Promise<void> {
       }
     }
   };
-  await Promise.all([statusLoop(), podLoop()]);
+  await Promise.all([statusLoop(), podLoop(), runtime.watch()]);
+}
+
+/** maxWaitForContainerRuntime: how long the runtime may fail its checks before the node goes NotReady. */
+export const RUNTIME_GRACE_MS = 5 * 60_000;
+const RUNTIME_CHECK_MS = 5_000;
+
+/**
+ * The kubelet's view of Docker, as 1.2/1.3's runtimeState kept it: checked every 5 s; the node
+ * stays Ready through failed checks for 5 minutes, then posts Ready=False ("container runtime is
+ * down") until Docker answers again. The version is the one Docker last reported.
+ */
+export class RuntimeState {
+  private lastOk = Date.now();
+  version = '';
+
+  constructor(private readonly docker: Pick<DockerClient, 'version'>) {}
+
+  async check(now = Date.now()): Promise<void> {
+    try {
+      this.version = await this.docker.version();
+      this.lastOk = now;
+    } catch {
+      /* counted by errors() */
+    }
+  }
+
+  async watch(): Promise<never> {
+    for (;;) {
+      await this.check();
+      await sleep(RUNTIME_CHECK_MS);
+    }
+  }
+
+  errors(now = Date.now()): string[] {
+    return now - this.lastOk > RUNTIME_GRACE_MS ? ['container runtime is down'] : [];
+  }
 }
 
 const MIRROR = 'kubernetes.io/config.mirror';
@@ -232,13 +273,13 @@ function firstAddress(): string {
   return '127.0.0.1';
 }
 
-async function register(api: ApiClient, name: string, ip: string, log: (m: string) => void): Promise<boolean> {
+async function register(api: ApiClient, name: string, ip: string, runtime: RuntimeState, log: (m: string) => void): Promise<boolean> {
   const node = {
     apiVersion: 'v1',
     kind: 'Node',
     metadata: { name, labels: { 'kubernetes.io/hostname': name, 'beta.kubernetes.io/arch': goArch(), 'beta.kubernetes.io/os': 'linux' } },
     spec: { externalID: name },
-    status: nodeStatus(ip, undefined),
+    status: nodeStatus(ip, undefined, runtime),
   };
   try {
     await api.post('/api/v1/nodes', node);
@@ -250,11 +291,11 @@ async function register(api: ApiClient, name: string, ip: string, log: (m: strin
   return true;
 }
 
-async function postStatus(api: ApiClient, name: string, ip: string): Promise<void> {
+async function postStatus(api: ApiClient, name: string, ip: string, runtime: RuntimeState): Promise<void> {
   const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
   for (let attempt = 0; attempt < 5; attempt++) {
     const node = await api.get(path);
-    node.status = nodeStatus(ip, node.status as Json | undefined);
+    node.status = nodeStatus(ip, node.status as Json | undefined, runtime);
     try {
       await api.put(`${path}/status`, node);
       return;
@@ -265,40 +306,83 @@ async function postStatus(api: ApiClient, name: string, ip: string): Promise<voi
   throw new Error('update node status exceeds retry count');
 }
 
-function nodeStatus(ip: string, previous: Json | undefined): Json {
+export function nodeStatus(ip: string, previous: Json | undefined, runtime: Pick<RuntimeState, 'errors' | 'version'>): Json {
   const now = nowIso();
   const before = ((previous?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
   const capacity = { cpu: String(cpus().length), memory: `${Math.floor(totalmem() / 1024)}Ki`, pods: '110' };
+  const errors = runtime.errors();
+  const status = errors.length ? 'False' : 'True';
+  const [, minor = 0] = kubeVersion().replace(/^v/, '').split('.').map(Number);
   return {
     capacity,
     allocatable: capacity,
     conditions: [
       {
         type: 'Ready',
-        status: 'True',
+        status,
         lastHeartbeatTime: now,
-        lastTransitionTime: before?.status === 'True' ? before.lastTransitionTime : now,
-        reason: 'KubeletReady',
-        message: 'kubelet is posting ready status',
+        lastTransitionTime: before?.status === status ? before.lastTransitionTime : now,
+        reason: errors.length ? 'KubeletNotReady' : 'KubeletReady',
+        message: errors.length ? errors.join(',') : 'kubelet is posting ready status',
       },
     ],
     addresses: [
       { type: 'LegacyHostIP', address: ip },
       { type: 'InternalIP', address: ip },
     ],
-    daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+    // No daemonEndpoints: the stand-in serves the read-only port (10255), not the kubelet port (10250).
     nodeInfo: {
+      machineID: readOr('/etc/machine-id') || readOr('/var/lib/dbus/machine-id'),
+      systemUUID: readOr('/sys/class/dmi/id/product_uuid'),
+      bootID: readOr('/proc/sys/kernel/random/boot_id'),
+      kernelVersion: release(),
+      osImage: osImage(),
+      containerRuntimeVersion: `docker://${runtime.version || 'Unknown'}`,
       kubeletVersion: kubeVersion(),
       kubeProxyVersion: kubeVersion(),
-      operatingSystem: 'linux',
-      architecture: goArch(),
-      containerRuntimeVersion: 'docker://',
-      machineID: readOr('/etc/machine-id'),
-      bootID: readOr('/proc/sys/kernel/random/boot_id'),
-      kernelVersion: readOr('/proc/sys/kernel/osrelease'),
-      osImage: 'Debian GNU/Linux 12 (bookworm)',
+      // 1.3 added the platform.
+      ...(minor >= 3 ? { operatingSystem: 'linux', architecture: goArch() } : {}),
     },
   };
+}
+
+/** cadvisor's operating system: PRETTY_NAME of /etc/os-release (or /usr/lib/os-release) where the kubelet runs. */
+function osImage(): string {
+  const text = readOr('/etc/os-release') || readOr('/usr/lib/os-release');
+  return /^PRETTY_NAME="([^"\n]*)"/m.exec(text)?.[1] ?? 'Unknown';
+}
+
+/**
+ * The read-only port of 1.2/1.3 (--read-only-port, 10255): /healthz, /pods (what the kubelet
+ * runs, a v1 PodList) and /spec/ (the machine, as cadvisor described it). No authentication.
+ */
+function serveReadOnly(address: string, port: number, pods: () => Json[]): void {
+  if (!port) return;
+  const server = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    const json = (body: unknown) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify(body));
+    };
+    if (path === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      return response.end('ok');
+    }
+    if (path === '/pods' || path === '/pods/') return json({ kind: 'PodList', apiVersion: 'v1', metadata: {}, items: pods() });
+    if (path === '/spec' || path === '/spec/')
+      return json({
+        num_cores: cpus().length,
+        cpu_frequency_khz: Math.round((cpus()[0]?.speed ?? 0) * 1000),
+        memory_capacity: totalmem(),
+        machine_id: readOr('/etc/machine-id'),
+        system_uuid: readOr('/sys/class/dmi/id/product_uuid'),
+        boot_id: readOr('/proc/sys/kernel/random/boot_id'),
+      });
+    response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+    response.end('404 page not found\n');
+  });
+  server.on('error', (error) => glog('E', 'server.go', `Unable to serve the read-only port ${address}:${port}: ${error.message}`));
+  server.listen(port, address);
 }
 
 const readOr = (file: string): string => (existsSync(file) ? readFileSync(file, 'utf8').trim() : '');

@@ -1,5 +1,6 @@
 import { glog, parseFlagsOrExit } from '../flags.js';
 import { ApiClient, Changes, type Json } from './client.js';
+import { serveHealthz } from './healthz.js';
 import { selects } from './selectors.js';
 
 /**
@@ -58,6 +59,7 @@ export async function scheduler(argv: string[]): Promise<void> {
     glog('F', where, 'Neither --kubeconfig nor --master was specified');
     process.exit(255);
   }
+  serveHealthz(flags.address, Number(flags.port), where);
   const api = new ApiClient(flags.master);
   glog('I', where, `Scheduler started, master ${api.base}`);
   const unschedulable = new Map<string, string>();

@@ -9,12 +9,18 @@ multinode::settings
 : "${MASTER_IP:?}"
 READY_TIMEOUT=${READY_TIMEOUT:-180}
 node=$(multinode::node_ip)
-since=$(date -u +%s)
-kubectl=(kubectl --server="http://${MASTER_IP}:8080" --request-timeout=20s)
+since=${LAB_RESTORED_AT:-$(date -u +%s)}
+
+# The node's Ready condition as "<status> <lastHeartbeatTime>", from the apiserver's JSON.
+ready_condition() {
+  curl -fsS --max-time 10 "http://${MASTER_IP}:8080/api/v1/nodes/${node}" | tr -d '\n ' |
+    grep -o '{[^{}]*"type":"Ready"[^{}]*}' |
+    sed -n 's/.*"status":"\([A-Za-z]*\)".*"lastHeartbeatTime":"\([^"]*\)".*/\1 \2/p; s/.*"lastHeartbeatTime":"\([^"]*\)".*"status":"\([A-Za-z]*\)".*/\2 \1/p' | head -1
+}
 
 last=""
 for ((waited = 0; waited < READY_TIMEOUT; waited += 2)); do
-  if status=$("${kubectl[@]}" get node "${node}" -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status} {.lastHeartbeatTime}{end}' 2>&1); then
+  if status=$(ready_condition 2>&1) && [[ -n ${status} ]]; then
     read -r ready heartbeat <<<"${status}"
     if [[ ${ready} == True ]] && (($(date -u -d "${heartbeat}" +%s) >= since)); then
       multinode::log "Node ${node} is Ready, posting its status (last heartbeat ${heartbeat})"

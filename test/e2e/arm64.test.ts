@@ -5,7 +5,8 @@ import { leftovers, onlyRun, runLab } from './helpers.js';
 
 describe('arm64 through QEMU', () => {
   test('lab run --arch arm64 scenarios/smoke boots an aarch64 guest and passes nodes-up', async () => {
-    const result = await runLab(['run', '--arch', 'arm64', 'scenarios/smoke']);
+    // --fresh: booted and provisioned here (and its snapshot layers made anew).
+    const result = await runLab(['run', '--fresh', '--arch', 'arm64', 'scenarios/smoke']);
     expect(result.code, result.output).toBe(0);
     const { runId, dir, summary } = onlyRun(result);
     expect(summary.scenario.axes.arch).toBe('arm64');

@@ -5,7 +5,8 @@ import { leftovers, onlyRun, runLab } from './helpers.js';
 
 describe('clusters of VMs', () => {
   test('two amd64 nodes boot together and reach each other by name over the cluster link', async () => {
-    const result = await runLab(['run', 'test/scenarios/two-vms']);
+    // --fresh: booted, whatever the snapshot cache holds.
+    const result = await runLab(['run', '--fresh', 'test/scenarios/two-vms']);
     expect(result.code, result.output).toBe(0);
     const { runId, dir, summary } = onlyRun(result);
     expect(summary.nodes.map((n) => `${n.name}:${n.role}`)).toEqual(['master:master', 'worker:worker']);
@@ -23,20 +24,6 @@ describe('clusters of VMs', () => {
     expect(started).toHaveLength(2);
     expect(lab.lastIndexOf('• booting')).toBeLessThan(firstDone);
     // The switch and both VMs are gone.
-    expect(leftovers(runId)).toEqual([]);
-  });
-
-  test('cluster-link fails naming both directions when the worker loses its cluster NIC', async () => {
-    const result = await runLab(['run', 'test/scenarios/link-cut']);
-    expect(result.code, result.output).toBe(1);
-    const { runId, summary } = onlyRun(result);
-    const byName = Object.fromEntries(summary.checks.map((c) => [c.name, c]));
-    expect(byName['cluster-link > master holds 10.77.0.11 on its cluster NIC']?.status).toBe('passed');
-    expect(byName['cluster-link > worker holds 10.77.0.12 on its cluster NIC']?.message).toContain(
-      'worker does not hold its cluster address 10.77.0.12',
-    );
-    expect(byName['cluster-link > master -> worker']?.message).toContain('master cannot reach worker (10.77.0.12) on the cluster link');
-    expect(byName['cluster-link > worker -> master']?.message).toContain('worker cannot reach master (10.77.0.11) on the cluster link');
     expect(leftovers(runId)).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CheckResult } from '../../lab/checks/runner.js';
 import type { RunSummary } from '../../lab/report/summary.js';
 import { processes } from '../../lab/util/procfs.js';
 
@@ -72,4 +73,76 @@ export async function waitForOutput(output: () => string, predicate: (text: stri
     if (Date.now() > deadline) throw new Error(`output never matched within ${timeoutMs} ms:\n${output()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** bin/lab run to completion (up to 15 min), its exit code and what it printed. */
+export function labSync(...args: string[]): { code: number | null; out: string; err: string } {
+  const result = spawnSync(lab, args, { cwd: root, env: { ...process.env, LAB_SKIP_SETUP: '1' }, encoding: 'utf8', timeout: 900_000 });
+  return { code: result.status, out: result.stdout, err: result.stderr };
+}
+
+/** What one `lab verify` found: its exit code and output, and its checks.json. */
+export interface Verified {
+  code: number | null;
+  err: string;
+  checks: CheckResult[];
+}
+
+/**
+ * A kept run as the e2e tests drive it: commands on its nodes (one string is one command line, as
+ * with ssh), resets to its last snapshot layer, and checks against it.
+ */
+export class KeptRun {
+  constructor(readonly runId: string) {}
+
+  ssh(node: string, command: string) {
+    return labSync('ssh', node, '--run', this.runId, '--', command);
+  }
+
+  /** Runs a command that must succeed on a node; returns its stdout. */
+  succeed(node: string, command: string): string {
+    const result = this.ssh(node, command);
+    if (result.code !== 0) throw new Error(`${node}: \`${command}\` exited with ${result.code}:\n${result.out}${result.err}`);
+    return result.out;
+  }
+
+  /** Polls a shell condition on a node (bounded): true as soon as it holds. */
+  until(node: string, condition: string, tries: number, pause = 2): boolean {
+    return this.ssh(node, `for i in $(seq ${tries}); do ${condition} && exit 0; sleep ${pause}; done; exit 1`).code === 0;
+  }
+
+  /** Back at the run's last snapshot layer: whatever an earlier test broke is gone. */
+  reset(): void {
+    const result = labSync('reset', '--run', this.runId);
+    if (result.code !== 0) throw new Error(`lab reset --run ${this.runId} failed:\n${result.err}`);
+  }
+
+  /** `lab verify --check <name>...`, stopping at the first failed step unless told otherwise; `sets` as --set. */
+  verify(names: string[], sets: Record<string, string> = {}, failFast = true): Verified {
+    const args = ['verify', '--run', this.runId, ...names.flatMap((c) => ['--check', c]), ...Object.entries(sets).flatMap(([k, v]) => ['--set', `${k}=${v}`])];
+    const result = labSync(...args, ...(failFast ? ['--fail-fast'] : []));
+    const file = /verify report: (\S+)/.exec(result.err)?.[1];
+    const checks = file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { checks: CheckResult[] }).checks : [];
+    return { code: result.code, err: result.err, checks };
+  }
+
+  down(): void {
+    labSync('down', this.runId);
+  }
+}
+
+/**
+ * The check failed at this step and nowhere before it: its first failed test (the only one, with
+ * --fail-fast) is the one named, and every test of the check before it passed. Returns its message.
+ */
+export function failedAt(verified: Verified, check: string, test: string): string {
+  const mine = verified.checks.filter((c) => c.check === check);
+  const failed = mine.filter((c) => c.status === 'failed');
+  if (verified.code !== 1 || !failed.length)
+    throw new Error(`expected ${check} to fail at "${test}", but verify exited ${verified.code} with ${failed.length} failure(s):\n${verified.err.slice(-3000)}`);
+  const first = failed[0] as CheckResult;
+  if (!first.name.includes(test)) throw new Error(`expected ${check} to fail at "${test}", it failed at "${first.name}": ${first.message}`);
+  const before = mine.slice(0, mine.indexOf(first)).filter((c) => c.status !== 'passed');
+  if (before.length) throw new Error(`steps before "${test}" did not pass: ${before.map((c) => `${c.name}: ${c.status}`).join('; ')}`);
+  return first.message ?? '';
 }

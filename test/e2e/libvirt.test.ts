@@ -27,7 +27,7 @@ describe('libvirt driver', () => {
 
   test('a lab killed mid-boot leaves libvirt QEMUs that the next lab stops', async () => {
     let runId = '';
-    const killed = await runLab(['run', '--driver', 'libvirt', 'scenarios/smoke'], {
+    const killed = await runLab(['run', '--fresh', '--driver', 'libvirt', 'scenarios/smoke'], {
       during: (child, output) => {
         void waitForOutput(output, (text) => /• booting node1/.test(text), 120_000).then(async () => {
           runId = /run (smoke-\S+):/.exec(output())?.[1] ?? '';

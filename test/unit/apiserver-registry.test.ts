@@ -161,7 +161,7 @@ describe.each([
 
 describe('apiserver stand-in over HTTP, with etcd behind it', () => {
   test('healthz, version, discovery, and node create/get/list/404/409 as kubectl sees them', async () => {
-    const server = createApiServer({ registry: new Registry(await freshEtcd()), version: 'v1.3.0', platform: 'linux/amd64' });
+    const server = createApiServer({ registry: new Registry(await freshEtcd()), version: 'v1.3.0', arch: 'amd64' });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const call = async (path: string, init?: RequestInit) => {
@@ -171,7 +171,18 @@ describe('apiserver stand-in over HTTP, with etcd behind it', () => {
     };
     try {
       expect((await call('/healthz')).text).toBe('ok');
-      expect((await call('/version')).json()).toMatchObject({ major: '1', minor: '3', gitVersion: 'v1.3.0', platform: 'linux/amd64' });
+      // What the v1.3.0 release binaries reported.
+      expect((await call('/version')).json()).toEqual({
+        major: '1',
+        minor: '3',
+        gitVersion: 'v1.3.0',
+        gitCommit: '283137936a498aed572ee22af6774b6fb6e9fd94',
+        gitTreeState: 'clean',
+        buildDate: '2016-07-01T19:19:19Z',
+        goVersion: 'go1.6.2',
+        compiler: 'gc',
+        platform: 'linux/amd64',
+      });
       expect((await call('/api')).json()).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
       expect(JSON.stringify((await call('/api/v1')).json())).toContain('"name":"nodes"');
 
@@ -193,9 +204,37 @@ describe('apiserver stand-in over HTTP, with etcd behind it', () => {
     }
   });
 
+  test('componentstatuses asks etcd and the master components; /healthz stays ok without etcd, as in 1.2/1.3', async () => {
+    // A port nobody listens on: a member of etcd that is down.
+    const port = await freeLoopbackPort();
+    const down = `http://127.0.0.1:${port}/health`;
+    const server = createApiServer({
+      registry: new Registry(await freshEtcd()),
+      version: 'v1.3.0',
+      arch: 'amd64',
+      components: { 'etcd-0': `${etcdEndpoint}/health`, 'etcd-1': down },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const list = (await (await fetch(`${base}/api/v1/componentstatuses`)).json()) as { kind: string; items: { metadata: { name: string }; conditions: Record<string, string>[] }[] };
+      expect(list.kind).toBe('ComponentStatusList');
+      const byName = Object.fromEntries(list.items.map((i) => [i.metadata.name, i.conditions[0]]));
+      expect(byName['etcd-0']).toMatchObject({ type: 'Healthy', status: 'True' });
+      expect(byName['etcd-0']?.message).toMatch(/"health":\s*"true"/);
+      expect(byName['etcd-1']).toMatchObject({ type: 'Healthy', status: 'False' });
+      expect(byName['etcd-1']?.error).toBe(`Get ${down}: connect ECONNREFUSED 127.0.0.1:${port}`);
+      expect((await fetch(`${base}/healthz`).then((r) => r.text()))).toBe('ok');
+      expect((await fetch(`${base}/api/v1/componentstatuses/etcd-1`).then((r) => r.json())) as object).toMatchObject({ kind: 'ComponentStatus', metadata: { name: 'etcd-1' } });
+      expect((await fetch(`${base}/api/v1/componentstatuses/nope`)).status).toBe(404);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   test("Debian's kubectl (kubernetes-client) reads the version and the nodes", async () => {
     const kubectl = debianKubectl();
-    const server = createApiServer({ registry: new Registry(await freshEtcd()), version: 'v1.2.4', platform: 'linux/amd64' });
+    const server = createApiServer({ registry: new Registry(await freshEtcd()), version: 'v1.2.4', arch: 'amd64' });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const run = (...args: string[]) =>
@@ -212,7 +251,15 @@ describe('apiserver stand-in over HTTP, with etcd behind it', () => {
         body: JSON.stringify({ kind: 'Node', apiVersion: 'v1', metadata: { name: '10.77.0.12' } }),
       });
       const version = await run('version', '-o', 'json');
-      expect(JSON.parse(version.out.slice(version.out.indexOf('{'))).serverVersion, version.out).toMatchObject({ gitVersion: 'v1.2.4' });
+      // 1.2 reported five fields, with the release's commit.
+      expect(JSON.parse(version.out.slice(version.out.indexOf('{'))).serverVersion, version.out).toMatchObject({
+        major: '1',
+        minor: '2',
+        gitVersion: 'v1.2.4',
+        gitCommit: '3eed1e3be6848b877ff80a93da3785d9034d0a4f',
+        gitTreeState: 'clean',
+      });
+      expect(Object.keys((await (await fetch(`${base}/version`)).json()) as object).sort()).toEqual(['gitCommit', 'gitTreeState', 'gitVersion', 'major', 'minor']);
       const nodes = await run('get', 'nodes', '-o', 'json');
       expect(nodes.code, nodes.out).toBe(0);
       const list = JSON.parse(nodes.out) as { items: { metadata: { name: string } }[] };
@@ -232,7 +279,7 @@ async function startApi(version = 'v1.3.0') {
   const registry = new Registry(store);
   for (const name of ['default', 'kube-system']) await registry.create(NAMESPACES, { metadata: { name } });
   const serviceIps = new ServiceIpAllocator(store, '10.0.0.1/24');
-  const server = createApiServer({ registry, serviceIps, version, platform: 'linux/amd64' });
+  const server = createApiServer({ registry, serviceIps, version, arch: 'amd64' });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const call = async (method: string, path: string, body?: unknown) => {

@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import type { Json } from '../../payloads/hyperkube/client.js';
 import { endpointSubsets } from '../../payloads/hyperkube/endpoints.js';
 import { orphans, podFromTemplate, replicaPlan } from '../../payloads/hyperkube/replication.js';
+import { NodeMonitor } from '../../payloads/hyperkube/controllers.js';
 import { chooseNode } from '../../payloads/hyperkube/scheduler.js';
 import { matches, parseSelector, SelectorError } from '../../payloads/hyperkube/selectors.js';
 import { serviceEnv } from '../../payloads/hyperkube/pod-runner.js';
@@ -14,6 +15,45 @@ const pod = (name: string, extra: Json = {}): Json => ({
   metadata: { name, namespace: 'default', uid: `uid-${name}`, labels: { app: 'web' }, creationTimestamp: '2026-11-22T10:00:00Z', ...extra.metadata },
   spec: { containers: [{ name: 'web', image: 'busybox', ports: [{ name: 'http', containerPort: 8080 }] }], ...extra.spec },
   status: { phase: 'Running', ...extra.status },
+});
+
+describe('node controller: when a node is stale', () => {
+  const node = (heartbeat?: string, status = 'True') => ({
+    metadata: { name: '10.77.0.12', creationTimestamp: '2026-01-01T00:00:00Z' },
+    status: heartbeat ? { conditions: [{ type: 'Ready', status, lastHeartbeatTime: heartbeat }] } : {},
+  });
+  const t0 = Date.parse('2026-01-01T00:10:00Z');
+
+  test('a node is stale once no new heartbeat was seen for the grace period, on the controller\'s own clock', () => {
+    const monitor = new NodeMonitor(40_000, 60_000);
+    expect(monitor.stale(node('2026-01-01T00:09:59Z'), t0)).toBeUndefined();
+    // New heartbeats keep it fresh whatever their own times say (a kubelet whose clock is off).
+    expect(monitor.stale(node('2020-01-01T00:00:00Z'), t0 + 30_000)).toBeUndefined();
+    expect(monitor.stale(node('2020-01-01T00:00:10Z'), t0 + 60_000)).toBeUndefined();
+    expect(monitor.stale(node('2020-01-01T00:00:10Z'), t0 + 99_000)).toBeUndefined();
+    expect(monitor.stale(node('2020-01-01T00:00:10Z'), t0 + 101_000)).toEqual({
+      reason: 'NodeStatusUnknown',
+      message: 'Kubelet stopped posting node status.',
+      silentMs: 41_000,
+    });
+    // Marked already: nothing more to do until the kubelet posts again.
+    expect(monitor.stale(node('2020-01-01T00:00:10Z', 'Unknown'), t0 + 120_000)).toBeUndefined();
+  });
+
+  test("the controller's own clock jumping forward makes every node stale once, as in 1.2/1.3", () => {
+    const monitor = new NodeMonitor(40_000, 60_000);
+    expect(monitor.stale(node('2026-01-01T00:09:59Z'), t0)).toBeUndefined();
+    expect(monitor.stale(node('2026-01-01T00:09:59Z'), t0 + 3_600_000)?.reason).toBe('NodeStatusUnknown');
+    // The next heartbeat it sees counts from its own now.
+    expect(monitor.stale(node('2026-01-01T01:10:05Z'), t0 + 3_605_000)).toBeUndefined();
+  });
+
+  test('a node that never posted its status has the startup grace period from its creation', () => {
+    const monitor = new NodeMonitor(40_000, 60_000);
+    const created = Date.parse('2026-01-01T00:00:00Z');
+    expect(monitor.stale(node(), created + 59_000)).toBeUndefined();
+    expect(monitor.stale(node(), created + 61_000)).toMatchObject({ reason: 'NodeStatusNeverUpdated', message: 'Kubelet never posted node status.' });
+  });
 });
 
 describe('scheduler: where a pending pod goes', () => {

@@ -461,7 +461,7 @@ describe('the agents port', () => {
     expect(await clientFor(service).nodes()).toEqual([]);
   });
 
-  test("a silent node's datasets expire after the state TTL, but the node stays listed", async () => {
+  test("a silent node's state is wiped after the expiry: its datasets and the node itself drop out, its era stays", async () => {
     const service = await start({ stateTtlMs: 300 });
     const client = clientFor(service);
     const id = '33333333-4444-4555-8666-777777777777';
@@ -472,11 +472,13 @@ describe('the agents port', () => {
       datasets: [{ dataset_id: id, maximum_size: 67108864, path: `/flocker/${id}` }],
     });
     expect(await client.datasetStates()).toHaveLength(1);
+    expect(await client.nodes()).toEqual([{ host: '127.0.0.1', uuid: node.uuid }]);
     await new Promise((r) => setTimeout(r, 600));
     expect(await client.datasetStates()).toEqual([]);
-    expect(await client.nodes()).toEqual([{ host: '127.0.0.1', uuid: node.uuid }]);
+    expect(await client.nodes()).toEqual([]);
+    expect(await client.nodeByEra(nodeEra())).toBe(node.uuid);
     await new Promise((r) => setTimeout(r, 1200));
-    expect(logs.join('\n')).toMatch(new RegExp(`node ${node.uuid} .*no state report`));
+    expect(logs.join('\n')).toMatch(new RegExp(`node ${node.uuid} .*nothing from its agent for 0 s; its state is wiped`));
   });
 });
 

@@ -196,6 +196,33 @@ describe('loadScenario: rules', () => {
   });
 });
 
+describe('loadScenario: Flocker certificates and readiness scripts', () => {
+  test('flocker: needs a certificates step, a certificates step needs flocker:, a ready script must exist', () => {
+    write(
+      'flocker/scenario.yaml',
+      'nodes:',
+      '  - name: master',
+      'flocker:',
+      '  control: master',
+      'provision:',
+      '  - name: hello',
+      '    script: smoke/hello.sh',
+      '    ready: smoke/nope.sh',
+    );
+    const file = shown('flocker');
+    expect(problemsOf('flocker')).toEqual([
+      `${file}:3:1: flocker: no step places the certificates: add a step \`certificates: flocker\` before the Flocker steps`,
+      `${file}:8:5: provision[0].ready: no script smoke/nope.sh (looked for ${join(provisionersDir, 'smoke/nope.sh')})`,
+    ]);
+    write('orphan/scenario.yaml', 'nodes:', '  - name: master', 'provision:', '  - name: certs', '    certificates: flocker');
+    expect(problemsOf('orphan')).toEqual([
+      `${shown('orphan')}:5:5: provision[0].certificates: needs the scenario's \`flocker:\` (the node that runs the control service, and the API user)`,
+    ]);
+    const ok = write('ok/scenario.yaml', 'nodes:', '  - name: master', 'flocker:', '  control: master', 'provision:', '  - name: certs', '    certificates: flocker');
+    expect(loadScenario(ok).spec.provision).toEqual([{ name: 'certs', certificates: 'flocker', nodes: 'all' }]);
+  });
+});
+
 describe('loadScenario: cluster network', () => {
   test('addresses must be host addresses of the CIDR and unique; the CIDR must be a network', () => {
     write(

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { deepestIntact } from '../../lab/snapshots/chain.js';
-import { folderHash, layerKey } from '../../lab/snapshots/keys.js';
+import { folderHash, layerKey, namedVariables } from '../../lab/snapshots/keys.js';
 import { buildDirName, descendants, listLayers, readLayer, snapshotsDir, writeLayer, type LayerManifest } from '../../lab/snapshots/store.js';
 import { silentLogger } from '../../lab/util/log.js';
 
@@ -167,6 +167,15 @@ describe('layer keys', () => {
     expect(layerKey(undefined, { step: 'master', env: { K8S_VERSION: 'v1.3.0' } })).toBe(base);
     expect(layerKey('parent', { step: 'master', env: { K8S_VERSION: 'v1.3.0' } })).not.toBe(base);
     expect(layerKey(undefined, { step: 'master', env: { K8S_VERSION: 'v1.2.4' } })).not.toBe(base);
+  });
+
+  test('a step counts the variables its folder names, as whole words only', () => {
+    const dir = join(root, 'multinode');
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    writeFileSync(join(dir, 'master.sh'), 'echo "${K8S_VERSION}"\nMASTER_IP=${MASTER_IP:-localhost}\n');
+    writeFileSync(join(dir, 'lib', 'common.sh'), 'docker run -e FLANNEL_BACKEND=$FLANNEL_BACKEND\n');
+    const named = namedVariables(dir, ['K8S_VERSION', 'MASTER_IP', 'FLANNEL_BACKEND', 'FLOCKER_VERSION', 'MASTER']);
+    expect([...named].sort()).toEqual(['FLANNEL_BACKEND', 'K8S_VERSION', 'MASTER_IP']);
   });
 
   test("a folder's hash follows every file's content, name and mode", () => {

@@ -51,7 +51,7 @@ export async function apiRequest(master: ClusterNode, method: string, path: stri
 
 export const API = 'http://127.0.0.1:8080';
 
-/** The static pods take a while after master.sh returns, and checks run side by side: wait for /healthz. */
+/** The static pods take a while after master.sh returns: wait for /healthz. */
 export const HEALTHY_WITHIN_MS = 240_000;
 export function apiserverHealthy(master: ClusterNode): Promise<true> {
   return waitFor({ what: `the apiserver on ${master.name} to answer /healthz`, timeoutMs: HEALTHY_WITHIN_MS }, async () => {
@@ -78,14 +78,3 @@ export async function inPod(node: ClusterNode, pod: string, container: string, c
 
 /** A setting as the install used it: the scenario's value, else the guide's default. */
 export const setting = (lab: Cluster, name: string, fallback: string): string => lab.descriptor.env[name] || fallback;
-
-/** The node's Ready condition, in words, for messages. */
-export function readiness(node: Json | undefined): string {
-  if (!node) return 'not registered';
-  const ready = ((node.status?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready');
-  if (!ready) return 'registered, no Ready condition yet';
-  return `Ready=${ready.status}${ready.reason ? ` (${ready.reason}${ready.message ? `: ${ready.message}` : ''})` : ''}, last heartbeat ${ready.lastHeartbeatTime}`;
-}
-
-export const isReady = (node: Json | undefined): boolean =>
-  ((node?.status?.conditions ?? []) as Json[]).some((c) => c.type === 'Ready' && c.status === 'True');

@@ -12,7 +12,11 @@ const UNAME_M = { amd64: 'x86_64', arm64: 'aarch64' } as const;
 for (const spec of lab.specs) {
   describe(`nodes-up ${spec.name}`, () => {
     test('answers over SSH', async () => {
-      const node = await step(`log in to ${spec.name} over SSH`, () => lab.node(spec.name));
+      const node = await step(`log in to ${spec.name} over SSH (${spec.ssh.host}:${spec.ssh.port})`, () =>
+        lab.node(spec.name).catch((error: Error) => {
+          throw new Error(`${spec.name} does not answer over SSH at ${spec.ssh.host}:${spec.ssh.port}: ${error.message}`);
+        }),
+      );
       await step('run a command', () => node.succeed('true'));
     });
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FLOCKER_DIR, makeFlockerCerts, userCaDir } from '../../certs/flocker-ca.js';
 import { mapLimit } from '../../util/limit.js';
+import type { StepResult } from '../../report/summary.js';
 import type { LiveNode, RunContext } from '../context.js';
 
 /** Where the run keeps its Flocker certificate set (never in its report). */
@@ -14,15 +15,16 @@ export const controlHost = (ctx: Pick<RunContext, 'env' | 'scenario'>, addresses
 };
 
 /**
- * For scenarios with `flocker:`, what a user does by hand with flocker-ca and scp: a cluster CA of
- * the run's own, the control service's certificate for its address, one node certificate per node
- * and the API user's; then on every node /etc/flocker/cluster.crt, node.crt and node.key (0600),
- * on the control node control-service.crt/.key, and in FLOCKER_USER_CA_DIR cluster.crt and
- * <user>.crt/.key for the kubelet. The keys stay in the run's state folder, never in its report.
+ * The `certificates: flocker` step, what a user does by hand with flocker-ca and scp: a cluster CA
+ * of the run's own, the control service's certificate for its address, one node certificate per
+ * node and the API user's; then on every node /etc/flocker/cluster.crt, node.crt and node.key
+ * (0600), on the control node control-service.crt/.key, and in FLOCKER_USER_CA_DIR cluster.crt
+ * and <user>.crt/.key for the kubelet. The keys stay in the run's state folder, never in its report.
  */
-export async function placeCertificates(ctx: RunContext, nodes: LiveNode[]): Promise<void> {
+export async function placeCertificates(ctx: RunContext, nodes: LiveNode[], step: string): Promise<StepResult[]> {
   const flocker = ctx.scenario.spec.flocker;
-  if (!flocker) return;
+  if (!flocker) throw new Error('the certificates step needs the scenario\'s flocker:');
+  const started = performance.now();
   const host = controlHost(ctx, new Map(nodes.map((n) => [n.name, n.address])));
   const certs = await ctx.log.step(`making the Flocker cluster certificates (control service ${host}, user ${flocker.user})`, () =>
     makeFlockerCerts({ dir: certsDir(ctx), clusterName: ctx.runId.slice(0, 64), controlHost: host, nodes: nodes.map((n) => n.name), user: flocker.user, signal: ctx.signal }),
@@ -44,4 +46,6 @@ export async function placeCertificates(ctx: RunContext, nodes: LiveNode[]): Pro
     for (const [to, from, mode] of files) await machine.writeFile(to, readFileSync(from), mode);
     ctx.log.info(`${node.name}: Flocker node ${node.uuid}; certificates in ${FLOCKER_DIR}${userDir === FLOCKER_DIR ? '' : ` and ${userDir}`}`);
   });
+  const seconds = Math.round((performance.now() - started) / 100) / 10;
+  return nodes.map((node) => ({ step, node: node.name, status: 'passed', seconds, log: '' }));
 }

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { failedAt, KeptRun, leftovers, onlyRun, runLab } from './helpers.js';
+
+/**
+ * nodes-up and cluster-link, each step broken its own way on a kept cluster (smoke's one node,
+ * two-vms' two), one test per breakage, each from a reset to the run's last snapshot layer.
+ */
+async function kept(scenario: string): Promise<KeptRun> {
+  const result = await runLab(['run', '--keep=always', scenario]);
+  expect(result.code, result.output).toBe(0);
+  return new KeptRun(onlyRun(result).runId);
+}
+
+describe('nodes-up fails at the step that is broken', () => {
+  let run: KeptRun;
+  beforeAll(async () => {
+    run = await kept('scenarios/smoke');
+  }, 600_000);
+  afterAll(() => {
+    run?.down();
+    if (run) expect(leftovers(run.runId)).toEqual([]);
+  });
+
+  test("the node's sshd stopped: it does not answer over SSH", () => {
+    run.reset();
+    // Stopped a moment later, by systemd: stopping it now would end this session too.
+    run.succeed('node1', 'systemd-run --on-active=2 systemctl stop ssh.service ssh.socket && sleep 5');
+    const message = failedAt(run.verify(['nodes-up']), 'nodes-up', 'answers over SSH');
+    expect(message).toMatch(/^step "log in to node1 over SSH \(127\.0\.0\.1:\d+\)" failed: node1 does not answer over SSH at 127\.0\.0\.1:\d+: /);
+  });
+
+  test('another hostname', () => {
+    run.reset();
+    run.succeed('node1', 'hostname impostor');
+    const message = failedAt(run.verify(['nodes-up']), 'nodes-up', 'hostname is node1');
+    expect(message).toContain('node1 reports hostname "impostor"');
+  });
+
+  test('another architecture reported by the node', () => {
+    run.reset();
+    run.succeed(
+      'node1',
+      "cp /usr/bin/uname /root/uname.real && printf '#!/bin/sh\\ncase \"$1\" in -m) echo aarch64 ;; *) exec /root/uname.real \"$@\" ;; esac\\n' > /root/uname && chmod +x /root/uname && mount --bind /root/uname /usr/bin/uname",
+    );
+    const message = failedAt(run.verify(['nodes-up']), 'nodes-up', 'architecture is amd64');
+    expect(message).toContain('node1 runs aarch64, the scenario wants amd64');
+  });
+
+  test('a clock two minutes ahead', () => {
+    run.reset();
+    run.succeed('node1', "date -s '+2 min' >/dev/null");
+    const message = failedAt(run.verify(['nodes-up']), 'nodes-up', 'clock is within 5 s of the host');
+    expect(message).toMatch(/^node1's clock is 1[12]\d\.\d s off the host's/);
+  });
+});
+
+describe('cluster-link fails at the step that is broken', () => {
+  let run: KeptRun;
+  beforeAll(async () => {
+    run = await kept('test/scenarios/two-vms');
+  }, 600_000);
+  afterAll(() => {
+    run?.down();
+    if (run) expect(leftovers(run.runId)).toEqual([]);
+  });
+
+  test("the worker's cluster address removed", () => {
+    run.reset();
+    run.succeed('worker', 'ip addr del 10.77.0.12/24 dev eth1');
+    const message = failedAt(run.verify(['cluster-link']), 'cluster-link', 'worker holds 10.77.0.12 on its cluster NIC');
+    expect(message).toContain('worker does not hold its cluster address 10.77.0.12');
+  });
+
+  test("the master resolves the worker's name to another address", () => {
+    run.reset();
+    run.succeed('master', "sed -i 's/^10\\.77\\.0\\.12 worker/10.77.0.99 worker/' /etc/hosts");
+    const message = failedAt(run.verify(['cluster-link']), 'cluster-link', 'master -> worker');
+    expect(message).toContain('master resolves worker to 10.77.0.99, not its cluster address 10.77.0.12');
+  });
+
+  test('the worker ignores pings', () => {
+    run.reset();
+    run.succeed('worker', 'sysctl -qw net.ipv4.icmp_echo_ignore_all=1');
+    const message = failedAt(run.verify(['cluster-link']), 'cluster-link', 'master -> worker');
+    expect(message).toContain('master cannot reach worker (10.77.0.12) on the cluster link');
+  });
+});
