@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as allure from 'allure-js-commons';
-import { afterAll, afterEach } from 'vitest';
+import { afterAll, afterEach, beforeEach } from 'vitest';
 import { Machine } from '../remote/machine.js';
 import { SshSession } from '../remote/ssh.js';
 import { tail } from '../util/errors.js';
-import { CLUSTER_ENV, type ClusterDescriptor, type NodeDescriptor } from './descriptor.js';
+import { CLUSTER_ENV, FAIL_FAST_ENV, type ClusterDescriptor, type NodeDescriptor } from './descriptor.js';
 
 /**
  * The handle a check file gets on the live cluster. Checks never learn which driver made the
@@ -62,8 +62,14 @@ export function useCluster(): Cluster {
     }
     return connection;
   };
+  // --fail-fast: a check stops at its first failed step (its later steps are skipped); other checks go on.
+  let failed = false;
+  beforeEach((context) => {
+    if (failed && process.env[FAIL_FAST_ENV] === '1') context.skip();
+  });
   afterEach(async (context) => {
     if (context.task.result?.state !== 'fail') return;
+    failed = true;
     for (const spec of descriptor.nodes) {
       if (existsSync(spec.consoleLog)) {
         await allure.attachment(`${spec.name} console (tail)`, tail(readFileSync(spec.consoleLog, 'utf8'), 60), 'text/plain');

@@ -26,3 +26,5 @@ export interface NodeDescriptor {
 }
 
 export const CLUSTER_ENV = 'LAB_CLUSTER';
+/** Set to 1 when each check is to stop at its first failed step. */
+export const FAIL_FAST_ENV = 'LAB_FAIL_FAST';

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
 import type { Logger } from '../util/log.js';
 import { projectRoot } from '../util/paths.js';
-import { CLUSTER_ENV, type ClusterDescriptor } from './descriptor.js';
+import { CLUSTER_ENV, FAIL_FAST_ENV, type ClusterDescriptor } from './descriptor.js';
 
 /** The outcome of one test of one check file. */
 export interface CheckResult {
@@ -56,7 +56,7 @@ export async function runChecks(options: {
   allureResultsDir: string;
   timeoutSeconds: number;
   log: Logger;
-  /** Stop at the first failed test (the steps after it are not run, and not reported). */
+  /** Each check stops at its first failed test (the tests after it are reported skipped); the other checks go on. */
   failFast?: boolean;
 }): Promise<CheckResult[]> {
   const { startVitest } = await import('vitest/node');
@@ -81,9 +81,8 @@ export async function runChecks(options: {
       // Checks of one run share the cluster: run files one after the other. (Side by side they
       // were faster, but the extra load made the dns check's 20 s lookups flaky under TCG.)
       fileParallelism: false,
-      ...(options.failFast ? { bail: 1 } : {}),
       pool: 'forks',
-      env: { [CLUSTER_ENV]: descriptorFile },
+      env: { [CLUSTER_ENV]: descriptorFile, [FAIL_FAST_ENV]: options.failFast ? '1' : '0' },
     },
     { cacheDir: join(options.workDir, 'vite-cache'), logLevel: 'error', server: { watch: null } },
   );

@@ -132,7 +132,7 @@ cli
   .option('--check <name>', 'Only this check (repeatable), e.g. --check dns')
   .option('--set <KEY=VALUE>', "Set a variable the checks read (repeatable), over the run's env")
   .option('--reset', 'First bring the kept cluster back to its last snapshot layer (undoing whatever was done to it since)')
-  .option('--fail-fast', 'Stop at the first check step that fails')
+  .option('--fail-fast', 'Each check stops at its first step that fails (the others go on)')
   .example('lab verify --check dns')
   .example('lab verify --reset --check flocker-attach')
   .example('lab verify --check flocker-attach --set FLOCKER_ATTACH_UNNAMED=true')

@@ -88,6 +88,8 @@ export interface VmSnapshots {
    * layer copies it once the VM runs again). The VM stays paused.
    */
   save(dir: string): Promise<{ state: string; frozenDisk: string; cmdline: string }>;
+  /** The save replaces the VM's process (libvirt's does): connections into the guest must be made again. */
+  readonly saveDropsConnections?: boolean;
 }
 
 export interface DriverInfo {

@@ -10,8 +10,14 @@ import { shellQuote, type ExecOptions, type ExecResult, type SshSession } from '
 export class Machine {
   constructor(
     readonly name: string,
-    private readonly session: SshSession,
+    private session: SshSession,
   ) {}
+
+  /** Goes on over a new connection (the VM's process was replaced under the old one, as libvirt's save does). */
+  reconnected(session: SshSession): void {
+    this.session.close();
+    this.session = session;
+  }
 
   exec(command: string, options?: ExecOptions): Promise<ExecResult> {
     return this.session.exec(command, options);

@@ -5,6 +5,7 @@ import { detectAccel } from '../machines/accel.js';
 import { qemuBinary } from '../machines/guest.js';
 import { DRIVERS } from '../machines/registry.js';
 import { resolveScript } from '../provision/scripts.js';
+import { connectWhenReady } from '../remote/ssh.js';
 import type { RestoredFrom, StepResult } from '../report/summary.js';
 import type { NodeStep } from '../scenario/schema.js';
 import { deepestIntact } from '../snapshots/chain.js';
@@ -206,6 +207,7 @@ export class Snapshots {
       this.stopSaving(`another run saved layer ${planned.key} (${name}) meanwhile; this run's later layers stand on its own disks and are not saved`);
       return;
     }
+    if (nodes.some(({ vm }) => vm.snapshots?.saveDropsConnections)) await reconnect(nodes, this.ctx.signal);
     // The pause stopped the guests' clocks.
     await advanceClocks(nodes.map((n) => n.machine), saved.pausedMs, this.ctx.log);
     const { layer } = saved;
@@ -253,3 +255,13 @@ const snapshotsRoot = (): string => {
   while (!existsSync(dir)) dir = dirname(dir);
   return dir;
 };
+
+/** Logs in again to every node whose SSH connection its VM's save dropped. */
+async function reconnect(nodes: LiveNode[], signal: AbortSignal | undefined): Promise<void> {
+  await Promise.all(
+    nodes.map(async ({ name, vm, machine }) => {
+      const session = await connectWhenReady(vm.ssh, { what: `an SSH login on ${name} after its save`, timeoutMs: 60_000, signal });
+      machine.reconnected(session);
+    }),
+  );
+}

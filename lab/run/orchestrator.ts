@@ -136,7 +136,8 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       return restored;
     });
     if (cache.restored) {
-      Object.assign(ctx.env, cache.restored.env);
+      // The layer notes the env it was made with; this run keeps its own (--set and the host's
+      // variables may differ in names no step of the restored layers reads).
       // Whatever the restored layer's steps started must work again before anything goes on.
       const restoredAt = Math.floor(Date.now() / 1000) - 1;
       const restored = spec.provision.filter((step) => cache.covers(`step ${step.name}`));

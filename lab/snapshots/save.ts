@@ -3,27 +3,17 @@ import { settleAll } from '../util/limit.js';
 import { run } from '../util/proc.js';
 import { basename, join } from 'node:path';
 import type { Vm } from '../machines/driver.js';
-import type { StepResult } from '../report/summary.js';
 import type { Logger } from '../util/log.js';
 import { pauseTogether, resumeTogether, snapshotsOf } from './resume.js';
 import { writeLayer, type Layer, type LayerManifest } from './store.js';
 
-export interface SaveRequest {
-  key: string;
-  parent?: string;
-  depth: number;
-  name: string;
-  scenario: string;
-  driver: string;
+/** What a layer records of the run that makes it, and what it takes to make it. */
+export interface SaveRequest extends Pick<LayerManifest, 'key' | 'parent' | 'depth' | 'name' | 'scenario' | 'driver' | 'seconds' | 'env' | 'steps'> {
   runId: string;
-  /** Seconds the work that made this layer took. */
-  seconds: number;
   /** Each VM with the cached disk its current disk stands on (the image's, or the last layer's, with its SHA-256). */
   nodes: { vm: Vm; diskBase: string; baseSha256?: string }[];
   /** Make the layer anew even if it exists (`--fresh`). */
   replace?: boolean;
-  env: Record<string, string>;
-  steps: StepResult[];
   /** Folders of key material to keep with the layer (the run's Flocker certificates). */
   secrets: string[];
   log: Logger;
@@ -49,9 +39,12 @@ export async function saveLayer(request: SaveRequest): Promise<{ layer: Layer; p
       const saving = settleAll(
         request.nodes.map(async ({ vm, diskBase, baseSha256 }) => ({ name: vm.spec.name, diskBase, baseSha256, ...(await snapshotsOf(vm).save(dir)) })),
       );
-      const saved = await saving.finally(async () => {
-        resumedAt = await resumeTogether(vms);
+      const saved = await saving.catch(async (error: unknown) => {
+        // Those that were saved go on; the save's own failure is what the run reports.
+        await resumeTogether(vms).catch(() => undefined);
+        throw error;
       });
+      resumedAt = await resumeTogether(vms);
       // The frozen disks are never written again: they are copied while the cluster runs on, each
       // pointed at the cached disk it stands on.
       for (const node of saved) {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckResult } from '../../lab/checks/runner.js';
 import type { RunSummary } from '../../lab/report/summary.js';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { processes } from '../../lab/util/procfs.js';
 
 export const root = join(import.meta.dirname, '..', '..');
@@ -133,7 +134,8 @@ export class KeptRun {
 
 /**
  * The check failed at this step and nowhere before it: its first failed test (the only one, with
- * --fail-fast) is the one named, and every test of the check before it passed. Returns its message.
+ * --fail-fast) is the one named, and every test of the check before it passed. Returns its message
+ * (a failure inside a named step starts with `step "<step>" failed: `).
  */
 export function failedAt(verified: Verified, check: string, test: string): string {
   const mine = verified.checks.filter((c) => c.check === check);
@@ -145,4 +147,25 @@ export function failedAt(verified: Verified, check: string, test: string): strin
   const before = mine.slice(0, mine.indexOf(first)).filter((c) => c.status !== 'passed');
   if (before.length) throw new Error(`steps before "${test}" did not pass: ${before.map((c) => `${c.name}: ${c.status}`).join('; ')}`);
   return first.message ?? '';
+}
+
+/**
+ * A kept run for the tests of one file (or describe block): `lab run --keep=always <args>` before
+ * them, which must pass, and destroyed after them with nothing left behind. Its phases are logged.
+ */
+export function useKeptRun(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): { run: KeptRun; summary: RunSummary; dir: string } {
+  const made = {} as { run: KeptRun; summary: RunSummary; dir: string };
+  beforeAll(async () => {
+    const result = await runLab(['run', '--keep=always', ...args], { env: options.env });
+    const { runId, summary, dir } = onlyRun(result);
+    Object.assign(made, { run: new KeptRun(runId), summary, dir });
+    console.log(`${args.join(' ')} phases (s): ${JSON.stringify(Object.fromEntries((summary?.phases ?? []).map((p) => [p.name, p.seconds])))}`);
+    expect(result.code, result.output).toBe(0);
+  }, options.timeoutMs ?? 30 * 60_000);
+  afterAll(() => {
+    if (!made.run) return;
+    made.run.down();
+    expect(leftovers(made.run.runId)).toEqual([]);
+  });
+  return made;
 }

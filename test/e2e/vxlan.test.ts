@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunSummary } from '../../lab/report/summary.js';
-import { failedAt, KeptRun, leftovers, onlyRun, runLab } from './helpers.js';
+import { failedAt, useKeptRun } from './helpers.js';
 
 /**
  * The second version and the second backend: K8S_VERSION=v1.2.4 FLANNEL_BACKEND=vxlan from the
@@ -10,30 +9,11 @@ import { failedAt, KeptRun, leftovers, onlyRun, runLab } from './helpers.js';
  * kernel's vxlan device). Every check passes; then the steps only this cluster has are broken:
  * the vxlan device's MAC against the lease, and the v1.2 hint when kube-dns is missing.
  */
-const RUN_MS = 35 * 60_000;
-
-let run: KeptRun;
-let summary: RunSummary;
-let dir = '';
-
-beforeAll(async () => {
-  const result = await runLab(['run', '--keep=always', 'scenarios/two-node-flocker'], { env: { K8S_VERSION: 'v1.2.4', FLANNEL_BACKEND: 'vxlan' } });
-  const made = onlyRun(result);
-  run = new KeptRun(made.runId);
-  summary = made.summary;
-  dir = made.dir;
-  expect(result.code, result.output).toBe(0);
-  console.log(`two-node-flocker v1.2.4 vxlan phases (s): ${JSON.stringify(Object.fromEntries(made.summary.phases.map((p) => [p.name, p.seconds])))}`);
-}, RUN_MS);
-
-afterAll(() => {
-  if (!run) return;
-  run.down();
-  expect(leftovers(run.runId)).toEqual([]);
-});
+const kept = useKeptRun(['scenarios/two-node-flocker'], { env: { K8S_VERSION: 'v1.2.4', FLANNEL_BACKEND: 'vxlan' }, timeoutMs: 35 * 60_000 });
 
 describe('two-node-flocker with K8S_VERSION=v1.2.4 FLANNEL_BACKEND=vxlan from the environment, kept', () => {
   test('every check passes: v1.2.4 with the manual DNS step, vxlan, Flocker', () => {
+    const { summary, dir } = kept;
     expect(summary.verdict).toBe('passed');
     expect(summary.checks.filter((c) => c.status !== 'passed')).toEqual([]);
     expect(readFileSync(join(dir, 'logs', 'master', 'provision-master.log'), 'utf8')).toMatch(/^\+\+\+ \[\d{4} [\d:]{8}\] K8S_VERSION is set to: v1\.2\.4$/m);
@@ -51,13 +31,15 @@ describe('two-node-flocker with K8S_VERSION=v1.2.4 FLANNEL_BACKEND=vxlan from th
 
 describe('the steps only a v1.2.4 vxlan cluster has', () => {
   test("the vxlan device's MAC is not the one its lease names: peers send to a MAC nobody has", () => {
+    const { run } = kept;
     run.reset();
     run.succeed('worker', 'ip link set dev flannel.1 address 0e:00:00:00:00:01');
     const message = failedAt(run.verify(['flannel-ping']), 'flannel-ping', "the vxlan backend's device on worker");
-    expect(message).toMatch(/^worker's lease names VTEP 0e:fa:[0-9a-f:]+, but flannel\.1 has MAC 0e:00:00:00:00:01/);
+    expect(message).toMatch(/worker's lease names VTEP 0e:fa:[0-9a-f:]+, but flannel\.1 has MAC 0e:00:00:00:00:01/);
   });
 
   test('kube-dns missing on v1.2.4: the check says the addon is made by hand, with the guide\'s step', () => {
+    const { run } = kept;
     run.reset();
     run.succeed('master', 'kubectl delete service kube-dns --namespace=kube-system');
     const message = failedAt(run.verify(['dns'], { DNS_SERVICE_WITHIN: '10' }), 'dns', 'kube-dns is the service 10.0.0.10 in kube-system');

@@ -29,7 +29,7 @@ function valueOf(args: string[], flag: string): string | undefined {
 describe('qemuArgs', () => {
   test('amd64 under TCG', () => {
     const args = qemuArgs(spec('amd64'), 'tcg', 2222, paths);
-    expect(valueOf(args, '-accel')).toBe('tcg,thread=multi,tb-size=256');
+    expect(valueOf(args, '-accel')).toBe('tcg,thread=multi,tb-size=1024');
     expect(valueOf(args, '-M')).toBe('pc');
     expect(valueOf(args, '-cpu')).toBe('max');
     expect(valueOf(args, '-smp')).toBe('2');

@@ -1,9 +1,12 @@
 import type { MachineSpec } from '../driver.js';
 import { ARCH_PROFILES, clusterNicArgs, kernelCmdline, MGMT_MAC } from '../guest.js';
+import { TB_CACHE_MIB } from '../qemu/args.js';
 
 export interface DomainPaths {
   overlay: string;
   consoleLog: string;
+  /** The saved domain's name and UUID, when restoring one (libvirt refuses a restore under others). */
+  saved?: { name: string; uuid: string };
 }
 
 const escape = (value: string): string =>
@@ -30,7 +33,7 @@ export function domainXml(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numb
   ];
   const cpu = accel === 'kvm' ? `<cpu mode='host-passthrough'/>` : `<cpu mode='maximum' check='none'/>`;
   return `<domain type='${accel === 'kvm' ? 'kvm' : 'qemu'}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-  <name>${escape(domainName(spec))}</name>
+  <name>${escape(paths.saved?.name ?? domainName(spec))}</name>${paths.saved ? `\n  <uuid>${escape(paths.saved.uuid)}</uuid>` : ''}
   <memory unit='MiB'>${spec.memoryMiB}</memory>
   <vcpu>${spec.cpus}</vcpu>
   <os>
@@ -40,7 +43,7 @@ export function domainXml(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numb
     <cmdline>${escape(spec.restore?.cmdline ?? kernelCmdline(spec))}</cmdline>
   </os>
   ${cpu}
-  <features>${profile.libvirtFeatures}${accel === 'tcg' ? `<tcg><tb-cache unit='MiB'>256</tb-cache></tcg>` : ''}</features>
+  <features>${profile.libvirtFeatures}${accel === 'tcg' ? `<tcg><tb-cache unit='MiB'>${TB_CACHE_MIB}</tb-cache></tcg>` : ''}</features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>

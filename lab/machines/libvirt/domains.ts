@@ -67,7 +67,8 @@ export abstract class DomainVm implements Vm {
   constructor(
     readonly spec: MachineSpec,
     public ssh: Vm['ssh'],
-    readonly domainName: string,
+    /** Fixed at boot, except that a restored libvirt domain keeps the name it was saved under. */
+    public domainName: string,
     readonly consoleLog: string,
   ) {}
 

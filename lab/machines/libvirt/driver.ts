@@ -7,7 +7,7 @@ import { detectAccel, type Accel } from '../accel.js';
 import type { Driver, DriverInfo, MachineSpec, RunHost, Vm, VmSnapshots } from '../driver.js';
 import { kernelCmdline, labelledHypervisors, qemuBinary } from '../guest.js';
 import { PrivateLibvirtd } from './daemon.js';
-import { domainName, domainXml } from './domain-xml.js';
+import { domainName, domainXml, type DomainPaths } from './domain-xml.js';
 import { DomainVm, Domains } from './domains.js';
 
 /** Problems that stop the libvirt-based drivers here, each with what to do about it. */
@@ -153,8 +153,8 @@ class LibvirtVm extends DomainVm {
     return this.connection().domains;
   }
 
-  private async xml(): Promise<string> {
-    const xml = domainXml(this.spec, await this.accel(), this.ssh.port, { overlay: this.overlay, consoleLog: this.consoleLog });
+  private async xml(saved?: DomainPaths['saved']): Promise<string> {
+    const xml = domainXml(this.spec, await this.accel(), this.ssh.port, { overlay: this.overlay, consoleLog: this.consoleLog, saved });
     writeFileSync(join(this.spec.stateDir, 'domain.xml'), xml);
     return xml;
   }
@@ -185,7 +185,14 @@ class LibvirtVm extends DomainVm {
   /** `virsh restore --paused` with the domain XML of this VM (its name, ports, overlay and console). */
   private async restoreFrom(state: string): Promise<void> {
     const xmlFile = join(this.spec.stateDir, 'domain.xml');
-    await this.xml();
+    const saved = await run(['virsh', '-c', this.connection().uri, 'save-image-dumpxml', state], { check: false });
+    const name = /<name>([^<]+)<\/name>/.exec(saved.stdout)?.[1];
+    const uuid = /<uuid>([^<]+)<\/uuid>/.exec(saved.stdout)?.[1];
+    if (!name || !uuid) throw new Error(`libvirt could not read the saved domain in ${state}: ${saved.stderr.trim() || 'no <name> or <uuid> in its XML'}`);
+    // libvirt restores a domain only under the name and UUID it was saved with (so two runs sharing
+    // one libvirtd cannot restore the same layer at once); the QEMU process still carries this run's label.
+    this.domainName = name;
+    await this.xml({ name, uuid });
     const restored = await run(['virsh', '-c', this.connection().uri, 'restore', state, '--xml', xmlFile, '--paused'], { check: false });
     if (restored.code !== 0) throw new Error(`libvirt could not restore ${this.spec.name} from ${state}: ${restored.stderr.trim()}`);
     this.exited = undefined;
@@ -201,6 +208,7 @@ class LibvirtVm extends DomainVm {
   }
 
   readonly snapshots: VmSnapshots = {
+    saveDropsConnections: true,
     pause: async () => (await this.domain()).suspend(),
     resume: async () => (await this.domain()).resume(),
     save: async (dir) => {
