@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckResult } from '../../lab/checks/runner.js';
 import type { RunSummary } from '../../lab/report/summary.js';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, expect, test } from 'vitest';
 import { processes } from '../../lab/util/procfs.js';
 
 export const root = join(import.meta.dirname, '..', '..');
@@ -169,3 +169,17 @@ export function useKeptRun(args: string[], options: { env?: Record<string, strin
   });
   return made;
 }
+
+export type Kept = ReturnType<typeof useKeptRun>;
+
+/**
+ * A test of the full sweep of breakages: it runs with LAB_E2E_FULL=1 (the nightly job), and is
+ * listed as skipped otherwise (CI's 90 minutes hold one or two breakages of each check, not all).
+ */
+export const fullOnly = test.runIf(process.env.LAB_E2E_FULL === '1');
+
+/** docker-multinode's bootstrap Docker daemon (etcd and flanneld run on it). */
+export const BOOTSTRAP = 'docker -H unix:///var/run/docker-bootstrap.sock';
+
+/** The container of a component, by what its command line runs (static pods, bootstrap daemon), as a shell expression. */
+export const containerOf = (docker: string, pattern: string) => `$(${docker} ps --no-trunc --format '{{.ID}} {{.Command}}' | awk '/${pattern}/ {print $1}' | head -1)`;

@@ -24,6 +24,14 @@ const spec = (arch: 'amd64' | 'arm64'): MachineSpec => ({
 const paths = { overlay: '/state/nodes/worker/disk.qcow2', consoleLog: '/logs/worker/console.log' };
 
 describe('libvirt domain XML', () => {
+  test("a restored domain keeps the saved name and UUID (libvirt's rule) and carries this run's label", () => {
+    const restoring = { ...spec('amd64'), restore: { state: '/layer/worker.state', disk: '/layer/worker.qcow2', cmdline: 'lab.process=lab:older-run:worker' } } as MachineSpec;
+    const xml = domainXml(restoring, 'tcg', 40022, { ...paths, saved: { name: 'lab-older-run-worker', uuid: '0aee8fc1-d458-464e-8d49-695ac4ae2026' } });
+    expect(xml).toContain('<name>lab-older-run-worker</name>\n  <uuid>0aee8fc1-d458-464e-8d49-695ac4ae2026</uuid>');
+    expect(xml).toMatch(/<cmdline>[^<]*lab\.process=lab:two-node-20260101-000000-abcd:worker<\/cmdline>/);
+    expect(xml).not.toContain('older-run:worker');
+  });
+
   test('boots the image kernel with the run label, the cluster address and both NICs at fixed slots', () => {
     const xml = domainXml(spec('amd64'), 'tcg', 40022, paths);
     expect(xml).toContain(`<name>${domainName(spec('amd64'))}</name>`);

@@ -19,7 +19,9 @@ export const domainName = (spec: MachineSpec): string => `lab-${spec.runId}-${sp
  * A transient domain equivalent to the qemu driver's command line: direct kernel boot, one
  * overlay disk, the serial console into a file. libvirt 9.0 forwards host ports only with the
  * passt backend and has no vde interface, so both NICs are given to QEMU as passthrough
- * arguments (libvirt then marks the domain "custom-argv", which is expected).
+ * arguments (libvirt then marks the domain "custom-argv", which is expected). A restored domain
+ * gets this run's kernel command line too: the guest read its own at boot, and the process's
+ * label (on that line) must name the run that owns it now.
  */
 export function domainXml(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: number, paths: DomainPaths): string {
   const profile = ARCH_PROFILES[spec.arch];
@@ -40,7 +42,7 @@ export function domainXml(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numb
     <type arch='${profile.libvirtArch}' machine='${profile.machine}'>hvm</type>
     <kernel>${escape(spec.image.kernel)}</kernel>
     <initrd>${escape(spec.image.initrd)}</initrd>
-    <cmdline>${escape(spec.restore?.cmdline ?? kernelCmdline(spec))}</cmdline>
+    <cmdline>${escape(kernelCmdline(spec))}</cmdline>
   </os>
   ${cpu}
   <features>${profile.libvirtFeatures}${accel === 'tcg' ? `<tcg><tb-cache unit='MiB'>${TB_CACHE_MIB}</tb-cache></tcg>` : ''}</features>
