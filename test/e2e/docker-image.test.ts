@@ -4,7 +4,7 @@ import { leftovers, onlyRun, runLab } from './helpers.js';
 
 describe('the docker image variant', () => {
   test("a node of the docker image runs Debian's Docker, and a container from an offline image pings the node", async () => {
-    const result = await runLab(['run', 'test/scenarios/docker-node']);
+    const result = await runLab(['run', '--fresh', 'test/scenarios/docker-node']);
     expect(result.code, result.output).toBe(0);
     const { runId, dir } = onlyRun(result);
     const log = readFileSync(`${dir}/logs/node1/provision-docker.log`, 'utf8');
@@ -15,7 +15,7 @@ describe('the docker image variant', () => {
   });
 
   test("the multinode worker.sh refuses to start without MASTER_IP, with the guide's message; turndown needs no terminal", async () => {
-    const result = await runLab(['run', 'test/scenarios/worker-without-master']);
+    const result = await runLab(['run', '--fresh', 'test/scenarios/worker-without-master']);
     expect(result.code, result.output).toBe(1);
     const { runId, dir, summary } = onlyRun(result);
     expect(summary.steps.map((s) => `${s.step}:${s.status}`)).toEqual(['turndown:passed', 'worker:failed']);

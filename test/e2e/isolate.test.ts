@@ -20,7 +20,7 @@ const namespaceOf = (output: string): string => /isolated in network namespace (
 
 describe('--isolate and the vagrant driver', () => {
   test('--isolate runs the whole lab in a fresh network namespace that holds only a loopback, and ends with it', async () => {
-    const result = await runLab(['run', '--isolate', '--set', 'GREETING=hi from a namespace', 'scenarios/smoke']);
+    const result = await runLab(['run', '--fresh', '--isolate', '--set', 'GREETING=hi from a namespace', 'scenarios/smoke']);
     expect(result.code, result.output).toBe(0);
     const netns = namespaceOf(result.output);
     expect(netns).not.toBe('');
