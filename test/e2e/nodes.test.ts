@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { failedAt, useKeptRun } from './helpers.js';
 
@@ -12,7 +13,14 @@ describe('nodes-up fails at the step that is broken', () => {
     const { run } = kept;
     run.reset();
     // Stopped a moment later, by systemd: stopping it now would end this session too.
-    run.succeed('node1', 'systemd-run --on-active=2 systemctl stop ssh.service ssh.socket && sleep 5');
+    run.succeed('node1', 'systemd-run --on-active=2 systemctl stop ssh.service ssh.socket');
+    // The break has taken effect once a new login fails (the timer fires in the guest's own time).
+    let refused = false;
+    for (let i = 0; i < 30 && !refused; i++) {
+      refused = run.ssh('node1', 'true').code === 255;
+      if (!refused) spawnSync('sleep', ['1']);
+    }
+    expect(refused, 'a new SSH login to node1 fails').toBe(true);
     const message = failedAt(run.verify(['nodes-up']), 'nodes-up', 'answers over SSH');
     expect(message).toMatch(/step "log in to node1 over SSH \(127\.0\.0\.1:\d+\)" failed: node1 does not answer over SSH at 127\.0\.0\.1:\d+: /);
   });
