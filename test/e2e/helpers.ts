@@ -174,7 +174,8 @@ export type Kept = ReturnType<typeof useKeptRun>;
 
 /**
  * A test of the full sweep of breakages: it runs with LAB_E2E_FULL=1 (the nightly job), and is
- * listed as skipped otherwise (CI's 90 minutes hold one or two breakages of each check, not all).
+ * listed as skipped otherwise. CI runs every other breakage; these eight (the steps after dns's
+ * and flocker-attach's pods are made, 1.5 to 2.5 minutes each) do not fit its 60 minutes yet.
  */
 export const fullOnly = test.runIf(process.env.LAB_E2E_FULL === '1');
 

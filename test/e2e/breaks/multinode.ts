@@ -17,7 +17,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toMatch(/the apiserver cannot reach its etcd: etcd-0 is not Healthy \(Get http:\/\/127\.0\.0\.1:4001\/health: .*ECONNREFUSED/);
     });
 
-    fullOnly('the apiserver stopped: no answer on 8080', () => {
+    test('the apiserver stopped: no answer on 8080', () => {
       const { run } = kept;
       run.reset();
       run.succeed('master', `docker pause ${containerOf('docker', 'hyperkube apiserver')}`);
@@ -25,7 +25,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toMatch(/no answer on http:\/\/127\.0\.0\.1:8080 \(curl: \(28\)/);
     });
 
-    fullOnly("the worker's kubelet stopped and its node deleted: not registered, and the check lists who is", () => {
+    test("the worker's kubelet stopped and its node deleted: not registered, and the check lists who is", () => {
       const { run } = kept;
       run.reset();
       run.succeed('worker', `docker stop ${containerOf('docker', 'hyperkube kubelet')} >/dev/null`);
@@ -60,7 +60,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toContain('the flannel network in etcd is 10.9.0.0/16, the scenario set 10.1.0.0/16');
     });
 
-    fullOnly("the worker's lease gone (and its flanneld, which would take it again)", () => {
+    test("the worker's lease gone (and its flanneld, which would take it again)", () => {
       const { run } = kept;
       run.reset();
       run.succeed('worker', `${BOOTSTRAP} stop ${containerOf(BOOTSTRAP, 'bin\\/flanneld ')} >/dev/null`);
@@ -77,7 +77,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toMatch(/worker's subnet\.env says FLANNEL_SUBNET=10\.1\.250\.1\/24, its lease is 10\.1\.\d+\.0\/24/);
     });
 
-    fullOnly("docker0 on the worker outside its lease", () => {
+    test("docker0 on the worker outside its lease", () => {
       const { run } = kept;
       run.reset();
       run.succeed('worker', 'ip addr flush dev docker0 && ip addr add 172.17.0.1/16 dev docker0');
@@ -85,7 +85,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toMatch(/docker0 on worker is 172\.17\.0\.1\/16, not 10\.1\.\d+\.1\/24 of its lease/);
     });
 
-    fullOnly("the flannel device's MTU changed on the worker", () => {
+    test("the flannel device's MTU changed on the worker", () => {
       const { run } = kept;
       run.reset();
       run.succeed('worker', 'ip link set dev flannel0 mtu 1400');
@@ -93,7 +93,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toContain('flannel0 on worker has MTU 1400; the udp backend\'s on eth1 (MTU 1500) is 1472');
     });
 
-    fullOnly("nothing listens on the udp backend's port on the worker", () => {
+    test("nothing listens on the udp backend's port on the worker", () => {
       const { run } = kept;
       run.reset();
       run.succeed('worker', 'ip fou del port 8285');
@@ -101,7 +101,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toContain("nothing listens on UDP 8285 on worker: the udp backend's packets have nowhere to go");
     });
 
-    fullOnly('the image the check pings from is not on the worker', () => {
+    test('the image the check pings from is not on the worker', () => {
       const { run } = kept;
       run.reset();
       run.succeed('worker', 'docker rmi -f busybox:latest >/dev/null');
