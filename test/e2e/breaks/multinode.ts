@@ -30,8 +30,9 @@ export function multinodeBreaks(kept: Kept): void {
       run.reset();
       run.succeed('worker', `docker stop ${containerOf('docker', 'hyperkube kubelet')} >/dev/null`);
       run.succeed('master', 'kubectl delete node 10.77.0.12');
-      const message = failedAt(run.verify(['node-registration'], { NODE_READY_TIMEOUT: '10' }), 'node-registration', 'worker is registered as 10.77.0.12');
-      expect(message).toContain('node worker (10.77.0.12) is not Ready and posting after 10 s: not registered (registered nodes: 10.77.0.11)');
+      // 15 s: the master, healthy, must post a new heartbeat first (every 10 s; 10 s was too tight).
+      const message = failedAt(run.verify(['node-registration'], { NODE_READY_TIMEOUT: '15' }), 'node-registration', 'worker is registered as 10.77.0.12');
+      expect(message).toContain('node worker (10.77.0.12) is not Ready and posting after 15 s: not registered (registered nodes: 10.77.0.11)');
     });
 
     test("the worker's Docker stopped (its kubelet with it): no new heartbeat, long before the grace period marks the node", () => {
