@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { processes } from '../../lab/util/procfs.js';
 import { leftovers, onlyRun, runLab, waitForOutput } from './helpers.js';
@@ -10,6 +12,14 @@ const runDaemons = (runId: string) =>
 /** QEMUs running a domain of the run (libvirt names the guest after the domain). */
 const domainQemus = (runId: string) =>
   processes().filter(({ args }) => args[0]?.includes('qemu-system') && args.some((a) => a.includes(`guest=lab-${runId}-`)));
+
+/** The state of the run's one domain as its private libvirtd reports it ('' while it has none). */
+const domainState = (runId: string) => {
+  const socket = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs', runId, 'libvirt', 'run', 'libvirt-sock');
+  if (!existsSync(socket)) return '';
+  const virsh = spawnSync('virsh', ['-c', `qemu:///system?socket=${socket}`, 'domstate', `lab-${runId}-node1`], { encoding: 'utf8', timeout: 10_000 });
+  return virsh.stdout.trim();
+};
 
 describe('libvirt driver', () => {
   test('two VMs run through libvirt and leaves no domain, daemon, process or overlay', async () => {
@@ -32,10 +42,11 @@ describe('libvirt driver', () => {
         void waitForOutput(output, (text) => /• booting node1/.test(text), 120_000).then(async () => {
           runId = /run (smoke-\S+):/.exec(output())?.[1] ?? '';
           // libvirt daemonizes its QEMUs: unlike the qemu driver's, they survive the lab's death.
-          // Wait for the domain's own QEMU: libvirtd's short-lived capability probe is a
-          // qemu-system process of the run too, and killing the lab while only that one runs
-          // proves nothing (CI once did exactly that).
-          await waitForOutput(() => String(domainQemus(runId).length), (n) => n === '1', 60_000);
+          // Kill the lab once libvirt has the domain running: a QEMU killed sooner may not have
+          // opened the run's switch yet, which dies with the lab, and then exits by itself
+          // ("Could not open vde: Connection refused"; CI saw it on a loaded host).
+          await waitForOutput(() => domainState(runId), (state) => state === 'running', 60_000);
+          expect(domainQemus(runId)).toHaveLength(1);
           child.kill('SIGKILL');
         });
       },
