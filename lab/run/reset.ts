@@ -48,7 +48,8 @@ export async function resetKeptRun(run: RunRecord & { kept: KeptRun }, log: Logg
         return driver.create({ ...node, image, restore, persistent: true });
       }),
     );
-    for (const vm of vms) await vm.start(signal);
+    // Each loads its saved state paused, side by side (as a restoring run does); they go on together.
+    await Promise.all(vms.map((vm) => vm.start(signal)));
     const resumedAt = await resumeTogether(vms);
     const descriptor = JSON.parse(readFileSync(run.kept.descriptorFile, 'utf8')) as ClusterDescriptor;
     const machines = await Promise.all(
