@@ -1,10 +1,13 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { failedAt, useKeptRun } from './helpers.js';
 
 /**
  * nodes-up and cluster-link, each step broken its own way on a kept cluster (smoke's one node,
- * two-vms' two), one test per breakage, each from a reset to the run's last snapshot layer.
+ * two-vms' two, booted together), one test per breakage, each from a reset to the run's last
+ * snapshot layer.
  */
 describe('nodes-up fails at the step that is broken', () => {
   const kept = useKeptRun(['scenarios/smoke']);
@@ -54,7 +57,25 @@ describe('nodes-up fails at the step that is broken', () => {
 });
 
 describe('cluster-link fails at the step that is broken', () => {
-  const kept = useKeptRun(['test/scenarios/two-vms']);
+  // --fresh: booted, whatever the snapshot cache holds, so that the first test sees two boots.
+  const kept = useKeptRun(['--fresh', 'test/scenarios/two-vms']);
+
+  test('two amd64 nodes boot together and reach each other by name over the cluster link', () => {
+    const { summary, dir } = kept;
+    expect(summary.nodes.map((n) => `${n.name}:${n.role}`)).toEqual(['master:master', 'worker:worker']);
+    const link = summary.checks.filter((c) => c.check === 'cluster-link');
+    expect(link.map((c) => `${c.name}:${c.status}`)).toEqual([
+      'cluster-link > master holds 10.77.0.11 on its cluster NIC:passed',
+      'cluster-link > worker holds 10.77.0.12 on its cluster NIC:passed',
+      'cluster-link > master -> worker:passed',
+      'cluster-link > worker -> master:passed',
+    ]);
+    // Both boots ran at the same time: the second started before the first finished.
+    const lab = readFileSync(join(dir, 'logs/lab.log'), 'utf8');
+    const started = [...lab.matchAll(/• booting (\w+)/g)].map((m) => m[1]);
+    expect(started).toHaveLength(2);
+    expect(lab.lastIndexOf('• booting')).toBeLessThan(lab.search(/✓ booting/));
+  });
 
   test("the worker's cluster address removed", () => {
     const { run } = kept;

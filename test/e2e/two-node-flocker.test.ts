@@ -84,7 +84,7 @@ describe('the multinode install under it (v1.3.0, udp)', () => {
   });
 });
 
-describe('a scenario that names other versions than the cluster runs (nothing broken, no reset)', () => {
+describe('checks told other things than the cluster has (nothing broken, no reset)', () => {
   test('the scenario names another version than the apiserver reports', () => {
     const { run } = kept;
     const message = failedAt(run.verify(['node-registration'], { K8S_VERSION: 'v1.2.4' }), 'node-registration', 'version is v1.2.4');
@@ -95,6 +95,13 @@ describe('a scenario that names other versions than the cluster runs (nothing br
     const { run } = kept;
     const message = failedAt(run.verify(['flocker-attach'], { FLOCKER_VERSION: '1.13.0' }), 'flocker-attach', "answers the API user's certificate");
     expect(message).toContain(`the control service reports Flocker ${FLOCKER_VERSION}, the scenario installed 1.13.0`);
+  });
+
+  test('the check makes its dataset without -m name=...: the pod cannot find it by name', () => {
+    const { run } = kept;
+    const message = failedAt(run.verify(['flocker-attach'], { FLOCKER_ATTACH_UNNAMED: 'true', FLOCKER_ATTACH_WITHIN: '60' }), 'flocker-attach', 'runs on worker');
+    expect(message).toContain('the flocker volume plugin says: FailedMount: Unable to mount volumes for pod "lab-flocker-attach_default(');
+    expect(message).toContain('Configuration not found by Name');
   });
 });
 

@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { BOOTSTRAP, containerOf, failedAt, fullOnly, type Kept } from '../helpers.js';
+import { BOOTSTRAP, containerOf, failedAt, type Kept } from '../helpers.js';
 
 /**
  * Each step of node-registration, flannel-ping and dns broken its own way on a kept multinode
  * cluster, one test per breakage, each from a reset to the run's last snapshot layer: the check
  * fails at that step (--fail-fast: the steps after it do not run) with a message that names what
- * is wrong. `fullOnly` tests run with LAB_E2E_FULL=1 (CI's 90 minutes hold the others).
+ * is wrong. A breakage two checks meet (busybox gone from a node) is one test of both.
  */
 export function multinodeBreaks(kept: Kept): void {
   describe('node-registration fails at the step that is broken', () => {
@@ -102,13 +102,6 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toContain("nothing listens on UDP 8285 on worker: the udp backend's packets have nowhere to go");
     });
 
-    test('the image the check pings from is not on the worker', () => {
-      const { run } = kept;
-      run.reset();
-      run.succeed('worker', 'docker rmi -f busybox:latest >/dev/null');
-      const message = failedAt(run.verify(['flannel-ping']), 'flannel-ping', 'a container runs on every node');
-      expect(message).toMatch(/docker run busybox:latest on worker failed: .*busybox/);
-    });
 
     test("flanneld stopped on the worker: its tunnel goes, and the pings fail", () => {
       const { run } = kept;
@@ -133,15 +126,8 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toMatch(/there is no kube-dns service in kube-system: expected 404 to be 200/);
     });
 
-    fullOnly("the pods' image is not on the worker: its pod never runs, and the check gives the kubelet's reason", () => {
-      const { run } = kept;
-      run.reset();
-      run.succeed('worker', 'docker rmi -f busybox:latest >/dev/null');
-      const message = failedAt(run.verify(['dns'], { DNS_RUNNING_WITHIN: '60' }), 'dns', 'a busybox pod that sleeps is Running on every node');
-      expect(message).toMatch(/pod lab-dns-worker is Pending on 10\.77\.0\.12 after 60 s: (ErrImagePull|ImagePullBackOff): .*busybox/);
-    });
 
-    fullOnly('kube-dns scaled to zero: the lookup fails, saying kube-dns has no endpoints', () => {
+    test('kube-dns scaled to zero: the lookup fails, saying kube-dns has no endpoints', () => {
       const { run } = kept;
       run.reset();
       run.succeed('master', 'kubectl scale rc kube-dns-v11 --namespace=kube-system --replicas=0');
@@ -150,7 +136,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toContain('the kube-dns service has no ready endpoints (no kube-dns pod is running)');
     });
 
-    fullOnly("the controller-manager paused: the check's service never gets its two pods", () => {
+    test("the controller-manager paused: the check's service never gets its two pods", () => {
       const { run } = kept;
       run.reset();
       // Once kube-dns has its endpoints (after a restore its pod may still be starting): the cluster DNS itself must answer.
@@ -160,12 +146,25 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toMatch(/endpoints of lab-dns-check/);
     });
 
-    fullOnly("traffic to the pods' port rejected on both nodes: the service resolves, and no pod answers", () => {
+    test("traffic to the pods' port rejected on both nodes: the service resolves, and no pod answers", () => {
       const { run } = kept;
       run.reset();
       for (const node of ['master', 'worker']) run.succeed(node, 'iptables -w -I FORWARD -d 10.1.0.0/16 -p tcp --dport 8080 -j REJECT');
       const message = failedAt(run.verify(['dns']), 'dns', 'lab-dns-check resolves to its service IP from the pod on master, and one of its pods answers');
       expect(message).toMatch(/GET http:\/\/lab-dns-check\/ \(10\.0\.0\.\d+:80\) from the pod on master failed \(exit \d+\)/);
+    });
+  });
+
+  describe('one breakage that two checks meet, each at its own step', () => {
+    test("busybox removed from the worker: flannel-ping's container and dns's pod cannot start there, each check saying why", () => {
+      const { run } = kept;
+      run.reset();
+      run.succeed('worker', 'docker rmi -f busybox:latest >/dev/null');
+      const verified = run.verify(['flannel-ping', 'dns'], { DNS_RUNNING_WITHIN: '60' });
+      expect(failedAt(verified, 'flannel-ping', 'a container runs on every node')).toMatch(/docker run busybox:latest on worker failed: .*busybox/);
+      expect(failedAt(verified, 'dns', 'a busybox pod that sleeps is Running on every node')).toMatch(
+        /pod lab-dns-worker is Pending on 10\.77\.0\.12 after 60 s: (ErrImagePull|ImagePullBackOff): .*busybox/,
+      );
     });
   });
 }
