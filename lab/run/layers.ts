@@ -2,7 +2,7 @@ import { cpSync, existsSync, statfsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { userCaDir } from '../certs/flocker-ca.js';
 import { detectAccel } from '../machines/accel.js';
-import { qemuBinary } from '../machines/guest.js';
+import { ARCH_PROFILES, qemuBinary } from '../machines/guest.js';
 import { DRIVERS } from '../machines/registry.js';
 import { resolveScript } from '../provision/scripts.js';
 import { connectWhenReady } from '../remote/ssh.js';
@@ -53,7 +53,8 @@ export async function planLayers(ctx: RunContext, prepared: Prepared, network: C
       arches.map(async (arch) => {
         const image = prepared.images.get(arch);
         if (!image) throw new Error(`no image for ${arch}`);
-        return { arch, accel: (await detectAccel(arch, qemuBinary(arch), image.kernel)).kind, qemu: await qemuVersion(qemuBinary(arch)) };
+        const accel = (await detectAccel(arch, qemuBinary(arch), image.kernel)).kind;
+        return { arch, accel, qemu: await qemuVersion(qemuBinary(arch)), kernelOptions: ARCH_PROFILES[arch].kernelOptions };
       }),
     ),
     nodes: spec.nodes.map((node) => ({
