@@ -2,12 +2,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { failedAt, labSync, type Kept } from '../helpers.js';
+import { failedAt, fullOnly, labSync, type Kept } from '../helpers.js';
 
 /**
  * Each step of flocker-attach broken its own way on a kept two-node-flocker cluster, one test per
- * breakage, each from a reset. (A dataset made without a name breaks nothing on the cluster: it is
- * with the version mismatches, which need no reset.)
+ * breakage, each from a reset; `fullOnly` tests run with LAB_E2E_FULL=1. (A dataset made without a
+ * name breaks nothing on the cluster: that test is with the version mismatches, which need no reset.)
  */
 export const FLOCKER_VERSION = '1.14.0';
 
@@ -96,7 +96,7 @@ export function flockerBreaks(kept: Kept): void {
       expect(message).toMatch(/\/flocker\/[0-9a-f-]{36} is not mounted from a loop device on worker/);
     });
 
-    test("something on the worker removes the dataset's files when its pod goes: the new pod does not find the file", () => {
+    fullOnly("something on the worker removes the dataset's files when its pod goes: the new pod does not find the file", () => {
       const { run } = kept;
       run.reset();
       // Deletes lab-check.txt from every mounted dataset once no container of the check's pod runs.
@@ -108,7 +108,7 @@ export function flockerBreaks(kept: Kept): void {
       expect(message).toMatch(/\/data\/lab-check\.txt in the new pod \(exit 1\)/);
     });
 
-    test("a process on the worker keeps the dataset's mount busy: deleting the dataset leaves it mounted", () => {
+    fullOnly("a process on the worker keeps the dataset's mount busy: deleting the dataset leaves it mounted", () => {
       const { run } = kept;
       run.reset();
       // Moves into every dataset mount that appears (once each), and stays there.

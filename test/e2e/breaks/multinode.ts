@@ -1,11 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { BOOTSTRAP, containerOf, failedAt, type Kept } from '../helpers.js';
+import { BOOTSTRAP, containerOf, failedAt, fullOnly, type Kept } from '../helpers.js';
 
 /**
  * Each step of node-registration, flannel-ping and dns broken its own way on a kept multinode
  * cluster, one test per breakage, each from a reset to the run's last snapshot layer: the check
  * fails at that step (--fail-fast: the steps after it do not run) with a message that names what
- * is wrong. A breakage two checks meet (busybox gone from a node) is one test of both.
+ * is wrong. A breakage two checks meet (busybox gone from a node) is one test of both. `fullOnly`
+ * tests run with LAB_E2E_FULL=1.
  */
 export function multinodeBreaks(kept: Kept): void {
   describe('node-registration fails at the step that is broken', () => {
@@ -127,7 +128,7 @@ export function multinodeBreaks(kept: Kept): void {
     });
 
 
-    test('kube-dns scaled to zero: the lookup fails, saying kube-dns has no endpoints', () => {
+    fullOnly('kube-dns scaled to zero: the lookup fails, saying kube-dns has no endpoints', () => {
       const { run } = kept;
       run.reset();
       run.succeed('master', 'kubectl scale rc kube-dns-v11 --namespace=kube-system --replicas=0');
@@ -136,7 +137,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toContain('the kube-dns service has no ready endpoints (no kube-dns pod is running)');
     });
 
-    test("the controller-manager paused: the check's service never gets its two pods", () => {
+    fullOnly("the controller-manager paused: the check's service never gets its two pods", () => {
       const { run } = kept;
       run.reset();
       // Once kube-dns has its endpoints (after a restore its pod may still be starting): the cluster DNS itself must answer.
@@ -146,7 +147,7 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toMatch(/endpoints of lab-dns-check/);
     });
 
-    test("traffic to the pods' port rejected on both nodes: the service resolves, and no pod answers", () => {
+    fullOnly("traffic to the pods' port rejected on both nodes: the service resolves, and no pod answers", () => {
       const { run } = kept;
       run.reset();
       for (const node of ['master', 'worker']) run.succeed(node, 'iptables -w -I FORWARD -d 10.1.0.0/16 -p tcp --dport 8080 -j REJECT');
