@@ -103,7 +103,6 @@ export function multinodeBreaks(kept: Kept): void {
       expect(message).toContain("nothing listens on UDP 8285 on worker: the udp backend's packets have nowhere to go");
     });
 
-
     test("flanneld stopped on the worker: its tunnel goes, and the pings fail", () => {
       const { run } = kept;
       run.reset();
@@ -126,7 +125,6 @@ export function multinodeBreaks(kept: Kept): void {
       const message = failedAt(run.verify(['dns'], { DNS_SERVICE_WITHIN: '10' }), 'dns', 'kube-dns is the service 10.0.0.10 in kube-system');
       expect(message).toMatch(/there is no kube-dns service in kube-system: expected 404 to be 200/);
     });
-
 
     fullOnly('kube-dns scaled to zero: the lookup fails, saying kube-dns has no endpoints', () => {
       const { run } = kept;
