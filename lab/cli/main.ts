@@ -157,13 +157,14 @@ cli
   });
 
 cli
-  .command('validate <scenario>', 'Check a scenario file and report every problem with its line')
+  .command('validate <scenario>', 'Check a scenario file and report every problem with its line, and whether this host can hold it')
   .option('--arch <arch>', 'Validate with every node as this architecture')
   .option('--driver <driver>', 'Validate as made by this driver')
   .option('--set <KEY=VALUE>', "Validate with this variable set in the scenario's env")
   .action(async (scenario: string, flags: ScenarioFlags) => {
     const { loadScenario } = await import('../scenario/loader.js');
     const loaded = loadScenario(scenario, await overrides(flags));
+    (await import('../run/capacity.js')).ensureCapacity(loaded.spec, log);
     log.info(
       `${loaded.files.join(' <- ')}: valid (${loaded.spec.nodes.length} node(s), ${loaded.spec.provision.length} step(s), ${loaded.spec.checks.length} check(s))`,
     );

@@ -33,6 +33,8 @@ const VARIANT_PACKAGES: Record<ImageVariant, string[]> = {
 };
 
 const DISK_SIZE: Record<ImageVariant, string> = { base: '2G', docker: '4G' };
+/** The most a node's overlay of this image can grow to. */
+export const diskSizeBytes = (variant: ImageVariant): number => Number.parseInt(DISK_SIZE[variant], 10) * 2 ** 30;
 // The payload's flannel tunnels through the kernel (fou + ipip for udp, vxlan), from a container
 // that cannot load modules itself; Debian's kernel has them as modules. So does Flocker's dataset
 // agent with its loop devices.

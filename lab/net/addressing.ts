@@ -36,24 +36,36 @@ export function isHostIn(ip: number, cidr: Cidr): boolean {
   return ip > cidr.network && ip < cidr.network + size - 1;
 }
 
+/** Number of usable host addresses of the CIDR (without its network and broadcast addresses). */
+export const hostCount = (cidr: Cidr): number => 2 ** (32 - cidr.prefix) - 2;
+
+/** One node's planned address: the one it names, or the lab's default for it (which may lie outside the network). */
+export interface PlannedAddress {
+  name: string;
+  address: string;
+  given: boolean;
+  inNetwork: boolean;
+}
+
 /** Each node's address: the one it names, or the next free one from network + 11 in node order. */
-export function assignAddresses(nodes: readonly { name: string; address?: string }[], cidr: Cidr): Map<string, string> {
+export function planAddresses(nodes: readonly { name: string; address?: string }[], cidr: Cidr): PlannedAddress[] {
   const taken = new Set(nodes.map((n) => n.address).filter((a): a is string => !!a));
-  const out = new Map<string, string>();
   let next = cidr.network + FIRST_HOST_OFFSET;
-  for (const node of nodes) {
-    if (node.address) {
-      out.set(node.name, node.address);
-      continue;
-    }
+  return nodes.map(({ name, address }) => {
+    if (address) return { name, address, given: true, inNetwork: isHostIn(parseIp(address) ?? -1, cidr) };
     while (taken.has(formatIp(next))) next++;
-    if (!isHostIn(next, cidr))
-      throw new Error(`the cluster network ${formatIp(cidr.network)}/${cidr.prefix} has no address left for ${node.name}`);
-    out.set(node.name, formatIp(next));
-    taken.add(formatIp(next));
-    next++;
-  }
-  return out;
+    const planned = formatIp(next++);
+    taken.add(planned);
+    return { name, address: planned, given: false, inNetwork: isHostIn(parseIp(planned) as number, cidr) };
+  });
+}
+
+/** The addresses a run gives its nodes; the scenario's rules have refused any outside the network. */
+export function assignAddresses(nodes: readonly { name: string; address?: string }[], cidr: Cidr): Map<string, string> {
+  const planned = planAddresses(nodes, cidr);
+  const outside = planned.find((p) => !p.given && !p.inNetwork);
+  if (outside) throw new Error(`the cluster network ${formatIp(cidr.network)}/${cidr.prefix} has no address left for ${outside.name}`);
+  return new Map(planned.map((p) => [p.name, p.address]));
 }
 
 /** Locally administered, stable per node index; the image's networkd config matches on it. */

@@ -11,6 +11,7 @@ import type { Logger } from '../util/log.js';
 import { reportsDir } from '../util/paths.js';
 import { Scope } from '../util/scope.js';
 import type { LiveNode, RunContext } from './context.js';
+import { ensureCapacity } from './capacity.js';
 import { keepRun } from './keep.js';
 import { planLayers, Snapshots, type SnapshotMode } from './layers.js';
 import { placeCertificates } from './phases/certificates.js';
@@ -57,6 +58,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const scenario = loadScenario(options.scenario, options.overrides);
   const { spec } = scenario;
   const { log } = options;
+  ensureCapacity(spec, log);
   const driver = await loadDriver(spec.driver);
   // kind's validateProvider: a driver this host cannot run is refused before anything starts.
   const { problems } = await driver.info();

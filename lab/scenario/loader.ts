@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { InputError } from '../util/errors.js';
 import { Scenario, type ScenarioSpec } from './schema.js';
 import { dotPath, locate, type Path, type SourceDoc } from './locate.js';
@@ -83,15 +83,23 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
       });
       break;
     }
+    let text: string;
+    try {
+      text = readFileSync(current, 'utf8');
+    } catch (error) {
+      problems.push({ file: display(current), path: '', message: `cannot be read: ${(error as Error).message}` });
+      break;
+    }
     const lines = new LineCounter();
-    const doc = parseDocument(readFileSync(current, 'utf8'), { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     const source: SourceDoc = { file: display(current), doc, lines };
     for (const error of doc.errors) {
       const { line, col } = lines.linePos(error.pos[0]);
       problems.push({ file: source.file, line, column: col, path: '', message: `YAML: ${error.message.split('\n')[0]}` });
     }
     if (doc.errors.length) break;
-    const raw = doc.toJS() as unknown;
+    const raw = toJS(doc, source, problems);
+    if (problems.length) break;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       problems.push({ file: source.file, path: '', message: 'a scenario file must be a YAML mapping' });
       break;
@@ -132,6 +140,23 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
   }
   if (problems.length) throw invalid(file, problems);
   return { spec: parsed.data, dir, files: sources.map((s) => s.file) };
+}
+
+/**
+ * The document as plain values. The parser refuses to expand aliases past a limit (a "billion
+ * laughs" file would take the host's memory): that is bad input, at the first alias.
+ */
+function toJS(doc: Document, source: SourceDoc, problems: Problem[]): unknown {
+  try {
+    return doc.toJS();
+  } catch (error) {
+    let at: number | undefined;
+    visit(doc, { Alias: (_key, node) => ((at = node.range?.[0]), visit.BREAK) });
+    const { line, col } = at === undefined ? { line: undefined, col: undefined } : source.lines.linePos(at);
+    const reason = error instanceof Error ? error.message : String(error);
+    problems.push({ file: source.file, line, column: col, path: '', message: `YAML: ${reason} (its aliases expand to too much; write the values out)` });
+    return undefined;
+  }
 }
 
 /** Scenario env < the caller's environment (for the names the scenario declares) < `--set`. */

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { resolveScript } from '../provision/scripts.js';
 import { resolveCheck } from '../checks/catalog.js';
-import { isHostIn, parseCidr, parseIp } from '../net/addressing.js';
+import { formatIp, hostCount, isHostIn, parseCidr, parseIp, planAddresses } from '../net/addressing.js';
 import type { ScenarioSpec } from './schema.js';
 import type { Path } from './locate.js';
 
@@ -35,6 +35,8 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
     if (other) problems.push({ path: ['nodes', i, 'address'], message: `${node.address} is already the address of ${other}` });
     addresses.set(node.address, node.name);
   });
+
+  if (cidr) problems.push(...networkSizeProblems(spec, cidr));
 
   if (spec.flocker && !nodeNames.has(spec.flocker.control))
     problems.push({ path: ['flocker', 'control'], message: `no node named "${spec.flocker.control}" in this scenario` });
@@ -76,4 +78,25 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
       problems.push({ path: ['checks', i], message: `unknown check "${check}" (not built in, and no such .check.ts file)` });
   });
   return problems;
+}
+
+/**
+ * A network too small for the scenario: more nodes than it has host addresses, or a node without
+ * `address:` whose default (network + 11, + 12, ... in node order) lies outside it.
+ */
+function networkSizeProblems(spec: ScenarioSpec, cidr: NonNullable<ReturnType<typeof parseCidr>>): { path: Path; message: string }[] {
+  const hosts = hostCount(cidr);
+  const range = `${formatIp(cidr.network + 1)} to ${formatIp(cidr.network + hosts)}`;
+  if (spec.nodes.length > hosts)
+    return [{ path: ['network', 'cidr'], message: `${spec.network.cidr} has ${hosts} host addresses (${range}); the scenario has ${spec.nodes.length} nodes` }];
+  return planAddresses(spec.nodes, cidr).flatMap((planned, i) =>
+    planned.given || planned.inNetwork
+      ? []
+      : [
+          {
+            path: ['nodes', i, 'name'],
+            message: `${planned.name} has no \`address\`, and its default ${planned.address} (the lab counts from network + 11) is outside ${spec.network.cidr} (hosts ${range}): give it an \`address\` or use a larger network`,
+          },
+        ],
+  );
 }

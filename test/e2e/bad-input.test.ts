@@ -1,6 +1,28 @@
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { runLab } from './helpers.js';
+import { processes } from '../../lab/util/procfs.js';
+import { runLab, type LabResult } from './helpers.js';
+
+/** What a lab leaves on the host: run state folders and QEMU processes of the lab's runs. */
+function hostState(): string[] {
+  const runs = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs');
+  const folders = existsSync(runs) ? readdirSync(runs).map((run) => `state folder ${run}`) : [];
+  const qemus = processes()
+    .filter(({ args }) => args.some((arg) => /^guest=lab:|lab:[^:]+:[^:]+$/.test(arg)))
+    .map(({ pid }) => `qemu ${pid}`);
+  return [...folders, ...qemus];
+}
+
+/** Bad input: exit 2, and nothing was started (no report folder, no state folder, no VM). */
+async function refused(args: string[]): Promise<LabResult> {
+  const before = hostState();
+  const result = await runLab(args);
+  expect(result.code, result.output).toBe(2);
+  expect(readdirSync(result.reportsDir)).toEqual([]);
+  expect(hostState()).toEqual(before);
+  return result;
+}
 
 describe('bad input', () => {
   test('lab run reports every shape problem with file, line and field, exits 2 and starts nothing', async () => {
@@ -46,6 +68,31 @@ describe('bad input', () => {
       expect(result.code, result.output).toBe(2);
       expect(result.output).toContain(message);
       expect(readdirSync(result.reportsDir)).toEqual([]);
+    }
+  });
+
+  test('a YAML alias bomb is refused at its first alias, for validate and run alike', async () => {
+    const file = 'test/scenarios/alias-bomb/scenario.yaml';
+    for (const command of ['validate', 'run']) {
+      const result = await refused([command, 'test/scenarios/alias-bomb']);
+      expect(result.output).toContain(`${file}:3:8: YAML: Excessive alias count indicates a resource exhaustion attack`);
+    }
+  });
+
+  test('a network too small for its nodes is refused by validate and run', async () => {
+    const file = 'test/scenarios/tiny-network/scenario.yaml';
+    for (const command of ['validate', 'run']) {
+      const result = await refused([command, 'test/scenarios/tiny-network']);
+      expect(result.output).toContain(`${file}:3:3: network.cidr: 10.77.0.0/30 has 2 host addresses (10.77.0.1 to 10.77.0.2); the scenario has 4 nodes`);
+    }
+  });
+
+  test('a scenario this host cannot hold is refused up front with the figures, nothing booted', async () => {
+    for (const command of ['validate', 'run']) {
+      const result = await refused([command, 'test/scenarios/too-big']);
+      expect(result.output).toContain('ERROR: this host cannot hold scenario too-big');
+      expect(result.output).toMatch(/- 64 node\(s\) need 1044\.0 GiB of memory \(1024\.0 GiB for the guests, 320 MiB for each QEMU\); this host has [\d.]+ GiB available/);
+      expect(result.output).toMatch(/- 64 node\(s\) have 512 vCPUs together; this host has \d+ core\(s\)/);
     }
   });
 

@@ -61,6 +61,20 @@ describe('loadScenario: shape', () => {
     expect(problemsOf('syntax')).toEqual([`${shown('syntax')}:3:1: YAML: Map keys must be unique`]);
   });
 
+  test('a YAML alias bomb is refused at its first alias, not expanded', () => {
+    const laughs = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (const [name, below] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd']]) laughs.push(`${name}: &${name} [${Array(9).fill(`*${below}`).join(', ')}]`);
+    write('bomb/scenario.yaml', ...laughs, 'nodes:', '  - name: node1');
+    expect(problemsOf('bomb')).toEqual([
+      `${shown('bomb')}:2:8: YAML: Excessive alias count indicates a resource exhaustion attack (its aliases expand to too much; write the values out)`,
+    ]);
+  });
+
+  test('a scenario.yaml that cannot be read (a folder) is bad input naming it', () => {
+    mkdirSync(join(root, 'folder', 'scenario.yaml'), { recursive: true });
+    expect(problemsOf('folder')).toEqual([`${shown('folder')}: cannot be read: EISDIR: illegal operation on a directory, read`]);
+  });
+
   test('unknown keys, at the top and in nodes[], name the key and its line', () => {
     write('unknown/scenario.yaml', 'nodes:', '  - name: node1', '    colour: blue', 'x: 1');
     expect(problemsOf('unknown')).toEqual([
@@ -243,6 +257,17 @@ describe('loadScenario: cluster network', () => {
     expect(problemsOf('out')).toEqual([
       `${shown('out')}:3:5: nodes[0].address: 10.99.0.1 is not a host address in the cluster network 10.77.0.0/24`,
     ]);
+  });
+
+  test('a network too small for the nodes, or for the addresses the lab gives by default, is refused', () => {
+    write('tiny/scenario.yaml', 'network:', '  cidr: 10.77.0.0/30', 'nodes:', '  - name: a', '  - name: b', '  - name: c', '  - name: d');
+    expect(problemsOf('tiny')).toEqual([`${shown('tiny')}:2:3: network.cidr: 10.77.0.0/30 has 2 host addresses (10.77.0.1 to 10.77.0.2); the scenario has 4 nodes`]);
+    write('defaults/scenario.yaml', 'network:', '  cidr: 10.77.0.0/29', 'nodes:', '  - name: a', '    address: 10.77.0.1', '  - name: b');
+    expect(problemsOf('defaults')).toEqual([
+      `${shown('defaults')}:6:5: nodes[1].name: b has no \`address\`, and its default 10.77.0.11 (the lab counts from network + 11) is outside 10.77.0.0/29 (hosts 10.77.0.1 to 10.77.0.6): give it an \`address\` or use a larger network`,
+    ]);
+    const fits = write('fits/scenario.yaml', 'network:', '  cidr: 10.77.0.0/29', 'nodes:', '  - name: a', '    address: 10.77.0.1', '  - name: b', '    address: 10.77.0.6');
+    expect(loadScenario(fits).spec.nodes.map((n) => n.address)).toEqual(['10.77.0.1', '10.77.0.6']);
   });
 
   test('--arch overrides the scenario arch and every node arch', () => {
