@@ -268,6 +268,9 @@ async function main(): Promise<void> {
     if (parsed.options.help || parsed.options.version) return;
     throw new InputError(cli.args.length ? `unknown command: ${cli.args.join(' ')} (see lab --help)` : 'no command given (see lab --help)');
   }
+  // A killed lab's run is cleaned up by the next command about runs (lab run does it itself).
+  if (['list', 'ssh', 'verify', 'reset', 'down'].includes(cli.matchedCommand.name))
+    await (await import('../run/registry.js')).reapAbandonedRuns(log);
   await cli.runMatchedCommand();
 }
 

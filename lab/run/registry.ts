@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Driver } from '../machines/driver.js';
 import { reapDeadBuilds } from '../images/cache.js';
@@ -53,7 +53,8 @@ export function registerRun(record: Omit<RunRecord, 'pid' | 'pidStart'>): string
   const dir = runStateDir(record.runId);
   mkdirSync(dir, { recursive: true });
   const full: RunRecord = { ...record, pid: process.pid, pidStart: processStart(process.pid) };
-  writeFileSync(join(dir, 'run.json'), `${JSON.stringify(full, null, 2)}\n`);
+  writeFileSync(join(dir, 'run.json.new'), `${JSON.stringify(full, null, 2)}\n`);
+  renameSync(join(dir, 'run.json.new'), join(dir, 'run.json'));
   return dir;
 }
 
@@ -104,6 +105,38 @@ function readRecord(runId: string): RunRecord | undefined {
 const ownerAlive = (record: RunRecord | undefined): boolean =>
   !!record && isAlive(record.pid) && processStart(record.pid) === record.pidStart;
 
+/** A lab that is starting has made its run folder and is about to write run.json: not abandoned. */
+const STARTING_MS = 60_000;
+
+/** A run folder whose lab is gone and whose VMs were not kept. */
+function abandoned(runId: string): boolean {
+  const record = readRecord(runId);
+  if (record) return !record.kept && !ownerAlive(record);
+  try {
+    return Date.now() - statSync(runStateDir(runId)).mtimeMs > STARTING_MS;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What every command about runs does first (list, ssh, verify, reset, down): if a killed lab left
+ * a run folder, clean up after it. Costs a directory listing when there is nothing to clean.
+ */
+export async function reapAbandonedRuns(log: Logger): Promise<void> {
+  if (!existsSync(runsDir()) || !readdirSync(runsDir()).some(abandoned)) return;
+  const { allDrivers } = await import('../machines/registry.js');
+  await reapOrphans(await allDrivers(), log);
+}
+
+function namesStateFolder(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${runsDir()}/`);
+  } catch {
+    return false;
+  }
+}
+
 /** Helper processes (the cluster switch) that name a run's state folder on their command line. */
 function helperProcesses(): { runId: string; pid: number }[] {
   const marker = `${runsDir()}/`;
@@ -122,11 +155,12 @@ function helperProcesses(): { runId: string; pid: number }[] {
 export async function reapOrphans(drivers: Driver[], log: Logger): Promise<string[]> {
   const cleaned: string[] = [];
   const runIds = new Set(existsSync(runsDir()) ? readdirSync(runsDir()) : []);
-  const processes = await runProcesses(drivers);
+  // A hypervisor of a run without a folder here is this state folder's only if its command line
+  // names it (another LAB_STATE_DIR's lab may be running it).
+  const processes = (await runProcesses(drivers)).filter((p) => runIds.has(p.runId) || namesStateFolder(p.pid));
   for (const p of processes) runIds.add(p.runId);
   for (const runId of runIds) {
-    const record = readRecord(runId);
-    if (ownerAlive(record) || record?.kept) continue;
+    if (existsSync(runStateDir(runId)) ? !abandoned(runId) : ownerAlive(readRecord(runId))) continue;
     for (const p of processes.filter((q) => q.runId === runId)) {
       try {
         process.kill(p.pid, 'SIGKILL');
