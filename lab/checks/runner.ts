@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Reporter, TestCase, TestModule } from 'vitest/node';
+import type { Reporter, TestCase, TestModule, Vitest } from 'vitest/node';
 import type { Logger } from '../util/log.js';
 import { projectRoot } from '../util/paths.js';
 import { CLUSTER_ENV, FAIL_FAST_ENV, type ClusterDescriptor } from './descriptor.js';
@@ -21,7 +21,18 @@ export const checkName = (file: string): string => basename(file).replace(/\.che
 /** Collects results as vitest reports them and prints one line per test. */
 class LabReporter implements Reporter {
   readonly results: CheckResult[] = [];
+  vitest: Vitest | undefined;
   constructor(private readonly log: Logger) {}
+
+  onInit(vitest: Vitest): void {
+    this.vitest = vitest;
+    // Vitest's logger ends the process on SIGINT/SIGTERM: the lab's own handler must decide
+    // (stop the checks, then tear down and report), or a Ctrl-C leaves the run's state behind.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const)
+      for (const listener of process.listeners(signal)) if (!this.labListeners.has(listener)) process.off(signal, listener);
+  }
+
+  private readonly labListeners = new Set([...process.listeners('SIGINT'), ...process.listeners('SIGTERM')]);
 
   onTestCaseResult(testCase: TestCase): void {
     const result = testCase.result();
@@ -58,13 +69,20 @@ export async function runChecks(options: {
   log: Logger;
   /** Each check stops at its first failed test (the tests after it are reported skipped); the other checks go on. */
   failFast?: boolean;
+  /** Ctrl-C: the checks stop now (their workers are ended); the results so far are returned. */
+  signal?: AbortSignal;
 }): Promise<CheckResult[]> {
+  options.signal?.throwIfAborted();
   const { startVitest } = await import('vitest/node');
   mkdirSync(options.workDir, { recursive: true });
   const descriptorFile = join(options.workDir, 'cluster.json');
   writeFileSync(descriptorFile, JSON.stringify(options.descriptor, null, 2));
   process.env[CLUSTER_ENV] = descriptorFile;
   const reporter = new LabReporter(options.log);
+  // A running check may wait minutes for a cluster (or sleep): cancelling only skips the tests not
+  // begun yet, so the workers are closed too.
+  const stop = () => void reporter.vitest?.cancelCurrentRun('keyboard-input').finally(() => reporter.vitest?.close());
+  options.signal?.addEventListener('abort', stop, { once: true });
   const vitest = await startVitest(
     'test',
     options.files,
@@ -86,6 +104,7 @@ export async function runChecks(options: {
     },
     { cacheDir: join(options.workDir, 'vite-cache'), logLevel: 'error', server: { watch: null } },
   );
+  options.signal?.removeEventListener('abort', stop);
   await vitest.close();
   return reporter.results;
 }

@@ -97,13 +97,13 @@ export async function verifyCommand(
     const reportDir = join(run.reportDir, `verify-${startedAt.replace(/[-:]/g, '').replace(/\..*$/, '')}-${process.pid}`);
     const descriptor = withEnv(descriptorOf(run), options.sets ?? {});
     const results = await log.step(`verifying kept run ${run.runId}`, () =>
-      runChecks({ files, descriptor, workDir, allureResultsDir: join(reportDir, 'allure-results'), timeoutSeconds: 900, log, failFast: options.failFast }),
+      runChecks({ files, descriptor, workDir, allureResultsDir: join(reportDir, 'allure-results'), timeoutSeconds: 900, log, failFast: options.failFast, signal: options.signal }),
     );
     const failed = results.filter((r) => r.status === 'failed').length;
     writeVerifyReport(reportDir, run.runId, descriptor.scenario.name, startedAt, results, options);
-    log.info(`${results.length - failed}/${results.length} checks passed`);
+    log.info(`${results.length - failed}/${results.length} checks passed${options.signal.aborted ? ' before the interrupt' : ''}`);
     log.info(`verify report: ${join(reportDir, 'checks.json')}  junit: ${join(reportDir, 'junit.xml')}`);
-    return failed || !results.length ? 1 : 0;
+    return options.signal.aborted ? 130 : failed || !results.length ? 1 : 0;
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }

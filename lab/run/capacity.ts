@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { diskSizeBytes } from '../images/recipe.js';
+import { TB_CACHE_MIB } from '../machines/qemu/args.js';
 import type { ScenarioSpec } from '../scenario/schema.js';
 import { InputError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -27,10 +28,11 @@ export interface CapacityVerdict {
 }
 
 /**
- * What QEMU takes beyond the guest's RAM: itself, its devices and the part of TCG's translation
- * cache a busy node fills (measured on a two-node-flocker node: about 300 MiB).
+ * What QEMU takes beyond the guest's RAM: itself, its devices and TCG's translation cache, which a
+ * cluster node fills (a two-node-flocker worker with -m 1024 had an RSS of 2168 MiB, the master
+ * with -m 1536 2208 MiB). Under KVM there is no such cache: this is the bound for TCG.
  */
-export const QEMU_OVERHEAD_MIB = 320;
+export const QEMU_OVERHEAD_MIB = TB_CACHE_MIB + 160;
 /** Host memory and disk past this share of what is there: it fits, but barely. */
 const TIGHT = 0.8;
 /** vCPUs per host core: TCG runs each on a host thread, so past a few per core guests miss their timers. */

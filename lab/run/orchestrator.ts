@@ -69,7 +69,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const runDir = join(reportsDir(), runId);
   const logsDir = join(runDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
-  log.tee(join(logsDir, 'lab.log'));
+  log.tee(join(logsDir, 'lab.log'), runDir);
   const stateDir = registerRun({ runId, scenario: scenario.files[0] ?? options.scenario, reportDir: runDir, startedAt: new Date().toISOString() });
   log.info(
     `run ${runId}: ${spec.nodes.length} node(s), driver ${spec.driver}, payload ${spec.payload}; report in ${relative(process.cwd(), runDir) || runDir}`,

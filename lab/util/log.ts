@@ -1,4 +1,5 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /**
  * A logging tree. `step` prints a heading and "(finished …, 1.23 s)" so the log always says what
@@ -7,15 +8,18 @@ import { appendFileSync } from 'node:fs';
  */
 export class Logger {
   private file: string | undefined;
+  /** The folder named when the log file's folder disappears (the run's report folder). */
+  private folder: string | undefined;
   constructor(
     private readonly out: NodeJS.WritableStream = process.stderr,
     private readonly prefix = '',
     private verbose = false,
   ) {}
 
-  /** Also write every line to this file (the run's `logs/lab.log`). */
-  tee(file: string): void {
+  /** Also write every line to this file (the run's `logs/lab.log`), which lives in `folder`. */
+  tee(file: string, folder = dirname(file)): void {
     this.file = file;
+    this.folder = folder;
   }
 
   setVerbose(on: boolean): void {
@@ -25,6 +29,7 @@ export class Logger {
   child(prefix: string): Logger {
     const child = new Logger(this.out, `${this.prefix}${prefix}: `, this.verbose);
     child.file = this.file;
+    child.folder = this.folder;
     return child;
   }
 
@@ -57,7 +62,23 @@ export class Logger {
 
   private write(line: string, show: boolean): void {
     if (show) this.out.write(`${line}\n`);
-    if (this.file) appendFileSync(this.file, `${new Date().toISOString()} ${line}\n`);
+    if (this.file) this.append(this.file, `${new Date().toISOString()} ${line}\n`);
+  }
+
+  /**
+   * The log file's folder (the run's report folder) may be removed while the run goes on: the
+   * run must not die of it. The folder is made again, and the terminal and the file say so.
+   */
+  private append(file: string, text: string): void {
+    try {
+      appendFileSync(file, text);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      const notice = `WARNING: ${this.folder ?? dirname(file)} was removed while the run went on: made again, and what it held until now is lost`;
+      this.out.write(`${notice}\n`);
+      mkdirSync(dirname(file), { recursive: true });
+      appendFileSync(file, `${new Date().toISOString()} ${notice}\n${text}`);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { QEMU_OVERHEAD_MIB } from '../../lab/run/capacity.js';
 import { processes } from '../../lab/util/procfs.js';
 import { runLab, type LabResult } from './helpers.js';
 
@@ -91,7 +92,8 @@ describe('bad input', () => {
     for (const command of ['validate', 'run']) {
       const result = await refused([command, 'test/scenarios/too-big']);
       expect(result.output).toContain('ERROR: this host cannot hold scenario too-big');
-      expect(result.output).toMatch(/- 64 node\(s\) need 1044\.0 GiB of memory \(1024\.0 GiB for the guests, 320 MiB for each QEMU\); this host has [\d.]+ GiB available/);
+      const needed = ((64 * (16384 + QEMU_OVERHEAD_MIB)) / 1024).toFixed(1);
+      expect(result.output).toContain(`- 64 node(s) need ${needed} GiB of memory (1024.0 GiB for the guests, ${QEMU_OVERHEAD_MIB} MiB for each QEMU); this host has `);
       expect(result.output).toMatch(/- 64 node\(s\) have 512 vCPUs together; this host has \d+ core\(s\)/);
     }
   });

@@ -67,6 +67,22 @@ export function leftovers(runId: string): string[] {
   return found;
 }
 
+/**
+ * What any lab could leave on the host, counted across runs: processes of the lab's runs (labelled
+ * hypervisors, helpers naming a run folder), run state folders, network namespaces and loop
+ * devices. A fault test takes it before and after: the two must be equal.
+ */
+export function hostResources(): string[] {
+  const runs = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs');
+  const labProcesses = processes()
+    .filter(({ args }) => args.some((arg) => /process=lab:|\/runs\//.test(arg)) && !args.some((arg) => arg.includes('vitest')))
+    .map(({ pid, args }) => `process ${pid}: ${args.slice(0, 2).join(' ')}`);
+  const folders = existsSync(runs) ? readdirSync(runs).map((run) => `state folder ${run}`) : [];
+  const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').map((ns) => `netns ${ns}`) : [];
+  const loops = spawnSync('losetup', ['-n', '-O', 'NAME'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((dev) => `loop ${dev}`);
+  return [...labProcesses, ...folders, ...namespaces, ...loops].sort();
+}
+
 /** Waits until `predicate(output)` holds, polling every 200 ms (bounded). */
 export async function waitForOutput(output: () => string, predicate: (text: string) => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -24,10 +24,10 @@ describe('capacityVerdict', () => {
   });
 
   test('what fits but barely is a warning, not a refusal', () => {
-    const { refusals, warnings } = capacityVerdict(scenario(3, { cpus: 2, memory: 6144 }, 'docker'), { memoryAvailableMiB: 21_000, cores: 2, stateFreeBytes: 13 * GiB });
+    const { refusals, warnings } = capacityVerdict(scenario(3, { cpus: 2, memory: 5120 }, 'docker'), { memoryAvailableMiB: 21_000, cores: 2, stateFreeBytes: 13 * GiB });
     expect(refusals).toEqual([]);
     expect(warnings).toEqual([
-      expect.stringMatching(/^3 node\(s\) need 18\.9 GiB of memory .* 20\.5 GiB available: it fits, but barely$/),
+      expect.stringMatching(/^3 node\(s\) need 18\.5 GiB of memory .* 20\.5 GiB available: it fits, but barely$/),
       '3 node(s) have 6 vCPUs together; this host has 2 core(s): more than 2 per core makes every step slower',
       expect.stringMatching(/^3 node\(s\) can grow their overlays to 12\.0 GiB \(the docker image's disk each\) .* 13\.0 GiB free: it fits, but barely$/),
     ]);
@@ -35,6 +35,6 @@ describe('capacityVerdict', () => {
 
   test('ensureCapacity refuses as bad input, naming the scenario', () => {
     expect(() => ensureCapacity(scenario(40, { memory: 1024 }), silentLogger(), host)).toThrow(InputError);
-    expect(() => ensureCapacity(scenario(40, { memory: 1024 }), silentLogger(), host)).toThrow(/^this host cannot hold scenario cap\n {2}- 40 node\(s\) need 52\.5 GiB/);
+    expect(() => ensureCapacity(scenario(40, { memory: 1024 }), silentLogger(), host)).toThrow(/^this host cannot hold scenario cap\n {2}- 40 node\(s\) need 86\.3 GiB/);
   });
 });

@@ -42,8 +42,10 @@ export async function runScenarioChecks(ctx: RunContext, nodes: LiveNode[]): Pro
       allureResultsDir: join(ctx.runDir, 'allure-results'),
       timeoutSeconds: ctx.scenario.spec.timeouts.checks,
       log: ctx.log,
+      signal: ctx.signal,
     });
     ctx.summary.checks.push(...results);
+    ctx.signal.throwIfAborted();
     const failed = results.filter((r) => r.status === 'failed');
     if (results.length === 0) throw new RunFailed('the checks ran no test');
     if (failed.length) throw new RunFailed(`${failed.length} of ${results.length} checks failed: ${failed.map((f) => f.name).join('; ')}`);
