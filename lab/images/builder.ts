@@ -1,3 +1,4 @@
+import { fullDiskReason } from '../util/disk.js';
 import { mkdirSync, renameSync, writeFileSync, appendFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
@@ -61,7 +62,12 @@ async function build(recipe: ImageRecipe, key: string, finalDir: string, options
         DEB_CACHE: join(cacheDir(), 'debs', recipe.arch),
       },
       onLine: (line) => {
-        appendFileSync(logFile, `${line}\n`);
+        // A full disk fails the build; it must not also crash the lab from inside an output handler.
+        try {
+          appendFileSync(logFile, `${line}\n`);
+        } catch {
+          /* the build's own failure says why */
+        }
         if (line.startsWith('==> ')) options.log.info(`    ${line.slice(4)} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
       },
     });
@@ -75,6 +81,8 @@ async function build(recipe: ImageRecipe, key: string, finalDir: string, options
     if (!image) throw new Error(`image ${key} has no manifest after the build`);
     return image;
   } catch (error) {
+    const full = fullDiskReason(imagesDir());
+    if (full) throw new Error(`failed to build image ${key}: ${full}; nothing of the build is kept`, { cause: error });
     if (error instanceof CommandError && existsSync(logFile)) {
       const kept = join(imagesDir(), `failed-${key}.log`);
       renameSync(logFile, kept);

@@ -1,9 +1,9 @@
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname } from 'node:path';
 import { diskSizeBytes } from '../images/recipe.js';
 import { TB_CACHE_MIB } from '../machines/qemu/args.js';
 import type { ScenarioSpec } from '../scenario/schema.js';
+import { freeBytes } from '../util/disk.js';
 import { InputError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { stateDir } from '../util/paths.js';
@@ -73,14 +73,6 @@ export function hostCapacity(): HostCapacity {
   const meminfo = readFileSync('/proc/meminfo', 'utf8');
   const kib = Number(/^MemAvailable:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? 0);
   return { memoryAvailableMiB: Math.floor(kib / 1024), cores: availableParallelism(), stateFreeBytes: freeBytes(stateDir()) };
-}
-
-/** Free bytes on the file system that holds `path` (or would, once made). */
-function freeBytes(path: string): number {
-  let at = path;
-  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
-  const stats = statfsSync(at);
-  return stats.bavail * stats.bsize;
 }
 
 const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(1)} GiB`;

@@ -29,8 +29,11 @@ export interface PlannedLayer {
   name: string;
 }
 
-/** Below this much free space in the cache, the run saves no more layers (and says so). */
-const MIN_FREE_BYTES = 8 * 1024 ** 3;
+/** Below this much free space in the cache, the run saves no more layers (and says so). LAB_SNAPSHOT_MIN_FREE: bytes. */
+const minFreeBytes = (): number => {
+  const set = Number(process.env.LAB_SNAPSHOT_MIN_FREE);
+  return process.env.LAB_SNAPSHOT_MIN_FREE && Number.isFinite(set) ? set : 8 * 1024 ** 3;
+};
 
 const qemuVersions = new Map<string, string>();
 async function qemuVersion(binary: string): Promise<string> {
@@ -180,7 +183,7 @@ export class Snapshots {
     const planned = this.plan[index];
     if (!planned || !this.saving) return;
     const free = statfsSync(snapshotsRoot()).bavail * statfsSync(snapshotsRoot()).bsize;
-    if (free < MIN_FREE_BYTES) {
+    if (free < minFreeBytes()) {
       this.stopSaving(`only ${Math.round(free / 1024 ** 3)} GiB free in ${snapshotsRoot()}: no more layers are saved for this run`);
       return;
     }

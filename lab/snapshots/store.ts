@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { fullDiskReason } from '../util/disk.js';
 import { chmodSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StepResult } from '../report/summary.js';
@@ -173,6 +174,9 @@ export async function writeLayer(
       for (const above of descendants(key)) removeLayer(above);
       renameSync(tmp, layerDir(key));
       return readLayer(key);
+    } catch (error) {
+      const full = fullDiskReason(snapshotsDir());
+      throw full ? new Error(`snapshot layer ${key} not saved: ${full}; nothing of it is kept (free space, or \`lab snapshot prune\`)`, { cause: error }) : error;
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
