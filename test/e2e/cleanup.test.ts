@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { processes } from '../../lab/util/procfs.js';
-import { hostResources, lab, leftovers, onlyRun, runLab, waitForOutput, type LabResult } from './helpers.js';
+import { expectNothingNew, hostResources, lab, leftovers, onlyRun, runLab, waitForOutput, type LabResult } from './helpers.js';
 import { spawnSync } from 'node:child_process';
 
 /** The QEMU process of a run's node, found by the label in its command line. */
@@ -50,7 +50,7 @@ describe('nothing is left behind', () => {
     expect(summary).toMatchObject({ verdict: 'error', error: 'interrupted' });
     expect(summary.phases.find((p) => p.name === 'machines')?.status).toBe('failed');
     expect(leftovers(runId)).toEqual([]);
-    expect(hostResources()).toEqual(before);
+    expectNothingNew(before);
   });
 
   test('Ctrl-C during the checks stops the check that runs, keeps the results so far, cleans up at once and exits 130', async () => {
@@ -63,7 +63,7 @@ describe('nothing is left behind', () => {
     expect(summary.checks.filter((c) => c.check === 'nodes-up').map((c) => c.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
     expect(summary.checks.find((c) => c.check === 'slow')?.status).not.toBe('passed');
     expect(leftovers(runId)).toEqual([]);
-    expect(hostResources()).toEqual(before);
+    expectNothingNew(before);
   });
 
   test('the report folder removed mid-run: the run goes on, says so, writes its report again and leaves nothing', async () => {
@@ -87,7 +87,7 @@ describe('nothing is left behind', () => {
     expect(existsSync(join(dir, 'report.html')) && existsSync(join(dir, 'junit.xml'))).toBe(true);
     expect(readFileSync(join(dir, 'logs/lab.log'), 'utf8')).toContain('was removed while the run went on');
     expect(leftovers(runId)).toEqual([]);
-    expect(hostResources()).toEqual(before);
+    expectNothingNew(before);
   });
 
   test('two labs on the same scenario at once: two runs, no collision, both pass, nothing left', async () => {
@@ -107,7 +107,7 @@ describe('nothing is left behind', () => {
     expect(wiring[0]?.[0]).not.toBe(wiring[1]?.[0]);
     expect(wiring[0]?.[1]).not.toBe(wiring[1]?.[1]);
     for (const { runId } of runs) expect(leftovers(runId)).toEqual([]);
-    expect(hostResources()).toEqual(before);
+    expectNothingNew(before);
   });
 
   test('Ctrl-C in the middle of a step stops the run, cleans up and exits 130', async () => {

@@ -70,7 +70,7 @@ export function leftovers(runId: string): string[] {
 /**
  * What any lab could leave on the host, counted across runs: processes of the lab's runs (labelled
  * hypervisors, helpers naming a run folder), run state folders, network namespaces and loop
- * devices. A fault test takes it before and after: the two must be equal.
+ * devices. A fault test takes it before, and finds nothing new after.
  */
 export function hostResources(): string[] {
   const runs = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs');
@@ -81,6 +81,11 @@ export function hostResources(): string[] {
   const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').map((ns) => `netns ${ns}`) : [];
   const loops = spawnSync('losetup', ['-n', '-O', 'NAME'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((dev) => `loop ${dev}`);
   return [...labProcesses, ...folders, ...namespaces, ...loops].sort();
+}
+
+/** Nothing the host has now that it did not have `before` (a lab may reap what an earlier one left: that is fine). */
+export function expectNothingNew(before: string[]): void {
+  expect(hostResources().filter((resource) => !before.includes(resource))).toEqual([]);
 }
 
 /** Waits until `predicate(output)` holds, polling every 200 ms (bounded). */
