@@ -1,4 +1,4 @@
-import { cpSync, existsSync, statfsSync } from 'node:fs';
+import { cpSync, existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { userCaDir } from '../certs/flocker-ca.js';
 import { detectAccel } from '../machines/accel.js';
@@ -13,6 +13,7 @@ import { fileHash, folderHash, layerKey, namedVariables } from '../snapshots/key
 import { advanceClocks } from '../snapshots/resume.js';
 import { saveLayer } from '../snapshots/save.js';
 import { layerBytes, markUsed, readLayer, snapshotsDir, type Layer } from '../snapshots/store.js';
+import { existingAncestor, freeBytes } from '../util/disk.js';
 import { run } from '../util/proc.js';
 import { nodeArch, type LiveNode, type RunContext } from './context.js';
 import { certsDir, controlHost } from './phases/certificates.js';
@@ -182,7 +183,7 @@ export class Snapshots {
     const index = this.plan.findIndex((p) => p.name === name);
     const planned = this.plan[index];
     if (!planned || !this.saving) return;
-    const free = statfsSync(snapshotsRoot()).bavail * statfsSync(snapshotsRoot()).bsize;
+    const free = freeBytes(snapshotsRoot());
     if (free < minFreeBytes()) {
       this.stopSaving(`only ${Math.round(free / 1024 ** 3)} GiB free in ${snapshotsRoot()}: no more layers are saved for this run`);
       return;
@@ -254,11 +255,7 @@ export class Snapshots {
   }
 }
 
-const snapshotsRoot = (): string => {
-  let dir = snapshotsDir();
-  while (!existsSync(dir)) dir = dirname(dir);
-  return dir;
-};
+const snapshotsRoot = (): string => existingAncestor(snapshotsDir());
 
 /** Logs in again to every node whose SSH connection its VM's save dropped. */
 async function reconnect(nodes: LiveNode[], signal: AbortSignal | undefined): Promise<void> {

@@ -102,8 +102,7 @@ function readRecord(runId: string): RunRecord | undefined {
   }
 }
 
-const ownerAlive = (record: RunRecord | undefined): boolean =>
-  !!record && isAlive(record.pid) && processStart(record.pid) === record.pidStart;
+const ownerAlive = (record: RunRecord): boolean => isAlive(record.pid) && processStart(record.pid) === record.pidStart;
 
 /** A lab that is starting has made its run folder and is about to write run.json: not abandoned. */
 const STARTING_MS = 60_000;
@@ -160,7 +159,8 @@ export async function reapOrphans(drivers: Driver[], log: Logger): Promise<strin
   const processes = (await runProcesses(drivers)).filter((p) => runIds.has(p.runId) || namesStateFolder(p.pid));
   for (const p of processes) runIds.add(p.runId);
   for (const runId of runIds) {
-    if (existsSync(runStateDir(runId)) ? !abandoned(runId) : ownerAlive(readRecord(runId))) continue;
+    // A run with no folder left here has no record either: only its processes remain, and they go.
+    if (existsSync(runStateDir(runId)) && !abandoned(runId)) continue;
     for (const p of processes.filter((q) => q.runId === runId)) {
       try {
         process.kill(p.pid, 'SIGKILL');

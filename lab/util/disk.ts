@@ -1,11 +1,16 @@
 import { existsSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-/** Free bytes on the file system that holds `path` (or would, once made). */
-export function freeBytes(path: string): number {
+/** `path`, or its nearest ancestor that exists (where it will be made). */
+export function existingAncestor(path: string): string {
   let at = path;
   while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
-  const stats = statfsSync(at);
+  return at;
+}
+
+/** Free bytes on the file system that holds `path` (or would, once made). */
+export function freeBytes(path: string): number {
+  const stats = statfsSync(existingAncestor(path));
   return stats.bavail * stats.bsize;
 }
 
