@@ -1,5 +1,6 @@
 import type { SshEndpoint } from '../remote/ssh.js';
 import type { Arch } from '../machines/arch.js';
+import type { NodeControl } from '../machines/faults.js';
 
 /**
  * What a check process knows about the live cluster. The orchestrator writes it to a file and
@@ -23,6 +24,8 @@ export interface NodeDescriptor {
   address: string;
   ssh: SshEndpoint;
   consoleLog: string;
+  /** The hypervisor's handle for the fault verbs (crash, reboot, block, pause); absent where the driver has none. */
+  control?: NodeControl;
 }
 
 export const CLUSTER_ENV = 'LAB_CLUSTER';

@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { ClusterDescriptor } from '../checks/descriptor.js';
-import { runChecks, type CheckResult } from '../checks/runner.js';
+import { resolveCheck } from '../checks/catalog.js';
+import { checkName, runChecks, type CheckResult } from '../checks/runner.js';
 import { junitXml } from '../report/junit.js';
 import type { RunSummary } from '../report/summary.js';
 import { destroyRun, keptRuns, type KeptRun, type RunRecord } from '../run/registry.js';
@@ -84,11 +85,16 @@ export async function verifyCommand(
   options: { sets?: Record<string, string>; reset?: boolean; failFast?: boolean; signal: AbortSignal },
 ): Promise<number> {
   const run = pickRun(runId);
-  const checkName = (file: string) => basename(file).replace(/\.check\.ts$/, '');
-  const unknown = only.filter((name) => !run.kept.checks.some((file) => checkName(file) === name));
+  // A name is one of the run's checks, or any other check as a scenario would name it (a built-in
+  // one such as node-failure, or a .check.ts path from the scenario's folder).
+  const scenarioDir = descriptorOf(run).scenario.dir;
+  const located = only.map((name) => ({ name, file: run.kept.checks.find((file) => checkName(file) === name) ?? resolveCheck(name, scenarioDir) }));
+  const unknown = located.filter((check) => !check.file).map((check) => check.name);
   if (unknown.length)
-    throw new InputError(`run ${run.runId} has no check ${unknown.join(', ')} (checks: ${run.kept.checks.map(checkName).join(', ')})`);
-  const files = only.length ? run.kept.checks.filter((file) => only.includes(checkName(file))) : run.kept.checks;
+    throw new InputError(
+      `no check ${unknown.join(', ')}: neither one of run ${run.runId}'s (${run.kept.checks.map(checkName).join(', ')}), nor a built-in check or a .check.ts file from ${scenarioDir}`,
+    );
+  const files = only.length ? located.map((check) => check.file as string) : run.kept.checks;
   if (options.reset) await (await import('../run/reset.js')).resetKeptRun(run, log, options.signal);
   const workDir = mkdtempSync(join(tmpdir(), 'lab-verify-'));
   try {

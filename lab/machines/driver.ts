@@ -2,6 +2,7 @@ import type { Logger } from '../util/log.js';
 import type { Image } from '../images/cache.js';
 import type { SshEndpoint } from '../remote/ssh.js';
 import type { Arch } from './arch.js';
+import type { NodeControl } from './faults.js';
 import type { DriverName } from './registry.js';
 
 /** What a driver needs to make one VM. Nothing about Kubernetes or checks. */
@@ -76,6 +77,8 @@ export interface Vm {
   stoppedWithin(ms: number): Promise<string | undefined>;
   /** Present when the driver can save a running VM and bring it back (snapshot layers). */
   readonly snapshots?: VmSnapshots;
+  /** How a check reaches the hypervisor to crash, reset, pause or cut off this VM; absent where the driver cannot. */
+  readonly control?: NodeControl;
 }
 
 export interface VmSnapshots {

@@ -8,6 +8,9 @@ import type { MachineSpec } from './driver.js';
 /** The management NIC always has this MAC; the image's networkd config matches on it. */
 export const MGMT_MAC = '52:54:00:1a:b0:01';
 
+/** The monitor's id of the cluster link's netdev (a fault cuts the link by this name). */
+export const CLUSTER_NETDEV = 'cluster';
+
 export interface ArchProfile {
   binary: string;
   /** libvirt's name for the architecture. */
@@ -88,9 +91,9 @@ export function clusterNicArgs(spec: MachineSpec, placement = ''): string[] {
   return spec.cluster
     ? [
         '-netdev',
-        `vde,id=cluster,sock=${spec.cluster.switchDir}`,
+        `vde,id=${CLUSTER_NETDEV},sock=${spec.cluster.switchDir}`,
         '-device',
-        `virtio-net-pci,netdev=cluster,mac=${spec.cluster.mac}${placement}`,
+        `virtio-net-pci,netdev=${CLUSTER_NETDEV},mac=${spec.cluster.mac}${placement}`,
       ]
     : [];
 }

@@ -5,6 +5,7 @@ import { freeLoopbackPort } from '../../net/ports.js';
 import { run } from '../../util/proc.js';
 import { detectAccel, type Accel } from '../accel.js';
 import type { Driver, DriverInfo, MachineSpec, RunHost, Vm, VmSnapshots } from '../driver.js';
+import type { NodeControl } from '../faults.js';
 import { kernelCmdline, labelledHypervisors, qemuBinary } from '../guest.js';
 import { PrivateLibvirtd } from './daemon.js';
 import { domainName, domainXml, type DomainPaths } from './domain-xml.js';
@@ -151,6 +152,10 @@ class LibvirtVm extends DomainVm {
 
   protected domains(): Domains | undefined {
     return this.connection().domains;
+  }
+
+  get control(): NodeControl {
+    return { driver: 'libvirt', uri: this.connection().uri, domain: this.domainName };
   }
 
   private async xml(saved?: DomainPaths['saved']): Promise<string> {

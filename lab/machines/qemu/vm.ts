@@ -7,6 +7,7 @@ import { shellQuote, type SshEndpoint } from '../../remote/ssh.js';
 import { tail } from '../../util/errors.js';
 import { run } from '../../util/proc.js';
 import type { MachineSpec, Vm, VmSnapshots } from '../driver.js';
+import type { NodeControl } from '../faults.js';
 import { kernelCmdline, qemuBinary } from '../guest.js';
 import { DISK_ID, qemuArgs, type QemuPaths } from './args.js';
 import { qmp, runState } from './qmp.js';
@@ -42,6 +43,10 @@ export class QemuVm implements Vm {
 
   get consoleLog(): string {
     return this.paths.consoleLog;
+  }
+
+  get control(): NodeControl {
+    return { driver: 'qemu', qmpSocket: this.paths.qmpSocket };
   }
 
   exitReason(): string | undefined {

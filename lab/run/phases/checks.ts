@@ -27,6 +27,7 @@ export function clusterDescriptor(ctx: RunContext, nodes: LiveNode[]): ClusterDe
       address: node.address,
       ssh: node.vm.ssh,
       consoleLog: node.vm.consoleLog,
+      control: node.vm.control,
     })),
   };
 }
