@@ -67,7 +67,9 @@ export class ClusterNode extends Machine {
    */
   block(): Promise<void> {
     return step(`cut ${this.name}'s cluster link`, async () => {
-      this.clusterInterface ??= (await this.succeed(`ip -o -4 addr show to ${this.spec.address}/32 | awk '{print $2; exit}'`, { timeout: 10 })).trim();
+      this.clusterInterface ??= (
+        await this.succeed(`ip -o -4 addr show to ${this.spec.address}/32 | awk '{print $2; exit}'`, { timeout: 10 })
+      ).trim();
       if (!this.clusterInterface) throw new AssertionFailed(`${this.name} holds no ${this.spec.address}: it has no cluster link to cut`);
       await faults.setClusterLink(this.controlOf('block'), false);
       await this.expectLink('0', false);
@@ -103,7 +105,8 @@ export class ClusterNode extends Machine {
   private clusterInterface: string | undefined;
 
   private controlOf(verb: string): NodeControl {
-    if (!this.spec.control) throw new Error(`${this.name} cannot ${verb}: its driver gives checks no hold on the hypervisor (the qemu and libvirt drivers do)`);
+    if (!this.spec.control)
+      throw new Error(`${this.name} cannot ${verb}: its driver gives checks no hold on the hypervisor (the qemu and libvirt drivers do)`);
     return this.spec.control;
   }
 
@@ -138,7 +141,9 @@ export class ClusterNode extends Machine {
     return waitFor({ what: `${this.name}'s cluster link to show ${want}`, timeoutMs: 30_000, intervalMs: 500 }, async () => {
       const [seen = '', ...addresses] = (await this.succeed(read, { timeout: 10 })).trim().split('\n');
       const holds = addresses.some((line) => line.includes(`inet ${this.spec.address}/`));
-      return seen === carrier && (holds || !holdsAddress) ? seen : notYet(`carrier ${seen}, ${holds ? '' : 'not '}holding ${this.spec.address}`);
+      return seen === carrier && (holds || !holdsAddress)
+        ? seen
+        : notYet(`carrier ${seen}, ${holds ? '' : 'not '}holding ${this.spec.address}`);
     });
   }
 }

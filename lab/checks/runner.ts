@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Reporter, TestCase, TestModule, Vitest } from 'vitest/node';
+import type { BaseSequencer, Reporter, TestCase, TestModule, TestSpecification, Vitest } from 'vitest/node';
 import type { Logger } from '../util/log.js';
 import { projectRoot } from '../util/paths.js';
 import { CLUSTER_ENV, FAIL_FAST_ENV, type ClusterDescriptor } from './descriptor.js';
@@ -54,6 +54,16 @@ class LabReporter implements Reporter {
   }
 }
 
+/** A vitest sequencer that runs the files as listed (vitest/node is loaded only when checks run). */
+function inOrder(files: string[], Base: typeof BaseSequencer): typeof BaseSequencer {
+  const rank = (spec: TestSpecification) => files.indexOf(spec.moduleId);
+  return class extends Base {
+    override async sort(specs: TestSpecification[]): Promise<TestSpecification[]> {
+      return [...specs].sort((a, b) => rank(a) - rank(b));
+    }
+  };
+}
+
 const indent = (text: string) => text.replace(/^/gm, '       ');
 
 /**
@@ -73,7 +83,7 @@ export async function runChecks(options: {
   signal?: AbortSignal;
 }): Promise<CheckResult[]> {
   options.signal?.throwIfAborted();
-  const { startVitest } = await import('vitest/node');
+  const { startVitest, BaseSequencer } = await import('vitest/node');
   mkdirSync(options.workDir, { recursive: true });
   const descriptorFile = join(options.workDir, 'cluster.json');
   writeFileSync(descriptorFile, JSON.stringify(options.descriptor, null, 2));
@@ -99,6 +109,8 @@ export async function runChecks(options: {
       // Checks of one run share the cluster: run files one after the other. (Side by side they
       // were faster, but the extra load made the dns check's 20 s lookups flaky under TCG.)
       fileParallelism: false,
+      // In the order the scenario lists them (vitest's own puts the largest file first).
+      sequence: { sequencer: inOrder(options.files, BaseSequencer) },
       pool: 'forks',
       env: { [CLUSTER_ENV]: descriptorFile, [FAIL_FAST_ENV]: options.failFast ? '1' : '0' },
     },

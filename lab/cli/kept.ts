@@ -88,7 +88,10 @@ export async function verifyCommand(
   // A name is one of the run's checks, or any other check as a scenario would name it (a built-in
   // one such as node-failure, or a .check.ts path from the scenario's folder).
   const scenarioDir = descriptorOf(run).scenario.dir;
-  const located = only.map((name) => ({ name, file: run.kept.checks.find((file) => checkName(file) === name) ?? resolveCheck(name, scenarioDir) }));
+  const located = only.map((name) => ({
+    name,
+    file: run.kept.checks.find((file) => checkName(file) === name) ?? resolveCheck(name, scenarioDir),
+  }));
   const unknown = located.filter((check) => !check.file).map((check) => check.name);
   if (unknown.length)
     throw new InputError(
@@ -103,7 +106,16 @@ export async function verifyCommand(
     const reportDir = join(run.reportDir, `verify-${startedAt.replace(/[-:]/g, '').replace(/\..*$/, '')}-${process.pid}`);
     const descriptor = withEnv(descriptorOf(run), options.sets ?? {});
     const results = await log.step(`verifying kept run ${run.runId}`, () =>
-      runChecks({ files, descriptor, workDir, allureResultsDir: join(reportDir, 'allure-results'), timeoutSeconds: 900, log, failFast: options.failFast, signal: options.signal }),
+      runChecks({
+        files,
+        descriptor,
+        workDir,
+        allureResultsDir: join(reportDir, 'allure-results'),
+        timeoutSeconds: 900,
+        log,
+        failFast: options.failFast,
+        signal: options.signal,
+      }),
     );
     const failed = results.filter((r) => r.status === 'failed').length;
     writeVerifyReport(reportDir, run.runId, descriptor.scenario.name, startedAt, results, options);
@@ -126,13 +138,36 @@ function writeVerifyReport(
 ): void {
   mkdirSync(dir, { recursive: true });
   const verdict = checks.length && checks.every((c) => c.status !== 'failed') ? 'passed' : 'failed';
-  const record = { runId, startedAt, finishedAt: new Date().toISOString(), reset: Boolean(options.reset), failFast: Boolean(options.failFast), sets: options.sets ?? {}, verdict, checks };
+  const record = {
+    runId,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    reset: Boolean(options.reset),
+    failFast: Boolean(options.failFast),
+    sets: options.sets ?? {},
+    verdict,
+    checks,
+  };
   writeFileSync(join(dir, 'checks.json'), `${JSON.stringify(record, null, 2)}\n`);
-  const summary = { runId, scenario: { name: scenario, file: '', axes: {} }, nodes: [], startedAt, finishedAt: record.finishedAt, seconds: 0, verdict, phases: [], steps: [], checks } as RunSummary;
+  const summary = {
+    runId,
+    scenario: { name: scenario, file: '', axes: {} },
+    nodes: [],
+    startedAt,
+    finishedAt: record.finishedAt,
+    seconds: 0,
+    verdict,
+    phases: [],
+    steps: [],
+    checks,
+  } as RunSummary;
   writeFileSync(join(dir, 'junit.xml'), junitXml(summary));
 }
 
-const withEnv = (descriptor: ClusterDescriptor, sets: Record<string, string>): ClusterDescriptor => ({ ...descriptor, env: { ...descriptor.env, ...sets } });
+const withEnv = (descriptor: ClusterDescriptor, sets: Record<string, string>): ClusterDescriptor => ({
+  ...descriptor,
+  env: { ...descriptor.env, ...sets },
+});
 
 /** `lab reset [--run <id>]`: the kept run back at its last snapshot layer, without running checks. */
 export async function resetCommand(runId: string | undefined, log: Logger, signal: AbortSignal): Promise<void> {

@@ -21,7 +21,8 @@ async function monitor(control: NodeControl, execute: string, args?: Record<stri
   return (JSON.parse(result.stdout) as { return?: unknown }).return;
 }
 
-const virsh = (control: Extract<NodeControl, { driver: 'libvirt' }>, verb: string) => run(['virsh', '-c', control.uri, verb, control.domain]);
+const virsh = (control: Extract<NodeControl, { driver: 'libvirt' }>, verb: string) =>
+  run(['virsh', '-c', control.uri, verb, control.domain]);
 
 /** The guest's CPUs stop (its clock with them); nothing it does goes on. */
 export const pauseVm = async (control: NodeControl): Promise<void> => {
@@ -33,7 +34,8 @@ export const resumeVm = async (control: NodeControl): Promise<void> => {
 };
 
 /** "running", "paused", ... as the monitor's query-status says. */
-export const vmStatus = async (control: NodeControl): Promise<string> => ((await monitor(control, 'query-status')) as { status: string }).status;
+export const vmStatus = async (control: NodeControl): Promise<string> =>
+  ((await monitor(control, 'query-status')) as { status: string }).status;
 
 /**
  * A hard reset, as the reset button: the guest boots again from its disk, and what it had not

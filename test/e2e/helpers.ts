@@ -79,7 +79,10 @@ export function hostResources(): string[] {
     .map(({ pid, args }) => `process ${pid}: ${args.slice(0, 2).join(' ')}`);
   const folders = existsSync(runs) ? readdirSync(runs).map((run) => `state folder ${run}`) : [];
   const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').map((ns) => `netns ${ns}`) : [];
-  const loops = spawnSync('losetup', ['-n', '-O', 'NAME'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((dev) => `loop ${dev}`);
+  const loops = spawnSync('losetup', ['-n', '-O', 'NAME'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean)
+    .map((dev) => `loop ${dev}`);
   return [...labProcesses, ...folders, ...namespaces, ...loops].sort();
 }
 
@@ -141,7 +144,13 @@ export class KeptRun {
 
   /** `lab verify --check <name>...`, stopping at the first failed step unless told otherwise; `sets` as --set. */
   verify(names: string[], sets: Record<string, string> = {}, failFast = true): Verified {
-    const args = ['verify', '--run', this.runId, ...names.flatMap((c) => ['--check', c]), ...Object.entries(sets).flatMap(([k, v]) => ['--set', `${k}=${v}`])];
+    const args = [
+      'verify',
+      '--run',
+      this.runId,
+      ...names.flatMap((c) => ['--check', c]),
+      ...Object.entries(sets).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
+    ];
     const result = labSync(...args, ...(failFast ? ['--fail-fast'] : []));
     const file = /verify report: (\S+)/.exec(result.err)?.[1];
     const checks = file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { checks: CheckResult[] }).checks : [];
@@ -162,7 +171,9 @@ export function failedAt(verified: Verified, check: string, test: string): strin
   const mine = verified.checks.filter((c) => c.check === check);
   const failed = mine.filter((c) => c.status === 'failed');
   if (verified.code !== 1 || !failed.length)
-    throw new Error(`expected ${check} to fail at "${test}", but verify exited ${verified.code} with ${failed.length} failure(s):\n${verified.err.slice(-3000)}`);
+    throw new Error(
+      `expected ${check} to fail at "${test}", but verify exited ${verified.code} with ${failed.length} failure(s):\n${verified.err.slice(-3000)}`,
+    );
   const first = failed[0] as CheckResult;
   if (!first.name.includes(test)) throw new Error(`expected ${check} to fail at "${test}", it failed at "${first.name}": ${first.message}`);
   const before = mine.slice(0, mine.indexOf(first)).filter((c) => c.status !== 'passed');
@@ -173,16 +184,25 @@ export function failedAt(verified: Verified, check: string, test: string): strin
 /**
  * A kept run for the tests of one file (or describe block): `lab run --keep=always <args>` before
  * them, which must pass, and destroyed after them with nothing left behind. Its phases are logged.
+ * 45 minutes by default: two-node-flocker from a cold cache took over 30 on a slow day (with other VMs beside it).
  */
-export function useKeptRun(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): { run: KeptRun; summary: RunSummary; dir: string } {
+export function useKeptRun(
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): { run: KeptRun; summary: RunSummary; dir: string } {
   const made = {} as { run: KeptRun; summary: RunSummary; dir: string };
-  beforeAll(async () => {
-    const result = await runLab(['run', '--keep=always', ...args], { env: options.env });
-    const { runId, summary, dir } = onlyRun(result);
-    Object.assign(made, { run: new KeptRun(runId), summary, dir });
-    console.log(`${args.join(' ')} phases (s): ${JSON.stringify(Object.fromEntries((summary?.phases ?? []).map((p) => [p.name, p.seconds])))}`);
-    expect(result.code, result.output).toBe(0);
-  }, options.timeoutMs ?? 30 * 60_000);
+  beforeAll(
+    async () => {
+      const result = await runLab(['run', '--keep=always', ...args], { env: options.env });
+      const { runId, summary, dir } = onlyRun(result);
+      Object.assign(made, { run: new KeptRun(runId), summary, dir });
+      console.log(
+        `${args.join(' ')} phases (s): ${JSON.stringify(Object.fromEntries((summary?.phases ?? []).map((p) => [p.name, p.seconds])))}`,
+      );
+      expect(result.code, result.output).toBe(0);
+    },
+    options.timeoutMs ?? 45 * 60_000,
+  );
   afterAll(() => {
     if (!made.run) return;
     made.run.down();
@@ -200,8 +220,14 @@ export type Kept = ReturnType<typeof useKeptRun>;
  */
 export const fullOnly = test.runIf(process.env.LAB_E2E_FULL === '1');
 
+/** What test/scenarios/faults/faults.check.ts's tests did, each as `<verb>:<status>` (block, pause, reboot, crash). */
+export const faultVerbs = (checks: CheckResult[]): string[] =>
+  checks.filter((c) => c.check === 'faults').map((c) => `${/^fault verbs > (\w+) /.exec(c.name)?.[1] ?? c.name}:${c.status}`);
+export const FAULT_VERBS_PASSED = ['block:passed', 'pause:passed', 'reboot:passed', 'crash:passed'];
+
 /** docker-multinode's bootstrap Docker daemon (etcd and flanneld run on it). */
 export const BOOTSTRAP = 'docker -H unix:///var/run/docker-bootstrap.sock';
 
 /** The container of a component, by what its command line runs (static pods, bootstrap daemon), as a shell expression. */
-export const containerOf = (docker: string, pattern: string) => `$(${docker} ps --no-trunc --format '{{.ID}} {{.Command}}' | awk '/${pattern}/ {print $1}' | head -1)`;
+export const containerOf = (docker: string, pattern: string) =>
+  `$(${docker} ps --no-trunc --format '{{.ID}} {{.Command}}' | awk '/${pattern}/ {print $1}' | head -1)`;

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { processes } from '../../lab/util/procfs.js';
-import { leftovers, onlyRun, runLab, waitForOutput } from './helpers.js';
+import { FAULT_VERBS_PASSED, faultVerbs, leftovers, onlyRun, runLab, waitForOutput } from './helpers.js';
 
 /** libvirtd processes the lab started for a run (the run's state folder is on their command line). */
 const runDaemons = (runId: string) =>
@@ -17,18 +17,23 @@ const domainQemus = (runId: string) =>
 const domainState = (runId: string) => {
   const socket = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs', runId, 'libvirt', 'run', 'libvirt-sock');
   if (!existsSync(socket)) return '';
-  const virsh = spawnSync('virsh', ['-c', `qemu:///system?socket=${socket}`, 'domstate', `lab-${runId}-node1`], { encoding: 'utf8', timeout: 10_000 });
+  const virsh = spawnSync('virsh', ['-c', `qemu:///system?socket=${socket}`, 'domstate', `lab-${runId}-node1`], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   return virsh.stdout.trim();
 };
 
 describe('libvirt driver', () => {
-  test('two VMs run through libvirt and leaves no domain, daemon, process or overlay', async () => {
-    const result = await runLab(['run', '--driver', 'libvirt', 'test/scenarios/two-vms']);
+  test("two VMs run through libvirt, the checks' fault verbs work on them, and no domain, daemon, process or overlay is left", async () => {
+    // test/scenarios/faults is two-vms with a check that blocks, pauses, reboots and crashes the worker.
+    const result = await runLab(['run', '--driver', 'libvirt', 'test/scenarios/faults']);
     expect(result.code, result.output).toBe(0);
     const { runId, summary } = onlyRun(result);
     expect(summary.scenario.axes.driver).toBe('libvirt');
     expect(result.output).toContain("✓ starting the run's libvirtd");
     expect(summary.checks.filter((c) => c.check === 'cluster-link').map((c) => c.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
+    expect(faultVerbs(summary.checks)).toEqual(FAULT_VERBS_PASSED);
     expect(summary.checks.every((c) => c.status === 'passed')).toBe(true);
     // The private libvirtd held every domain: with it and its state folder gone, so are they.
     expect(runDaemons(runId)).toEqual([]);
@@ -45,7 +50,11 @@ describe('libvirt driver', () => {
           // Kill the lab once libvirt has the domain running: a QEMU killed sooner may not have
           // opened the run's switch yet, which dies with the lab, and then exits by itself
           // ("Could not open vde: Connection refused"; CI saw it on a loaded host).
-          await waitForOutput(() => domainState(runId), (state) => state === 'running', 60_000);
+          await waitForOutput(
+            () => domainState(runId),
+            (state) => state === 'running',
+            60_000,
+          );
           expect(domainQemus(runId)).toHaveLength(1);
           child.kill('SIGKILL');
         });

@@ -30,12 +30,20 @@ const workerNode = () => lab.node(worker);
 const ping = async (from: ClusterNode, ip: string) => from.exec(`docker exec ${container} ping -c 2 -W 1 ${ip}`, { timeout: 20 });
 
 /** The node's Ready condition as the apiserver has it, and how old its heartbeat is on the master's clock. */
-async function readyCondition(master: ClusterNode, address: string): Promise<{ status: string; reason: string; message: string; heartbeatAgeS: number }> {
+async function readyCondition(
+  master: ClusterNode,
+  address: string,
+): Promise<{ status: string; reason: string; message: string; heartbeatAgeS: number }> {
   const answer = await apiRequest(master, 'GET', `/api/v1/nodes/${address}`);
   if (answer.code !== 200) throw new Error(`GET /api/v1/nodes/${address} answered ${answer.code}`);
   const ready = ((answer.json.status?.conditions ?? []) as Json[]).find((c) => c.type === 'Ready') ?? {};
   const now = Number((await master.succeed('date -u +%s', { timeout: 10 })).trim());
-  return { status: String(ready.status), reason: String(ready.reason), message: String(ready.message), heartbeatAgeS: now - Date.parse(ready.lastHeartbeatTime) / 1000 };
+  return {
+    status: String(ready.status),
+    reason: String(ready.reason),
+    message: String(ready.message),
+    heartbeatAgeS: now - Date.parse(ready.lastHeartbeatTime) / 1000,
+  };
 }
 
 afterAll(async () => {
@@ -51,21 +59,32 @@ describe('node-failure', () => {
     for (const spec of lab.specs) {
       const node = await lab.node(spec.name);
       await node.exec(`docker rm -f ${container} >/dev/null 2>&1`, { timeout: 60 });
-      const started = await step(`start a container on ${spec.name}`, () => node.exec(`docker run -d --name ${container} ${image} sleep 3600`, { timeout: 120 }));
+      const started = await step(`start a container on ${spec.name}`, () =>
+        node.exec(`docker run -d --name ${container} ${image} sleep 3600`, { timeout: 120 }),
+      );
       expect(started.code, `docker run ${image} on ${spec.name} failed: ${(started.stderr || started.stdout).trim()}`).toBe(0);
       ips.set(spec.name, (await node.succeed(`docker inspect -f '{{.NetworkSettings.IPAddress}}' ${container}`)).trim());
     }
-    const result = await step(`ping ${ips.get(worker)} (${worker}) from the container on the master`, async () => ping(await masterOf(lab), ips.get(worker) ?? ''));
-    expect(result.code, `before any fault, the container on the master cannot reach the one on ${worker}:\n${result.stdout.trim()}`).toBe(0);
+    const result = await step(`ping ${ips.get(worker)} (${worker}) from the container on the master`, async () =>
+      ping(await masterOf(lab), ips.get(worker) ?? ''),
+    );
+    expect(result.code, `before any fault, the container on the master cannot reach the one on ${worker}:\n${result.stdout.trim()}`).toBe(
+      0,
+    );
   });
 
   test(`${worker}'s cluster link cut: the container on the master no longer reaches the one on ${worker}`, async () => {
     const node = await workerNode();
     await node.block();
     blocked = true;
-    const result = await step(`ping ${ips.get(worker)} (${worker}) from the container on the master`, async () => ping(await masterOf(lab), ips.get(worker) ?? ''));
+    const result = await step(`ping ${ips.get(worker)} (${worker}) from the container on the master`, async () =>
+      ping(await masterOf(lab), ips.get(worker) ?? ''),
+    );
     await attach('ping', result.stdout + result.stderr);
-    expect(result.code, `with ${worker}'s cluster link cut, the container on the master still reaches ${ips.get(worker)}: that traffic does not cross the cluster link`).not.toBe(0);
+    expect(
+      result.code,
+      `with ${worker}'s cluster link cut, the container on the master still reaches ${ips.get(worker)}: that traffic does not cross the cluster link`,
+    ).not.toBe(0);
   });
 
   test(`the node controller marks ${worker} Unknown ("Kubelet stopped posting node status.") once its grace period passes`, async () => {
@@ -77,9 +96,15 @@ describe('node-failure', () => {
       waitFor({ what: `node ${address} to be marked`, timeoutMs: lostWithinMs, intervalMs: 2000 }, async () => {
         const ready = await readyCondition(master, address);
         last = `it says Ready=${ready.status} (${ready.reason}: ${ready.message}), its last heartbeat ${Math.round(ready.heartbeatAgeS)} s old`;
-        return ready.status === 'Unknown' && ready.reason === 'NodeStatusUnknown' && ready.message === 'Kubelet stopped posting node status.' ? true : notYet(last);
+        return ready.status === 'Unknown' &&
+          ready.reason === 'NodeStatusUnknown' &&
+          ready.message === 'Kubelet stopped posting node status.'
+          ? true
+          : notYet(last);
       }).catch(() => {
-        throw new Error(`${worker} (${address}) is not marked ${lostWithinMs / 1000} s after its cluster link was cut: ${last}; is the controller-manager's node controller running?`);
+        throw new Error(
+          `${worker} (${address}) is not marked ${lostWithinMs / 1000} s after its cluster link was cut: ${last}; is the controller-manager's node controller running?`,
+        );
       }),
     );
   });
@@ -96,7 +121,9 @@ describe('node-failure', () => {
         const result = await ping(master, ips.get(worker) ?? '');
         return result.code === 0 ? true : notYet(result.stdout.trim().split('\n').pop() ?? `exit ${result.code}`);
       }).catch((error: Error) => {
-        throw new Error(`the container on the master cannot reach ${worker}'s again ${backWithinMs / 1000} s after its link came back: ${error.message}`);
+        throw new Error(
+          `the container on the master cannot reach ${worker}'s again ${backWithinMs / 1000} s after its link came back: ${error.message}`,
+        );
       }),
     );
     const address = workerSpec?.address ?? '';
