@@ -10,7 +10,7 @@ import type { RestoredFrom, StepResult } from '../report/summary.js';
 import type { NodeStep } from '../scenario/schema.js';
 import { deepestIntact } from '../snapshots/chain.js';
 import { fileHash, folderHash, layerKey, namedVariables } from '../snapshots/keys.js';
-import { advanceClocks } from '../snapshots/resume.js';
+import { stepClocks } from '../snapshots/resume.js';
 import { saveLayer } from '../snapshots/save.js';
 import { layerBytes, markUsed, readLayer, snapshotsDir, type Layer } from '../snapshots/store.js';
 import { existingAncestor, freeBytes } from '../util/disk.js';
@@ -214,7 +214,7 @@ export class Snapshots {
     }
     if (nodes.some(({ vm }) => vm.snapshots?.saveDropsConnections)) await reconnect(nodes, this.ctx.signal);
     // The pause stopped the guests' clocks.
-    await advanceClocks(nodes.map((n) => n.machine), saved.pausedMs, this.ctx.log);
+    await stepClocks(nodes.map((n) => n.machine), this.ctx.log);
     const { layer } = saved;
     this.parent = layer.key;
     for (const node of layer.nodes) this.diskBases.set(node.name, join(layer.dir, node.disk));

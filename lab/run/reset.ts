@@ -9,7 +9,7 @@ import { connectWhenReady } from '../remote/ssh.js';
 import type { StepResult } from '../report/summary.js';
 import { loadScenario } from '../scenario/loader.js';
 import { deepestIntact } from '../snapshots/chain.js';
-import { advanceClocks, resumeTogether } from '../snapshots/resume.js';
+import { resumeTogether, stepClocks } from '../snapshots/resume.js';
 import { readLayer, type Layer } from '../snapshots/store.js';
 import { InputError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -30,9 +30,17 @@ export async function resetKeptRun(run: RunRecord & { kept: KeptRun }, log: Logg
   if (kept.driver !== 'qemu') throw new InputError(`lab verify --reset works with the qemu driver; run ${run.runId} used ${kept.driver}`);
   const chain = ancestry(kept.layer);
   const imageDisks = new Map(kept.nodes.map((node) => [node.name, join(node.imageDir, 'disk.qcow2')]));
-  const layer = chain.length ? await deepestIntact(chain.map((l) => l.key), imageDisks, log) : undefined;
+  const layer = chain.length
+    ? await deepestIntact(
+        chain.map((l) => l.key),
+        imageDisks,
+        log,
+      )
+    : undefined;
   if (!layer || layer.key !== kept.layer)
-    throw new Error(`the snapshot layer ${kept.layer} of run ${run.runId} is gone from the cache or damaged: the run cannot be reset (lab down, then lab run again)`);
+    throw new Error(
+      `the snapshot layer ${kept.layer} of run ${run.runId} is gone from the cache or damaged: the run cannot be reset (lab down, then lab run again)`,
+    );
 
   await log.step(`resetting run ${run.runId} to snapshot layer ${layer.depth} (${layer.name}, ${layer.key})`, async () => {
     const driver = await loadDriver(kept.driver);
@@ -50,13 +58,16 @@ export async function resetKeptRun(run: RunRecord & { kept: KeptRun }, log: Logg
     );
     // Each loads its saved state paused, side by side (as a restoring run does); they go on together.
     await Promise.all(vms.map((vm) => vm.start(signal)));
-    const resumedAt = await resumeTogether(vms);
+    await resumeTogether(vms);
     const descriptor = JSON.parse(readFileSync(run.kept.descriptorFile, 'utf8')) as ClusterDescriptor;
     const machines = await Promise.all(
-      vms.map(async (vm) => new Machine(vm.spec.name, await connectWhenReady(vm.ssh, { what: `an SSH login on ${vm.spec.name}`, timeoutMs: 90_000, signal }))),
+      vms.map(
+        async (vm) =>
+          new Machine(vm.spec.name, await connectWhenReady(vm.ssh, { what: `an SSH login on ${vm.spec.name}`, timeoutMs: 90_000, signal })),
+      ),
     );
     try {
-      await advanceClocks(machines, resumedAt - layer.pausedAt, log);
+      await stepClocks(machines, log);
       await readiness(run, descriptor, chain, machines, Math.floor(Date.now() / 1000) - 1, log, signal);
     } finally {
       for (const machine of machines) machine.close();
@@ -85,7 +96,16 @@ async function readiness(
   const held = new Set(chain.map((layer) => layer.name));
   const nodes = descriptor.nodes.map((node) => ({ ...node, machine: machines.find((m) => m.name === node.name) as Machine }));
   const env = chain.at(-1)?.env ?? descriptor.env;
-  const provisioner = new Provisioner({ nodes, env, scenarioDir: scenario.dir, runId: run.runId, logsDir: descriptor.logsDir, runDir: run.reportDir, log, signal });
+  const provisioner = new Provisioner({
+    nodes,
+    env,
+    scenarioDir: scenario.dir,
+    runId: run.runId,
+    logsDir: descriptor.logsDir,
+    runDir: run.reportDir,
+    log,
+    signal,
+  });
   const results: StepResult[] = [];
   await provisioner.ready(
     scenario.spec.provision.filter((s) => held.has(`step ${s.name}`)),

@@ -6,7 +6,7 @@ import type { MachineSpec, SavedVm, Vm } from '../../machines/driver.js';
 import { Machine } from '../../remote/machine.js';
 import { connectWhenReady } from '../../remote/ssh.js';
 import type { NodeSpec } from '../../scenario/schema.js';
-import { advanceClocks, resumeTogether } from '../../snapshots/resume.js';
+import { resumeTogether, stepClocks } from '../../snapshots/resume.js';
 import type { Layer } from '../../snapshots/store.js';
 import { tail } from '../../util/errors.js';
 import { mapLimit } from '../../util/limit.js';
@@ -26,24 +26,35 @@ const RESTORED_LOGIN_SECONDS = 90;
  */
 export async function bootMachines(ctx: RunContext, prepared: Prepared, network: ClusterNetwork, vms: Vm[]): Promise<LiveNode[]> {
   await openDriver(ctx);
-  const { nodes } = await startAll(ctx, prepared, network, vms, undefined);
+  const nodes = await startAll(ctx, prepared, network, vms, undefined);
   const hosts = ctx.scenario.spec.nodes.map((n) => `'${network.addresses.get(n.name)} ${n.name} # lab cluster'`).join(' ');
-  await Promise.all(nodes.map(({ machine }) => machine.succeed(`sed -i '/# lab cluster$/d' /etc/hosts && printf '%s\\n' ${hosts} >> /etc/hosts`)));
+  await Promise.all(
+    nodes.map(({ machine }) => machine.succeed(`sed -i '/# lab cluster$/d' /etc/hosts && printf '%s\\n' ${hosts} >> /etc/hosts`)),
+  );
   return nodes;
 }
 
 /**
  * Starts every node from its saved state in a snapshot layer, on a new overlay over the layer's
  * read-only disk and on this run's own cluster link; all are loaded paused, resumed together,
- * logged into, and have their clocks moved on over the time since the layer was saved.
+ * logged into, and have their clocks stepped to the host's.
  */
-export async function restoreMachines(ctx: RunContext, prepared: Prepared, network: ClusterNetwork, layer: Layer, vms: Vm[]): Promise<LiveNode[]> {
+export async function restoreMachines(
+  ctx: RunContext,
+  prepared: Prepared,
+  network: ClusterNetwork,
+  layer: Layer,
+  vms: Vm[],
+): Promise<LiveNode[]> {
   await openDriver(ctx);
   const saved = new Map(
     layer.nodes.map((node) => [node.name, { state: join(layer.dir, node.state), disk: join(layer.dir, node.disk), cmdline: node.cmdline }]),
   );
-  const { nodes, resumedAt } = await startAll(ctx, prepared, network, vms, saved);
-  await advanceClocks(nodes.map((node) => node.machine), resumedAt - layer.pausedAt, ctx.log);
+  const nodes = await startAll(ctx, prepared, network, vms, saved);
+  await stepClocks(
+    nodes.map((node) => node.machine),
+    ctx.log,
+  );
   return nodes;
 }
 
@@ -84,7 +95,7 @@ async function startAll(
   network: ClusterNetwork,
   vms: Vm[],
   saved: Map<string, SavedVm> | undefined,
-): Promise<{ nodes: LiveNode[]; resumedAt: number }> {
+): Promise<LiveNode[]> {
   const group = new AbortController();
   const signal = AbortSignal.any([ctx.signal, group.signal]);
   // At most one node per core starts at once; the first that fails stops the others.
@@ -99,12 +110,11 @@ async function startAll(
       }
     });
   const spec = (node: NodeSpec) => machineSpec(ctx, node, prepared, network, saved?.get(node.name));
-  if (!saved) return { nodes: await each(async (node) => (await startNode(ctx, node, spec(node), vms, signal)).login()), resumedAt: Date.now() };
+  if (!saved) return each(async (node) => (await startNode(ctx, node, spec(node), vms, signal)).login());
   // Restored nodes only load their state, paused; they go on together.
   const loaded = await each((node) => startNode(ctx, node, spec(node), vms, signal));
-  const resumedAt = await ctx.log.step(`resuming ${loaded.length} node(s) together`, () => resumeTogether(loaded.map((node) => node.vm)));
-  const nodes = await ctx.log.step('logging in to the restored nodes', () => Promise.all(loaded.map((node) => node.login())));
-  return { nodes, resumedAt };
+  await ctx.log.step(`resuming ${loaded.length} node(s) together`, () => resumeTogether(loaded.map((node) => node.vm)));
+  return ctx.log.step('logging in to the restored nodes', () => Promise.all(loaded.map((node) => node.login())));
 }
 
 /** Creates and starts one node's VM; a booted one is logged into within its step, a restored one only loaded (`login` after the resume). */
