@@ -9,10 +9,9 @@ export async function pauseTogether(vms: Vm[]): Promise<number> {
   return at;
 }
 
-/** Lets every VM go on at once (the TCP connections between them resume on both ends). Returns that instant (host time, ms). */
-export async function resumeTogether(vms: Vm[]): Promise<number> {
+/** Lets every VM go on at once (the TCP connections between them resume on both ends). */
+export async function resumeTogether(vms: Vm[]): Promise<void> {
   await Promise.all(vms.map((vm) => snapshotsOf(vm).resume()));
-  return Date.now();
 }
 
 export function snapshotsOf(vm: Vm): NonNullable<Vm['snapshots']> {

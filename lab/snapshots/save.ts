@@ -22,13 +22,12 @@ export interface SaveRequest extends Pick<LayerManifest, 'key' | 'parent' | 'dep
 
 /**
  * Saves the whole cluster as one layer: every VM paused before any is saved, each one's state and
- * frozen disk written, then all resumed together (also when the save fails). Returns the layer and
- * how long the VMs stood paused; `undefined` when another run made the same layer meanwhile.
+ * frozen disk written, then all resumed together (also when the save fails). Returns the layer;
+ * `undefined` when another run made the same layer meanwhile.
  */
-export async function saveLayer(request: SaveRequest): Promise<{ layer: Layer; pausedMs: number } | undefined> {
+export async function saveLayer(request: SaveRequest): Promise<{ layer: Layer } | undefined> {
   const started = performance.now();
   let pausedAt = 0;
-  let resumedAt = 0;
   const layer = await writeLayer(
     request.key,
     { signal: request.signal, replace: request.replace, onWait: (pid) => request.log.info(`waiting for another lab (pid ${pid}) that is saving layer ${request.key}`) },
@@ -44,7 +43,7 @@ export async function saveLayer(request: SaveRequest): Promise<{ layer: Layer; p
         await resumeTogether(vms).catch(() => undefined);
         throw error;
       });
-      resumedAt = await resumeTogether(vms);
+      await resumeTogether(vms);
       // The frozen disks are never written again: they are copied while the cluster runs on, each
       // pointed at the cached disk it stands on.
       for (const node of saved) {
@@ -71,5 +70,5 @@ export async function saveLayer(request: SaveRequest): Promise<{ layer: Layer; p
       };
     },
   );
-  return layer && { layer, pausedMs: resumedAt - pausedAt };
+  return layer && { layer };
 }
