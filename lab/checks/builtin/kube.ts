@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { notYet, waitFor } from '../../util/wait.js';
 import type { Cluster, ClusterNode } from '../api.js';
 
@@ -73,8 +74,18 @@ export async function inPod(node: ClusterNode, pod: string, container: string, c
     `id=$(docker ps -q ${filters} | head -1); [ -n "$id" ] || { echo 'no running ${container} container of pod ${pod}'; exit 125; }; docker exec "$id" ${command}`,
     { timeout: 30 },
   );
-  return { code: result.code, output: (result.stdout + result.stderr).trim() };
+  const output = (result.stdout + result.stderr).trim();
+  // Said, not left empty: a lookup that never returns must read differently from one that printed nothing.
+  return { code: result.code, output: result.timedOut ? `${output}${output ? '\n' : ''}(\`${command}\` in ${pod} did not end within 30 s)` : output };
 }
 
 /** A setting as the install used it: the scenario's value, else the guide's default. */
 export const setting = (lab: Cluster, name: string, fallback: string): string => lab.descriptor.env[name] || fallback;
+
+/** A container that sleeps, made anew under `name` on a node's Docker (on its flannel subnet); its address. */
+export async function startSleeper(node: ClusterNode, name: string, image: string): Promise<string> {
+  await node.exec(`docker rm -f ${name} >/dev/null 2>&1`, { timeout: 60 });
+  const started = await node.exec(`docker run -d --name ${name} ${image} sleep 3600`, { timeout: 120 });
+  expect(started.code, `docker run ${image} on ${node.name} failed: ${(started.stderr || started.stdout).trim()}`).toBe(0);
+  return (await node.succeed(`docker inspect -f '{{.NetworkSettings.IPAddress}}' ${name}`)).trim();
+}
