@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { attach, step, useCluster } from '../api.js';
-import { ETCD, getJson, masterOf, setting, type Json } from './kube.js';
+import { ETCD, getJson, masterOf, setting, startSleeper, type Json } from './kube.js';
 
 /**
  * flannel-ping (the multinode guide's network checks), against what flannel 0.5.5 did, stated
@@ -158,12 +158,7 @@ describe('flannel-ping', () => {
   test(`a container runs on every node (${image})`, async () => {
     for (const spec of lab.specs) {
       const node = await lab.node(spec.name);
-      const ip = await step(`start a container on ${spec.name} (${image})`, async () => {
-        await node.exec(`docker rm -f ${containerName} >/dev/null 2>&1`, { timeout: 60 });
-        const started = await node.exec(`docker run -d --name ${containerName} ${image} sleep 3600`, { timeout: 120 });
-        expect(started.code, `docker run ${image} on ${spec.name} failed: ${(started.stderr || started.stdout).trim()}`).toBe(0);
-        return (await node.succeed(`docker inspect -f '{{.NetworkSettings.IPAddress}}' ${containerName}`)).trim();
-      });
+      const ip = await step(`start a container on ${spec.name} (${image})`, () => startSleeper(node, containerName, image));
       const lease = leases.get(spec.name);
       if (lease) expect(within(ip, lease), `the container on ${spec.name} got ${ip}, outside its lease ${show(lease)}`).toBe(true);
       containerIps.set(spec.name, ip);

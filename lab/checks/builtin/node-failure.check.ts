@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { notYet, waitFor } from '../../util/wait.js';
 import { attach, step, useCluster, type ClusterNode } from '../api.js';
-import { apiRequest, masterOf, setting, type Json } from './kube.js';
+import { apiRequest, masterOf, setting, startSleeper, type Json } from './kube.js';
 
 /**
  * node-failure: what the 2016 cluster does when a worker drops off its network, broken on purpose
@@ -58,12 +58,7 @@ describe('node-failure', () => {
     expect(workerSpec, 'the scenario has no worker to cut off').toBeDefined();
     for (const spec of lab.specs) {
       const node = await lab.node(spec.name);
-      await node.exec(`docker rm -f ${container} >/dev/null 2>&1`, { timeout: 60 });
-      const started = await step(`start a container on ${spec.name}`, () =>
-        node.exec(`docker run -d --name ${container} ${image} sleep 3600`, { timeout: 120 }),
-      );
-      expect(started.code, `docker run ${image} on ${spec.name} failed: ${(started.stderr || started.stdout).trim()}`).toBe(0);
-      ips.set(spec.name, (await node.succeed(`docker inspect -f '{{.NetworkSettings.IPAddress}}' ${container}`)).trim());
+      ips.set(spec.name, await step(`start a container on ${spec.name}`, () => startSleeper(node, container, image)));
     }
     const result = await step(`ping ${ips.get(worker)} (${worker}) from the container on the master`, async () =>
       ping(await masterOf(lab), ips.get(worker) ?? ''),
