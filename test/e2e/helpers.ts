@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckResult } from '../../lab/checks/runner.js';
 import type { RunSummary } from '../../lab/report/summary.js';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { processes } from '../../lab/util/procfs.js';
 
 export const root = join(import.meta.dirname, '..', '..');
@@ -220,6 +220,31 @@ export type Kept = ReturnType<typeof useKeptRun>;
  * every other breakage runs there.
  */
 export const fullOnly = test.runIf(process.env.LAB_E2E_FULL === '1');
+
+/** One way of breaking a kept cluster, and what its check must then say. */
+export interface Breakage {
+  /** The check (or checks) it breaks: breakages of different checks can share a reset. */
+  check: string;
+  title: string;
+  /** Breaks the cluster, runs the check and asserts where and how it failed. */
+  run: (run: KeptRun) => void;
+  /** Only with LAB_E2E_FULL=1 (see fullOnly). */
+  nightly?: boolean;
+}
+
+/**
+ * Breakages that share one reset of the kept run, each its own test, in order. Put together only
+ * breakages of different checks whose breaks touch nothing the other checks read before the step
+ * they fail at; failedAt's "every step before it passed" is what shows they did not. A breakage
+ * that takes the whole cluster down (etcd, the apiserver) goes last.
+ */
+export function fromOneReset(kept: Kept, title: string, breakages: Breakage[]): void {
+  describe(title, () => {
+    beforeAll(() => kept.run.reset(), 10 * 60_000);
+    for (const breakage of breakages)
+      (breakage.nightly ? fullOnly : test)(`${breakage.check}: ${breakage.title}`, () => breakage.run(kept.run));
+  });
+}
 
 /** What test/scenarios/faults/faults.check.ts's tests did, each as `<verb>:<status>` (block, pause, reboot, crash). */
 export const faultVerbs = (checks: CheckResult[]): string[] =>
