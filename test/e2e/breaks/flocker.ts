@@ -69,6 +69,8 @@ export const flocker = {
   },
   agentStopped: {
     check: 'flocker-attach',
+    // 3 minutes, most of it Flocker's 120 s expiry: nightly, for CI's 60 minutes.
+    nightly: true,
     title:
       "the worker's dataset agent stopped: at first the pod waits with the plugin's error; after Flocker's 120 s expiry the node is not listed",
     run: (run) => {
