@@ -216,15 +216,15 @@ export type Kept = ReturnType<typeof useKeptRun>;
 /**
  * A test of the full sweep: it runs with LAB_E2E_FULL=1 (the nightly job), and is listed as
  * skipped otherwise. Nightly only: the five breakages of the steps after dns's lookups and
- * flocker-attach's first pod, busybox gone from the worker and the stopped dataset agent (2 to 3
- * minutes each), node-failure's negative (6) and scenarios/two-node's own run, whose checks
+ * flocker-attach's first pod, busybox gone from the worker (3 minutes), node-failure's negative
+ * (6) and scenarios/two-node's own run, whose checks
  * two-node-flocker's run passes on the same layers; every other breakage runs in CI.
  */
 export const fullOnly = test.runIf(process.env.LAB_E2E_FULL === '1');
 
 /** One way of breaking a kept cluster, and what its check must then say. */
 export interface Breakage {
-  /** The check (or checks) it breaks: breakages of different checks can share a reset. */
+  /** The check (or checks) it breaks. */
   check: string;
   title: string;
   /** Breaks the cluster, runs the check and asserts where and how it failed. */
@@ -235,9 +235,10 @@ export interface Breakage {
 
 /**
  * Breakages that share one reset of the kept run, each its own test, in order. Put together only
- * breakages of different checks whose breaks touch nothing the other checks read before the step
- * they fail at; failedAt's "every step before it passed" is what shows they did not. A breakage
- * that takes the whole cluster down (etcd, the apiserver) goes last.
+ * breakages whose breaks touch nothing the other checks read before the step they fail at (of
+ * one check, the one that fails at the later step goes first); failedAt's "every step before it
+ * passed" is what shows they did not. A breakage that takes the whole cluster down (etcd, the
+ * apiserver) goes last.
  */
 export function fromOneReset(kept: Kept, title: string, breakages: Breakage[]): void {
   describe(title, () => {

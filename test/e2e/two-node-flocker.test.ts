@@ -11,9 +11,9 @@ import { containerOf, failedAt, fromOneReset, useKeptRun } from './helpers.js';
  * passes every check, and no private key reaches its report; node-failure cuts its worker off and
  * brings it back. Then each step of node-registration, flannel-ping, dns and flocker-attach is
  * broken its own way on it (breaks/multinode.ts, breaks/flocker.ts), one breakage per test; a
- * reset (45 to 150 s) is shared by breakages of different checks that leave each other's steps
- * alone, so seven resets serve the seventeen that CI runs (nightly adds busybox gone
- * from the worker and the stopped dataset agent, 3 minutes each, and five more).
+ * reset (30 to 150 s) is shared by breakages that leave each other's steps alone, so five resets
+ * serve the eighteen that CI runs (nightly adds busybox gone from the worker, 3 minutes, and five
+ * more).
  */
 const kept = useKeptRun(['scenarios/two-node-flocker']);
 const keys: string[] = [];
@@ -151,14 +151,20 @@ describe('node-failure: the worker cut off its cluster link', () => {
   });
 });
 
-// Breakages of different checks that leave each other's steps alone share a reset; one that
+// Breakages that leave each other's steps alone share a reset (see fromOneReset); one that
 // takes the cluster's API down goes last.
-fromOneReset(kept, 'from reset 1: the network config, the kube-dns service, a foreign API certificate, etcd', [
-  flannel.networkConfig,
-  dns.serviceDeleted,
-  flocker.foreignUserCert,
-  registration.etcdStopped,
-]);
+fromOneReset(
+  kept,
+  "from reset 1: the worker's flanneld and its agent's mounts, the network config, the kube-dns service, a foreign API certificate, etcd",
+  [
+    flannel.flanneldStopped,
+    flocker.privateMounts,
+    flannel.networkConfig,
+    dns.serviceDeleted,
+    flocker.foreignUserCert,
+    registration.etcdStopped,
+  ],
+);
 fromOneReset(kept, "from reset 2: the worker's lease, a control service that takes anyone, the apiserver", [
   flannel.leaseGone,
   flocker.answersWithoutCert,
@@ -174,12 +180,13 @@ fromOneReset(kept, "from reset 4: the flannel MTU, the control service's configu
   flocker.configUnsaved,
   registration.workerDockerStopped,
 ]);
-fromOneReset(kept, "from reset 5: the udp backend's port, the worker's dataset agent", [flannel.port, flocker.agentStopped]);
-fromOneReset(kept, "from reset 6: the worker's agent without shared mounts, its flanneld", [
-  flocker.privateMounts,
-  flannel.flanneldStopped,
+// The stopped agent's 120 s expiry runs while flannel's port and docker0 are broken and checked.
+fromOneReset(kept, "from reset 5: the worker's dataset agent, the udp backend's port, docker0 on the worker", [
+  flocker.agentStopped,
+  flannel.port,
+  flannel.docker0,
+  flocker.agentExpired,
 ]);
-fromOneReset(kept, 'from reset 7: docker0 on the worker', [flannel.docker0]);
 
 // Nightly (LAB_E2E_FULL=1): the steps after dns's lookups and flocker-attach's first pod, and node-failure's negative.
 describe.runIf(process.env.LAB_E2E_FULL === '1')('nightly', () => {
