@@ -3,12 +3,13 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Machine } from '../remote/machine.js';
 import { shellQuote } from '../remote/ssh.js';
 import type { StepResult } from '../report/summary.js';
-import type { NodeStep, Step } from '../scenario/schema.js';
+import type { LoadedScenario } from '../scenario/loader.js';
+import { envStrings, type NodeStep, type Step } from '../scenario/schema.js';
 import { RunFailed, tail } from '../util/errors.js';
 import { settleAll } from '../util/limit.js';
 import type { Logger } from '../util/log.js';
 import { provisionersDir } from '../util/paths.js';
-import { resolveScript } from './scripts.js';
+import { resolveScript, scriptFolders } from './scripts.js';
 
 /** A node as the provisioner runner sees it. */
 export interface ProvisionNode {
@@ -25,7 +26,8 @@ export const GUEST_PROVISION_DIR = '/opt/lab/provision';
 export interface ProvisionOptions {
   nodes: ProvisionNode[];
   env: Record<string, string>;
-  scenarioDir: string;
+  /** Where the steps' scripts and uploads are found, and the nodes' own variables. */
+  scenario: LoadedScenario;
   runId: string;
   logsDir: string;
   runDir: string;
@@ -36,7 +38,7 @@ export interface ProvisionOptions {
 /**
  * Runs the scenario's steps, one at a time as the run asks; a step runs on its nodes in parallel.
  * A script step copies its whole folder (so it can source siblings like common.sh) and runs with
- * the scenario's environment. A failing step throws RunFailed naming the step, node, exit code
+ * the scenario's environment, its node's and its own over it, reading its `stdin` (or nothing). A failing step throws RunFailed naming the step, node, exit code
  * and the tail of its output, after its results are returned through `results`.
  */
 export class Provisioner {
@@ -67,7 +69,17 @@ export class Provisioner {
     const scripts = steps.filter((step): step is Extract<Step, { script: string }> => 'script' in step && Boolean(step.ready));
     await settleAll(
       scripts.map((step) =>
-        this.run({ ...step, name: `${step.name}-ready`, script: step.ready as string, args: [], env: { ...step.env, LAB_RESTORED_AT: String(restoredAt) } }, results),
+        this.run(
+          {
+            ...step,
+            name: `${step.name}-ready`,
+            script: step.ready as string,
+            args: [],
+            stdin: undefined,
+            env: { ...step.env, LAB_RESTORED_AT: String(restoredAt) },
+          },
+          results,
+        ),
       ),
     );
   }
@@ -88,11 +100,11 @@ async function runOnNode(step: NodeStep, node: ProvisionNode, options: Provision
   const seconds = () => Math.round((performance.now() - started) / 100) / 10;
   try {
     if ('upload' in step) {
-      await node.machine.writeFile(step.upload.to, readFileSync(resolve(options.scenarioDir, step.upload.from)), step.upload.mode);
+      await node.machine.writeFile(step.upload.to, readFileSync(resolve(options.scenario.dir, step.upload.from)), step.upload.mode);
       out.write(`uploaded ${step.upload.from} to ${step.upload.to} (mode ${step.upload.mode})\n`);
       return { step: step.name, node: node.name, status: 'passed', seconds: seconds(), exitCode: 0, log: logRel };
     }
-    const local = resolveScript(step.script, options.scenarioDir);
+    const local = resolveScript(step.script, options.scenario.dir, scriptFolders(options.scenario.spec.scripts));
     const folder = dirname(local);
     const guestFolder = `${GUEST_PROVISION_DIR}/${relative(dirname(provisionersDir), folder).replace(/\.\.\//g, '')}`;
     const copyKey = `${node.name}:${folder}`;
@@ -102,7 +114,8 @@ async function runOnNode(step: NodeStep, node: ProvisionNode, options: Provision
     }
     const env = {
       ...options.env,
-      ...Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, String(v)])),
+      ...envStrings(options.scenario.spec.nodes.find((n) => n.name === node.name)?.env),
+      ...envStrings(step.env),
       LAB_RUN_ID: options.runId,
       LAB_NODE: node.name,
       LAB_ROLE: node.role,
@@ -114,7 +127,8 @@ async function runOnNode(step: NodeStep, node: ProvisionNode, options: Provision
       .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
       .join('; ');
     const argv = [basename(local), ...step.args].map(shellQuote).join(' ');
-    const command = `${exports}; cd ${shellQuote(guestFolder)} && bash ${argv} </dev/null 2>&1`;
+    const input = 'stdin' in step && step.stdin !== undefined ? `printf %s ${shellQuote(step.stdin)} | ` : '';
+    const command = `${exports}; cd ${shellQuote(guestFolder)} && ${input}bash ${argv} ${input ? '' : '</dev/null '}2>&1`;
     out.write(`# ${step.name} on ${node.name}: bash ${[step.script, ...step.args].join(' ')}\n`);
     let output = '';
     let pending = '';

@@ -4,10 +4,11 @@ import { userCaDir } from '../certs/flocker-ca.js';
 import { detectAccel } from '../machines/accel.js';
 import { ARCH_PROFILES, qemuBinary } from '../machines/guest.js';
 import { DRIVERS } from '../machines/registry.js';
-import { resolveScript } from '../provision/scripts.js';
+import { resolveScript, scriptFolders } from '../provision/scripts.js';
 import { connectWhenReady } from '../remote/ssh.js';
 import type { RestoredFrom, StepResult } from '../report/summary.js';
-import type { NodeStep } from '../scenario/schema.js';
+import type { LoadedScenario } from '../scenario/loader.js';
+import { envStrings, type NodeStep } from '../scenario/schema.js';
 import { deepestIntact } from '../snapshots/chain.js';
 import { fileHash, folderHash, layerKey, namedVariables } from '../snapshots/keys.js';
 import { stepClocks } from '../snapshots/resume.js';
@@ -74,13 +75,16 @@ export async function planLayers(ctx: RunContext, prepared: Prepared, network: C
   };
   const inputs: [string, unknown][] = [['machines', machines]];
   if (needsPayload(ctx))
-    inputs.push(['payload', { source: spec.payload, bundles: [...prepared.bundles].map(([arch, b]) => [arch, basename(dirname(b.file))]), env: payloadEnv(ctx) }]);
+    inputs.push([
+      'payload',
+      { source: spec.payload, bundles: [...prepared.bundles].map(([arch, b]) => [arch, basename(dirname(b.file))]), env: payloadEnv(ctx) },
+    ]);
   for (const step of spec.provision)
     inputs.push([
       `step ${step.name}`,
       'certificates' in step
         ? { ...step, flocker: spec.flocker, control: controlHost(ctx, network.addresses), userDir: userCaDir(ctx.env) }
-        : stepInputs(step, ctx.scenario.dir, ctx.env),
+        : stepInputs(step, ctx.scenario, ctx.env),
     ]);
 
   const plan: PlannedLayer[] = [];
@@ -91,18 +95,24 @@ export async function planLayers(ctx: RunContext, prepared: Prepared, network: C
 /**
  * What a step does to the cluster: its definition (less its timeout and readiness script), the
  * files of its script's folder (its readiness script aside), and the variables of the
- * environment that those files name. A
- * variable no file of the folder mentions cannot reach what the step does (the scripts pass on
+ * environment (the scenario's, and its nodes' own) that those files name. A variable no file of the folder mentions cannot reach what the step does (the scripts pass on
  * what they use by name), so FLOCKER_VERSION does not make the multinode steps another layer.
  */
-function stepInputs(step: NodeStep, scenarioDir: string, env: Record<string, string>): unknown {
-  if ('upload' in step) return { ...step, content: fileHash(resolve(scenarioDir, step.upload.from)) };
+export function stepInputs(step: NodeStep, scenario: LoadedScenario, env: Record<string, string>): unknown {
+  if ('upload' in step) return { ...step, content: fileHash(resolve(scenario.dir, step.upload.from)) };
   const { timeout: _timeout, ready, ...rest } = step;
-  const folder = dirname(resolveScript(step.script, scenarioDir));
+  const folders = scriptFolders(scenario.spec.scripts);
+  const folder = dirname(resolveScript(step.script, scenario.dir, folders));
   // The readiness script runs only after a restore (from a fresh copy of the folder): it is no part of the layer.
-  const except = ready ? [resolveScript(ready, scenarioDir)] : [];
-  const named = namedVariables(folder, Object.keys(env), except);
-  return { ...rest, folder: folderHash(folder, except), env: Object.fromEntries(Object.entries(env).filter(([key]) => named.has(key))) };
+  const except = ready ? [resolveScript(ready, scenario.dir, folders)] : [];
+  // A node's own variables change what the step does there.
+  const targets = scenario.spec.nodes.filter((node) => node.env && (step.nodes === 'all' || step.nodes.includes(node.name)));
+  const named = namedVariables(folder, [...Object.keys(env), ...targets.flatMap((node) => Object.keys(node.env ?? {}))], except);
+  const used = (vars: Record<string, string>) => Object.fromEntries(Object.entries(vars).filter(([key]) => named.has(key)));
+  const nodeEnv = Object.fromEntries(
+    targets.map((node) => [node.name, used(envStrings(node.env))] as const).filter(([, vars]) => Object.keys(vars).length),
+  );
+  return { ...rest, folder: folderHash(folder, except), env: used(env), ...(Object.keys(nodeEnv).length ? { nodeEnv } : {}) };
 }
 
 /**
@@ -135,7 +145,9 @@ export class Snapshots {
 
   /** Looks for the deepest intact layer of the plan (mode `on` only), noting each node's image disk as the base below it. */
   async lookup(prepared: Prepared): Promise<Layer | undefined> {
-    const imageDisks = new Map(this.ctx.scenario.spec.nodes.map((node) => [node.name, prepared.images.get(nodeArch(this.ctx, node))?.disk ?? '']));
+    const imageDisks = new Map(
+      this.ctx.scenario.spec.nodes.map((node) => [node.name, prepared.images.get(nodeArch(this.ctx, node))?.disk ?? '']),
+    );
     for (const [name, disk] of imageDisks) this.diskBases.set(name, disk);
     if (this.mode !== 'on') return undefined;
     const layer = await deepestIntact(
@@ -209,12 +221,17 @@ export class Snapshots {
       }),
     );
     if (!saved) {
-      this.stopSaving(`another run saved layer ${planned.key} (${name}) meanwhile; this run's later layers stand on its own disks and are not saved`);
+      this.stopSaving(
+        `another run saved layer ${planned.key} (${name}) meanwhile; this run's later layers stand on its own disks and are not saved`,
+      );
       return;
     }
     if (nodes.some(({ vm }) => vm.snapshots?.saveDropsConnections)) await reconnect(nodes, this.ctx.signal);
     // The pause stopped the guests' clocks.
-    await stepClocks(nodes.map((n) => n.machine), this.ctx.log);
+    await stepClocks(
+      nodes.map((n) => n.machine),
+      this.ctx.log,
+    );
     const { layer } = saved;
     this.parent = layer.key;
     for (const node of layer.nodes) this.diskBases.set(node.name, join(layer.dir, node.disk));

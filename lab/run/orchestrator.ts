@@ -70,7 +70,12 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const logsDir = join(runDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
   log.tee(join(logsDir, 'lab.log'), runDir);
-  const stateDir = registerRun({ runId, scenario: scenario.files[0] ?? options.scenario, reportDir: runDir, startedAt: new Date().toISOString() });
+  const stateDir = registerRun({
+    runId,
+    scenario: scenario.files[0] ?? options.scenario,
+    reportDir: runDir,
+    startedAt: new Date().toISOString(),
+  });
   log.info(
     `run ${runId}: ${spec.nodes.length} node(s), driver ${spec.driver}, payload ${spec.payload}; report in ${relative(process.cwd(), runDir) || runDir}`,
   );
@@ -119,7 +124,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     const network = await phase('network', () => startNetwork(ctx));
     const cache = new Snapshots(ctx, Snapshots.mode(ctx, options.snapshots ?? 'on'), await planLayers(ctx, prepared, network));
     snapshots = cache;
-    const provisioner = () => new Provisioner({ nodes, env: ctx.env, scenarioDir: scenario.dir, runId, logsDir, runDir, log, signal: ctx.signal });
+    const provisioner = () => new Provisioner({ nodes, env: ctx.env, scenario, runId, logsDir, runDir, log, signal: ctx.signal });
 
     nodes = await phase('machines', async () => {
       const layer = await cache.lookup(prepared);
@@ -129,12 +134,15 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
         await cache.save('machines', booted, seconds(bootStarted));
         return booted;
       }
-      log.info(`snapshots: restoring layer ${layer.depth} of ${cache.plan.length} (${layer.name}), ${layer.key}, made ${layer.madeAt} by ${layer.madeBy}`);
+      log.info(
+        `snapshots: restoring layer ${layer.depth} of ${cache.plan.length} (${layer.name}), ${layer.key}, made ${layer.madeAt} by ${layer.madeBy}`,
+      );
       const restoreStarted = performance.now();
       const restored = await restoreMachines(ctx, prepared, network, layer, vms);
       cache.restoreSecrets();
       const summary = ctx.summary.snapshot;
-      if (summary && cache.from) summary.restored = { ...cache.from, depth: layer.depth, name: layer.name, seconds: seconds(restoreStarted) };
+      if (summary && cache.from)
+        summary.restored = { ...cache.from, depth: layer.depth, name: layer.name, seconds: seconds(restoreStarted) };
       return restored;
     });
     if (cache.restored) {
@@ -143,7 +151,11 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       // Whatever the restored layer's steps started must work again before anything goes on.
       const restoredAt = Math.floor(Date.now() / 1000) - 1;
       const restored = spec.provision.filter((step) => cache.covers(`step ${step.name}`));
-      await phase('machines', () => log.step('waiting for the restored cluster to be ready', () => provisioner().ready(restored, restoredAt, ctx.summary.steps)), true);
+      await phase(
+        'machines',
+        () => log.step('waiting for the restored cluster to be ready', () => provisioner().ready(restored, restoredAt, ctx.summary.steps)),
+        true,
+      );
     }
 
     if (!needsPayload(ctx)) skip('payload');
@@ -171,7 +183,14 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
             const begun = performance.now();
             const results: typeof ctx.summary.steps = [];
             try {
-              if ('certificates' in step) results.push(...(await placeCertificates(ctx, nodes.filter((n) => steps.targets(step).includes(n)), step.name)));
+              if ('certificates' in step)
+                results.push(
+                  ...(await placeCertificates(
+                    ctx,
+                    nodes.filter((n) => steps.targets(step).includes(n)),
+                    step.name,
+                  )),
+                );
               else await steps.run(step, results);
             } finally {
               ctx.summary.steps.push(...results);
@@ -228,7 +247,9 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   if (keep) {
     log.info(`kept: the VMs of ${runId} keep running. Reach them with:`);
     for (const node of spec.nodes) log.info(`  lab ssh ${node.name} --run ${runId}`);
-    log.info(`  lab verify --run ${runId}     (runs the checks again${snapshots?.current ? '; --reset first brings the cluster back to its last layer' : ''})`);
+    log.info(
+      `  lab verify --run ${runId}     (runs the checks again${snapshots?.current ? '; --reset first brings the cluster back to its last layer' : ''})`,
+    );
     log.info(`  lab down ${runId}             (destroys them; lab down --all for every kept run)`);
   }
   return { summary: ctx.summary, runDir, exitCode: interrupted ? 130 : verdict === 'passed' ? 0 : 1 };
@@ -240,7 +261,9 @@ const EXIT_NOTICE_MS = 1500;
 /** A phase that failed because a VM died says so: the dead VM is the cause a user needs to see. */
 async function withDeadVms(ctx: RunContext, vms: Vm[], failure: unknown): Promise<unknown> {
   const reasons = await Promise.all(vms.map(async (vm) => ({ vm, reason: await vm.stoppedWithin(EXIT_NOTICE_MS) })));
-  const dead = reasons.filter(({ reason }) => reason).map(({ vm, reason }) => `the VM of ${vm.spec.name} stopped during the run: ${reason}`);
+  const dead = reasons
+    .filter(({ reason }) => reason)
+    .map(({ vm, reason }) => `the VM of ${vm.spec.name} stopped during the run: ${reason}`);
   if (!dead.length) return failure;
   const error = new RunFailed(`${dead.join('\n')}\n${failure instanceof Error ? failure.message : String(failure)}`);
   const phase = ctx.summary.phases.findLast((p) => p.status === 'failed');

@@ -99,7 +99,7 @@ async function readiness(
   const provisioner = new Provisioner({
     nodes,
     env,
-    scenarioDir: scenario.dir,
+    scenario,
     runId: run.runId,
     logsDir: descriptor.logsDir,
     runDir: run.reportDir,

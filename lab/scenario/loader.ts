@@ -105,7 +105,7 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
       break;
     }
     sources.push(source);
-    raws.push(raw as Record<string, unknown>);
+    raws.push(anchorPaths(raw as Record<string, unknown>, dirname(current), dirname(file)));
     const parent = (raw as { extends?: unknown }).extends;
     current = typeof parent === 'string' ? scenarioFile(resolve(dirname(current), parent)) : undefined;
   }
@@ -126,7 +126,9 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
       const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
       for (const key of keys) {
         const path: Path = key === undefined ? (issue.path as Path) : [...(issue.path as Path), key];
-        const message = key === undefined ? issue.message : `unknown key "${key}"`;
+        // A record's bad key: zod's own words ("Invalid key in record") hide the rule it broke.
+        const inner = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+        const message = key === undefined ? (inner ?? issue.message) : `unknown key "${key}"`;
         problems.push({ ...locate(sources, path), path: dotPath(path), message });
       }
     }
@@ -154,9 +156,40 @@ function toJS(doc: Document, source: SourceDoc, problems: Problem[]): unknown {
     visit(doc, { Alias: (_key, node) => ((at = node.range?.[0]), visit.BREAK) });
     const { line, col } = at === undefined ? { line: undefined, col: undefined } : source.lines.linePos(at);
     const reason = error instanceof Error ? error.message : String(error);
-    problems.push({ file: source.file, line, column: col, path: '', message: `YAML: ${reason} (its aliases expand to too much; write the values out)` });
+    problems.push({
+      file: source.file,
+      line,
+      column: col,
+      path: '',
+      message: `YAML: ${reason} (its aliases expand to too much; write the values out)`,
+    });
     return undefined;
   }
+}
+
+/**
+ * Paths in a file of the chain mean what they say in that file: its `scripts` folders become
+ * absolute, and a parent's `./` scripts and uploads are rewritten relative to the scenario asked
+ * for (whose folder the run resolves them against). Shapes zod would refuse are left to it.
+ */
+function anchorPaths(raw: Record<string, unknown>, fileDir: string, askedDir: string): Record<string, unknown> {
+  if (Array.isArray(raw.scripts))
+    raw.scripts = raw.scripts.map((folder) => (typeof folder === 'string' ? resolve(fileDir, folder) : folder));
+  if (fileDir === askedDir || !Array.isArray(raw.provision)) return raw;
+  const rebased = (path: string) => {
+    const rel = relative(askedDir, resolve(fileDir, path));
+    return rel.startsWith('../') ? rel : `./${rel}`;
+  };
+  const besideScenario = (value: unknown): value is string =>
+    typeof value === 'string' && (value.startsWith('./') || value.startsWith('../'));
+  raw.provision = raw.provision.map((step: unknown) => {
+    if (!isPlain(step)) return step;
+    const out = { ...step };
+    for (const key of ['script', 'ready'] as const) if (besideScenario(out[key])) out[key] = rebased(out[key]);
+    if (isPlain(out.upload) && typeof out.upload.from === 'string') out.upload = { ...out.upload, from: rebased(out.upload.from) };
+    return out;
+  });
+  return raw;
 }
 
 /** Scenario env < the caller's environment (for the names the scenario declares) < `--set`. */

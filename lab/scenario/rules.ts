@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { resolveScript } from '../provision/scripts.js';
+import { scriptCandidates, scriptFolders } from '../provision/scripts.js';
 import { resolveCheck } from '../checks/catalog.js';
 import { formatIp, hostCount, isHostIn, parseCidr, parseIp, planAddresses } from '../net/addressing.js';
 import type { ScenarioSpec } from './schema.js';
@@ -42,10 +42,20 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
     problems.push({ path: ['flocker', 'control'], message: `no node named "${spec.flocker.control}" in this scenario` });
   const certificates = spec.provision.findIndex((step) => 'certificates' in step);
   if (spec.flocker && certificates < 0)
-    problems.push({ path: ['flocker'], message: 'no step places the certificates: add a step `certificates: flocker` before the Flocker steps' });
+    problems.push({
+      path: ['flocker'],
+      message: 'no step places the certificates: add a step `certificates: flocker` before the Flocker steps',
+    });
   if (!spec.flocker && certificates >= 0)
-    problems.push({ path: ['provision', certificates, 'certificates'], message: 'needs the scenario\'s `flocker:` (the node that runs the control service, and the API user)' });
+    problems.push({
+      path: ['provision', certificates, 'certificates'],
+      message: "needs the scenario's `flocker:` (the node that runs the control service, and the API user)",
+    });
 
+  spec.scripts.forEach((folder, i) => {
+    if (!existsSync(folder)) problems.push({ path: ['scripts', i], message: `no folder ${folder}` });
+  });
+  const folders = scriptFolders(spec.scripts);
   const stepNames = new Set<string>();
   spec.provision.forEach((step, i) => {
     if (stepNames.has(step.name)) problems.push({ path: ['provision', i, 'name'], message: `duplicate step name "${step.name}"` });
@@ -56,17 +66,11 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
           problems.push({ path: ['provision', i, 'nodes', j], message: `no node named "${name}" in this scenario` });
       });
     }
-    if ('script' in step && !existsSync(resolveScript(step.script, dir))) {
-      problems.push({
-        path: ['provision', i, 'script'],
-        message: `no script ${step.script} (looked for ${resolveScript(step.script, dir)})`,
-      });
-    }
-    if ('script' in step && step.ready && !existsSync(resolveScript(step.ready, dir))) {
-      problems.push({
-        path: ['provision', i, 'ready'],
-        message: `no script ${step.ready} (looked for ${resolveScript(step.ready, dir)})`,
-      });
+    for (const key of ['script', 'ready'] as const) {
+      const script = 'script' in step ? step[key] : undefined;
+      const looked = script === undefined ? [] : scriptCandidates(script, dir, folders);
+      if (script !== undefined && !looked.some((path) => existsSync(path)))
+        problems.push({ path: ['provision', i, key], message: `no script ${script} (looked for ${looked.join(', ')})` });
     }
     if ('upload' in step && !existsSync(resolve(dir, step.upload.from))) {
       problems.push({ path: ['provision', i, 'upload', 'from'], message: `no file ${step.upload.from} next to the scenario` });
@@ -88,7 +92,12 @@ function networkSizeProblems(spec: ScenarioSpec, cidr: NonNullable<ReturnType<ty
   const hosts = hostCount(cidr);
   const range = `${formatIp(cidr.network + 1)} to ${formatIp(cidr.network + hosts)}`;
   if (spec.nodes.length > hosts)
-    return [{ path: ['network', 'cidr'], message: `${spec.network.cidr} has ${hosts} host addresses (${range}); the scenario has ${spec.nodes.length} nodes` }];
+    return [
+      {
+        path: ['network', 'cidr'],
+        message: `${spec.network.cidr} has ${hosts} host addresses (${range}); the scenario has ${spec.nodes.length} nodes`,
+      },
+    ];
   return planAddresses(spec.nodes, cidr).flatMap((planned, i) =>
     planned.given || planned.inNetwork
       ? []

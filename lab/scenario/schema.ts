@@ -24,6 +24,10 @@ export type DriverName = z.infer<typeof DriverName>;
 const EnvValue = z.union([z.string(), z.number(), z.boolean()]);
 const Env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a shell variable name'), EnvValue);
 
+/** An env as the shell gets it. */
+export const envStrings = (env: Record<string, string | number | boolean> = {}): Record<string, string> =>
+  Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)]));
+
 export const NodeSpec = z.strictObject({
   name: hostname.describe('Hostname of the VM, unique in the scenario'),
   role: z.enum(['master', 'worker']).default('worker').describe('Role in the cluster'),
@@ -31,6 +35,9 @@ export const NodeSpec = z.strictObject({
   cpus: z.int().min(1).max(8).default(2).describe('Virtual CPUs'),
   memory: z.int().min(256).max(16384).default(1024).describe('Memory in MiB'),
   address: z.ipv4().optional().describe('Static address on the cluster link; default: the next free one from .11'),
+  env: Env.optional().describe(
+    "Environment of every step on this node, over the scenario's (a step's own env is over both), e.g. IP_ADDRESS for scripts that would take the default route's",
+  ),
 });
 export type NodeSpec = z.infer<typeof NodeSpec>;
 
@@ -41,10 +48,16 @@ const Targets = z
 
 export const ScriptStep = z.strictObject({
   name: stepName.describe('Step name, used in logs and reports'),
-  script: z.string().min(1).describe('Script path relative to provisioners/, e.g. smoke/hello.sh'),
+  script: z
+    .string()
+    .min(1)
+    .describe(
+      "The script: an absolute path, ./ or ../ for one beside the scenario, or a path found in the scenario's `scripts` folders, LAB_PROVISIONERS_PATH's, then the lab's provisioners/ (e.g. docker-multinode/master.sh); its whole folder goes to the node",
+    ),
   args: z.array(z.string()).default([]).describe('Arguments of the script, e.g. [bootstrap] for docker-multinode/offline.sh'),
   nodes: Targets,
   env: Env.default({}).describe('Extra environment for this step only'),
+  stdin: z.string().optional().describe('The script\'s standard input, e.g. the answers to its prompts ("Y\\n"); without it, /dev/null'),
   timeout: z.int().positive().default(900).describe('Seconds before the step is stopped and failed'),
   ready: z
     .string()
@@ -93,7 +106,7 @@ export const Network = z.strictObject({
 });
 
 export const Flocker = z.strictObject({
-  control: hostname.describe('The node that runs the Flocker control service (its certificate names this node\'s address)'),
+  control: hostname.describe("The node that runs the Flocker control service (its certificate names this node's address)"),
   user: z
     .string()
     .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lowercase letters, digits, "_" or "-"')
@@ -115,6 +128,12 @@ export const Scenario = z.strictObject({
     .default('base')
     .describe("Image of the nodes: base, or docker (Debian's Docker and the tools the multinode scripts call)"),
   env: Env.default({}).describe('Environment of every provisioner step'),
+  scripts: z
+    .array(z.string().min(1))
+    .default([])
+    .describe(
+      "Folders (relative to this file, or absolute) that steps' scripts are found in before the lab's own provisioners/, e.g. a checkout of kube-deploy",
+    ),
   network: Network.default({ cidr: '10.77.0.0/24' }).describe('The cluster link'),
   nodes: z.array(NodeSpec).min(1, 'a scenario needs at least one node').describe('The VMs'),
   provision: z.array(Step).default([]).describe('Ordered provisioner steps'),

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { resolveScript, scriptFolders } from '../../lab/provision/scripts.js';
 import { loadScenario } from '../../lab/scenario/loader.js';
 import { provisionersDir } from '../../lab/util/paths.js';
 import { InputError } from '../../lab/util/errors.js';
@@ -46,6 +47,7 @@ describe('loadScenario: shape', () => {
       arch: 'amd64',
       image: 'base',
       env: {},
+      scripts: [],
       nodes: [{ name: 'node1', role: 'worker', cpus: 2, memory: 1024 }],
       provision: [],
       checks: [],
@@ -63,7 +65,13 @@ describe('loadScenario: shape', () => {
 
   test('a YAML alias bomb is refused at its first alias, not expanded', () => {
     const laughs = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
-    for (const [name, below] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd']]) laughs.push(`${name}: &${name} [${Array(9).fill(`*${below}`).join(', ')}]`);
+    for (const [name, below] of [
+      ['b', 'a'],
+      ['c', 'b'],
+      ['d', 'c'],
+      ['e', 'd'],
+    ])
+      laughs.push(`${name}: &${name} [${Array(9).fill(`*${below}`).join(', ')}]`);
     write('bomb/scenario.yaml', ...laughs, 'nodes:', '  - name: node1');
     expect(problemsOf('bomb')).toEqual([
       `${shown('bomb')}:2:8: YAML: Excessive alias count indicates a resource exhaustion attack (its aliases expand to too much; write the values out)`,
@@ -210,6 +218,103 @@ describe('loadScenario: rules', () => {
   });
 });
 
+describe("loadScenario: a user's own scripts", () => {
+  const pathBefore = process.env.LAB_PROVISIONERS_PATH;
+  afterEach(() => {
+    if (pathBefore === undefined) delete process.env.LAB_PROVISIONERS_PATH;
+    else process.env.LAB_PROVISIONERS_PATH = pathBefore;
+  });
+  const scriptOf = (dir: string, i: number) => {
+    const { spec } = loadScenario(dir);
+    const step = spec.provision[i];
+    return step && 'script' in step ? resolveScript(step.script, dir, scriptFolders(spec.scripts)) : '';
+  };
+
+  test("a bare path is looked up in the scenario's folders, then LAB_PROVISIONERS_PATH's, then provisioners/; an absolute one is taken as it is", () => {
+    write('checkout/docker-multinode/master.sh', 'echo theirs');
+    write('extra/docker-multinode/worker.sh', 'echo extra');
+    write('extra/smoke/hello.sh', 'echo shadowed');
+    write('elsewhere/run.sh', 'true');
+    process.env.LAB_PROVISIONERS_PATH = join(root, 'extra');
+    const dir = write(
+      'byo/scenario.yaml',
+      'scripts: [../checkout]',
+      'nodes: [{ name: node1 }]',
+      'provision:',
+      '  - { name: master, script: docker-multinode/master.sh }',
+      '  - { name: worker, script: docker-multinode/worker.sh }',
+      '  - { name: offline, script: docker-multinode/offline.sh }',
+      `  - { name: own, script: ${join(root, 'elsewhere/run.sh')} }`,
+    );
+    expect(loadScenario(dir).spec.scripts).toEqual([join(root, 'checkout')]);
+    expect(scriptOf(dir, 0)).toBe(join(root, 'checkout/docker-multinode/master.sh'));
+    expect(scriptOf(dir, 1)).toBe(join(root, 'extra/docker-multinode/worker.sh'));
+    expect(scriptOf(dir, 2)).toBe(join(provisionersDir, 'docker-multinode/offline.sh'));
+    expect(scriptOf(dir, 3)).toBe(join(root, 'elsewhere/run.sh'));
+  });
+
+  test('a script found nowhere names every place looked in, at its line; so does a missing folder, and a missing absolute script', () => {
+    process.env.LAB_PROVISIONERS_PATH = `${join(root, 'extra')}:`;
+    write('checkout/README', 'x');
+    write(
+      'byo/scenario.yaml',
+      'scripts: [../checkout, ../gone]',
+      'nodes: [{ name: node1 }]',
+      'provision:',
+      '  - { name: master, script: docker-multinode/mastr.sh }',
+      `  - { name: own, script: ${join(root, 'nope.sh')} }`,
+    );
+    const file = shown('byo');
+    const looked = [join(root, 'checkout'), join(root, 'gone'), join(root, 'extra'), provisionersDir].map((folder) =>
+      join(folder, 'docker-multinode/mastr.sh'),
+    );
+    expect(problemsOf('byo')).toEqual([
+      `${file}:1:24: scripts[1]: no folder ${join(root, 'gone')}`,
+      `${file}:4:21: provision[0].script: no script docker-multinode/mastr.sh (looked for ${looked.join(', ')})`,
+      `${file}:5:18: provision[1].script: no script ${join(root, 'nope.sh')} (looked for ${join(root, 'nope.sh')})`,
+    ]);
+  });
+
+  test("a parent's ./ scripts and uploads, and its script folders, stay its own when a scenario in another folder extends it", () => {
+    write('base/master.sh', 'true');
+    write('base/files/kubeconfig.yaml', 'x');
+    write('base/own/smoke/hello.sh', 'echo base');
+    write(
+      'base/scenario.yaml',
+      'scripts: [own]',
+      'nodes: [{ name: node1 }]',
+      'provision:',
+      '  - { name: master, script: ./master.sh, ready: ./master.sh }',
+      '  - { name: conf, upload: { from: files/kubeconfig.yaml, to: /etc/kubeconfig.yaml } }',
+      '  - { name: hello, script: smoke/hello.sh }',
+    );
+    const dir = write('team/child/scenario.yaml', 'extends: ../../base');
+    const { spec } = loadScenario(dir);
+    expect(spec.provision[0]).toMatchObject({ script: '../../base/master.sh', ready: '../../base/master.sh' });
+    expect(spec.provision[1]).toMatchObject({ upload: { from: '../../base/files/kubeconfig.yaml' } });
+    expect(scriptOf(dir, 0)).toBe(join(root, 'base/master.sh'));
+    expect(scriptOf(dir, 2)).toBe(join(root, 'base/own/smoke/hello.sh'));
+    // Run by itself, the parent's steps are as written (and so are its layers' keys).
+    expect(loadScenario(join(root, 'base')).spec.provision[0]).toMatchObject({ script: './master.sh' });
+  });
+
+  test("a node's own env and a step's stdin are taken as written; a bad variable name is refused at its line", () => {
+    const dir = write(
+      'env/scenario.yaml',
+      'nodes:',
+      '  - { name: master, env: { IP_ADDRESS: 10.77.0.11, CLEAN: true } }',
+      '  - { name: worker }',
+      'provision:',
+      '  - { name: hello, script: smoke/hello.sh, stdin: "Y\\n" }',
+    );
+    const { spec } = loadScenario(dir);
+    expect(spec.nodes.map((n) => n.env)).toEqual([{ IP_ADDRESS: '10.77.0.11', CLEAN: true }, undefined]);
+    expect(spec.provision[0]).toMatchObject({ stdin: 'Y\n' });
+    write('badenv/scenario.yaml', 'nodes:', '  - { name: master, env: { 1IP: x } }');
+    expect(problemsOf('badenv')).toEqual([`${shown('badenv')}:2:28: nodes[0].env.1IP: must be a shell variable name`]);
+  });
+});
+
 describe('loadScenario: Flocker certificates and readiness scripts', () => {
   test('flocker: needs a certificates step, a certificates step needs flocker:, a ready script must exist', () => {
     write(
@@ -232,7 +337,16 @@ describe('loadScenario: Flocker certificates and readiness scripts', () => {
     expect(problemsOf('orphan')).toEqual([
       `${shown('orphan')}:5:5: provision[0].certificates: needs the scenario's \`flocker:\` (the node that runs the control service, and the API user)`,
     ]);
-    const ok = write('ok/scenario.yaml', 'nodes:', '  - name: master', 'flocker:', '  control: master', 'provision:', '  - name: certs', '    certificates: flocker');
+    const ok = write(
+      'ok/scenario.yaml',
+      'nodes:',
+      '  - name: master',
+      'flocker:',
+      '  control: master',
+      'provision:',
+      '  - name: certs',
+      '    certificates: flocker',
+    );
     expect(loadScenario(ok).spec.provision).toEqual([{ name: 'certs', certificates: 'flocker', nodes: 'all' }]);
   });
 });
@@ -261,12 +375,23 @@ describe('loadScenario: cluster network', () => {
 
   test('a network too small for the nodes, or for the addresses the lab gives by default, is refused', () => {
     write('tiny/scenario.yaml', 'network:', '  cidr: 10.77.0.0/30', 'nodes:', '  - name: a', '  - name: b', '  - name: c', '  - name: d');
-    expect(problemsOf('tiny')).toEqual([`${shown('tiny')}:2:3: network.cidr: 10.77.0.0/30 has 2 host addresses (10.77.0.1 to 10.77.0.2); the scenario has 4 nodes`]);
+    expect(problemsOf('tiny')).toEqual([
+      `${shown('tiny')}:2:3: network.cidr: 10.77.0.0/30 has 2 host addresses (10.77.0.1 to 10.77.0.2); the scenario has 4 nodes`,
+    ]);
     write('defaults/scenario.yaml', 'network:', '  cidr: 10.77.0.0/29', 'nodes:', '  - name: a', '    address: 10.77.0.1', '  - name: b');
     expect(problemsOf('defaults')).toEqual([
       `${shown('defaults')}:6:5: nodes[1].name: b has no \`address\`, and its default 10.77.0.11 (the lab counts from network + 11) is outside 10.77.0.0/29 (hosts 10.77.0.1 to 10.77.0.6): give it an \`address\` or use a larger network`,
     ]);
-    const fits = write('fits/scenario.yaml', 'network:', '  cidr: 10.77.0.0/29', 'nodes:', '  - name: a', '    address: 10.77.0.1', '  - name: b', '    address: 10.77.0.6');
+    const fits = write(
+      'fits/scenario.yaml',
+      'network:',
+      '  cidr: 10.77.0.0/29',
+      'nodes:',
+      '  - name: a',
+      '    address: 10.77.0.1',
+      '  - name: b',
+      '    address: 10.77.0.6',
+    );
     expect(loadScenario(fits).spec.nodes.map((n) => n.address)).toEqual(['10.77.0.1', '10.77.0.6']);
   });
 

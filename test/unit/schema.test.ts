@@ -26,13 +26,14 @@ describe('scenario JSON Schema', () => {
     expect(schema.additionalProperties).toBe(false);
     const node = schema.properties?.nodes?.items;
     expect(node?.additionalProperties).toBe(false);
-    expect(Object.keys(node?.properties ?? {})).toEqual(['name', 'role', 'arch', 'cpus', 'memory', 'address']);
+    expect(Object.keys(node?.properties ?? {})).toEqual(['name', 'role', 'arch', 'cpus', 'memory', 'address', 'env']);
     expect(node?.required).toEqual(['name']);
   });
 
   test('fields with defaults are optional for editors', () => {
     expect(schema.required).toContain('nodes');
-    for (const key of ['driver', 'payload', 'arch', 'env', 'provision', 'checks', 'timeouts']) expect(schema.required).not.toContain(key);
+    for (const key of ['driver', 'payload', 'arch', 'env', 'scripts', 'provision', 'checks', 'timeouts'])
+      expect(schema.required).not.toContain(key);
   });
 
   test('name is optional, as the loader defaults it to the folder name', () => {

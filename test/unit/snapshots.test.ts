@@ -3,9 +3,20 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { stepInputs } from '../../lab/run/layers.js';
+import { loadScenario } from '../../lab/scenario/loader.js';
+import type { NodeStep } from '../../lab/scenario/schema.js';
 import { deepestIntact } from '../../lab/snapshots/chain.js';
 import { folderHash, layerKey, namedVariables } from '../../lab/snapshots/keys.js';
-import { buildDirName, descendants, listLayers, readLayer, snapshotsDir, writeLayer, type LayerManifest } from '../../lab/snapshots/store.js';
+import {
+  buildDirName,
+  descendants,
+  listLayers,
+  readLayer,
+  snapshotsDir,
+  writeLayer,
+  type LayerManifest,
+} from '../../lab/snapshots/store.js';
 import { silentLogger } from '../../lab/util/log.js';
 
 let root: string;
@@ -132,7 +143,10 @@ describe('snapshot layers', () => {
     // And a layer that claims a base with other contents is refused even if it survived.
     await makeLayer('k2', 'k1');
     const k2 = readLayer('k2') as LayerManifest;
-    writeFileSync(join(snapshotsDir(), 'k2', 'layer.json'), JSON.stringify({ ...k2, nodes: k2.nodes.map((n) => ({ ...n, baseSha256: '0'.repeat(64) })) }));
+    writeFileSync(
+      join(snapshotsDir(), 'k2', 'layer.json'),
+      JSON.stringify({ ...k2, nodes: k2.nodes.map((n) => ({ ...n, baseSha256: '0'.repeat(64) })) }),
+    );
     expect((await deepestIntact(['k1', 'k2'], images(), silentLogger()))?.key).toBe('k1');
   });
 
@@ -176,6 +190,33 @@ describe('layer keys', () => {
     writeFileSync(join(dir, 'lib', 'common.sh'), 'docker run -e FLANNEL_BACKEND=$FLANNEL_BACKEND\n');
     const named = namedVariables(dir, ['K8S_VERSION', 'MASTER_IP', 'FLANNEL_BACKEND', 'FLOCKER_VERSION', 'MASTER']);
     expect([...named].sort()).toEqual(['FLANNEL_BACKEND', 'K8S_VERSION', 'MASTER_IP']);
+  });
+
+  test("a step's inputs hold the nodes' own variables its folder names, for the nodes it runs on, and nothing when there are none", () => {
+    const scripts = join(root, 'scenario', 'own');
+    mkdirSync(scripts, { recursive: true });
+    writeFileSync(join(scripts, 'master.sh'), 'echo "${IP_ADDRESS} ${K8S_VERSION}"\n');
+    const write = (nodes: string) =>
+      writeFileSync(
+        join(root, 'scenario', 'scenario.yaml'),
+        `nodes: ${nodes}\nprovision:\n  - { name: master, script: ./own/master.sh }\n  - { name: worker, script: ./own/master.sh, nodes: [b] }\n`,
+      );
+    const inputs = (i: number) => {
+      const scenario = loadScenario(join(root, 'scenario'));
+      const step = scenario.spec.provision[i] as NodeStep;
+      return stepInputs(step, scenario, { K8S_VERSION: 'v1.3.0', FLOCKER_VERSION: '1.14.0' });
+    };
+    write('[{ name: a }, { name: b }]');
+    const plain = inputs(0);
+    expect(plain).toMatchObject({ script: './own/master.sh', env: { K8S_VERSION: 'v1.3.0' } });
+    expect(plain).not.toHaveProperty('nodeEnv');
+    // A variable the folder never names changes nothing.
+    write('[{ name: a, env: { UNUSED: x } }, { name: b }]');
+    expect(inputs(0)).toEqual(plain);
+    write('[{ name: a, env: { IP_ADDRESS: 10.77.0.11, UNUSED: x } }, { name: b }]');
+    expect(inputs(0)).toEqual({ ...(plain as object), nodeEnv: { a: { IP_ADDRESS: '10.77.0.11' } } });
+    // The worker step runs on b only: a's variables are not its business.
+    expect(inputs(1)).not.toHaveProperty('nodeEnv');
   });
 
   test("a folder's hash follows every file's content, name and mode", () => {
