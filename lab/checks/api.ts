@@ -127,7 +127,19 @@ export class ClusterNode extends Machine {
   }
 
   private async rebooted(previousBootId: string): Promise<void> {
-    const session = await connectWhenReady(this.spec.ssh, { what: `an SSH login on ${this.name} after its boot`, timeoutMs: 240_000 });
+    const session = await connectWhenReady(this.spec.ssh, {
+      what: `an SSH login on ${this.name} after its boot`,
+      timeoutMs: 240_000,
+    }).catch((error: unknown) => {
+      // Where the boot stopped is on the console, and CI's log shows only the message.
+      const console = existsSync(this.spec.consoleLog) ? tail(readFileSync(this.spec.consoleLog, 'utf8'), 25) : '(no console output)';
+      throw new Error(
+        `${error instanceof Error ? error.message : String(error)}\nlast lines of its console (${this.spec.consoleLog}):\n${console}`,
+        {
+          cause: error,
+        },
+      );
+    });
     this.reconnected(session);
     await faults.bootedAgain(this.controlOf('boot'));
     const bootId = (await this.succeed('cat /proc/sys/kernel/random/boot_id', { timeout: 20 })).trim();

@@ -1,17 +1,26 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
 const lab = join(import.meta.dirname, '..', '..', 'bin', 'lab');
+
+/** The builds under way: one that fails stops the others, which would otherwise outlive the test run. */
+const running = new Set<ChildProcess>();
 
 /** `bin/lab images build` for each image in turn, with the lab's own progress output. */
 async function build(images: [variant: string, arch: string][]): Promise<void> {
   for (const [variant, arch] of images) {
     const args = ['images', 'build', '--variant', variant, '--arch', arch];
-    const code = await new Promise<number | null>((resolve) =>
-      spawn(lab, args, { stdio: 'inherit', env: { ...process.env, LAB_SKIP_SETUP: '1' } }).once('close', resolve),
-    );
+    const child = spawn(lab, args, { stdio: 'inherit', env: { ...process.env, LAB_SKIP_SETUP: '1' } });
+    running.add(child);
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    running.delete(child);
     if (code !== 0) throw new Error(`bin/lab ${args.join(' ')} failed with exit ${code}`);
   }
+}
+
+/** Stops the other builds (the lab stops its builder and removes its partial image on SIGTERM) and waits for them. */
+async function stopOthers(): Promise<void> {
+  await Promise.all([...running].map((child) => new Promise((resolve) => (child.once('close', resolve), child.kill('SIGTERM')))));
 }
 
 /**
@@ -29,5 +38,8 @@ export default async function setup(): Promise<void> {
       ['base', 'amd64'],
       ['docker', 'amd64'],
     ]),
-  ]);
+  ]).catch(async (error: unknown) => {
+    await stopOthers();
+    throw error;
+  });
 }
