@@ -12,6 +12,7 @@
 #   LOAD_MODULES  kernel modules loaded at boot (modules-load.d), may be empty
 #   DISK_SIZE  file system size, e.g. 2G
 #   DEB_CACHE  directory that keeps downloaded .debs between builds
+#   SETUP      a script that finishes the root file system (given its path), may be empty
 # Lines starting with "==> " are progress stages that the caller shows to the user.
 set -euo pipefail
 
@@ -62,6 +63,7 @@ kernel_pkg="linux-image-$ARCH"
 run_in apt-get -q -y --no-install-recommends -o Dir::Cache::archives=/var/cache/apt/archives install "$kernel_pkg" $PACKAGES
 
 stage "configuring"
+if [ -n "${SETUP:-}" ]; then bash "$SETUP" "$rootfs"; fi
 echo "lab" > "$rootfs/etc/hostname"
 echo "/dev/vda / ext4 rw,relatime 0 1" > "$rootfs/etc/fstab"
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > "$rootfs/etc/hosts"

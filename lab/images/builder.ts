@@ -7,7 +7,7 @@ import { cacheDir } from '../util/paths.js';
 import { run } from '../util/proc.js';
 import { CommandError, tail } from '../util/errors.js';
 import { buildDirName, imagesDir, MANIFEST, readImage, reapDeadBuilds, removeBuildDir, type Image } from './cache.js';
-import { buildScript, imageKey, type ImageRecipe } from './recipe.js';
+import { buildScript, imageKey, setupScript, type ImageRecipe } from './recipe.js';
 
 export const mirror = (): string => process.env.LAB_MIRROR ?? 'http://deb.debian.org/debian';
 
@@ -59,6 +59,7 @@ async function build(recipe: ImageRecipe, key: string, finalDir: string, options
         MODULES: recipe.modules.join(' '),
         LOAD_MODULES: recipe.loadModules.join(' '),
         DISK_SIZE: recipe.diskSize,
+        SETUP: recipe.setup ? setupScript(recipe.setup) : '',
         DEB_CACHE: join(cacheDir(), 'debs', recipe.arch),
       },
       onLine: (line) => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { folderHash } from '../snapshots/keys.js';
 import type { Arch } from '../machines/arch.js';
 import { projectRoot } from '../util/paths.js';
 
@@ -16,6 +17,8 @@ export interface ImageRecipe {
   /** Kernel modules loaded at boot (systemd-modules-load). */
   loadModules: string[];
   diskSize: string;
+  /** A script (relative to lab/images/) that finishes the root file system, and the folder it lives in goes into the key. */
+  setup?: string;
 }
 
 /** base: systemd, SSH and networking tools. docker: base plus Debian's Docker and what the multinode scripts call. */
@@ -29,8 +32,21 @@ const VARIANT_PACKAGES: Record<ImageVariant, string[]> = {
   // The guide's scripts call curl, ip, brctl, iptables and docker (whose default profile needs
   // apparmor, on in Debian's kernel); busybox-static gives the emulated payload's images a userland;
   // kubectl (Debian's kubernetes-client) is what the guide's v1.2 DNS step and a user of a kept cluster run.
-  docker: ['docker.io', 'apparmor', 'curl', 'ca-certificates', 'iptables', 'bridge-utils', 'busybox-static', 'kubernetes-client'],
+  // ifconfig and lsb_release: the 2016 scripts call them (docker-2016/setup.sh has the rest of 2016's Docker host).
+  docker: [
+    'docker.io',
+    'apparmor',
+    'curl',
+    'ca-certificates',
+    'iptables',
+    'bridge-utils',
+    'busybox-static',
+    'kubernetes-client',
+    'net-tools',
+    'lsb-release',
+  ],
 };
+const SETUP: Partial<Record<ImageVariant, string>> = { docker: 'docker-2016/setup.sh' };
 
 const DISK_SIZE: Record<ImageVariant, string> = { base: '2G', docker: '4G' };
 /** The most a node's overlay of this image can grow to. */
@@ -54,11 +70,15 @@ export function recipeFor(variant: ImageVariant, arch: Arch): ImageRecipe {
     modules: BOOT_MODULES[arch],
     loadModules: LOAD_MODULES[variant],
     diskSize: DISK_SIZE[variant],
+    ...(SETUP[variant] ? { setup: SETUP[variant] } : {}),
   };
 }
 
 /** Cache key: variant, arch and a hash of the recipe plus the build script that applies it. */
 export function imageKey(recipe: ImageRecipe): string {
-  const hash = createHash('sha256').update(JSON.stringify(recipe)).update(readFileSync(buildScript)).digest('hex');
-  return `${recipe.variant}-${recipe.arch}-${hash.slice(0, 12)}`;
+  const hash = createHash('sha256').update(JSON.stringify(recipe)).update(readFileSync(buildScript));
+  if (recipe.setup) hash.update(folderHash(dirname(setupScript(recipe.setup))));
+  return `${recipe.variant}-${recipe.arch}-${hash.digest('hex').slice(0, 12)}`;
 }
+
+export const setupScript = (setup: string): string => join(projectRoot, 'lab', 'images', setup);

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { leftovers, onlyRun, runLab } from './helpers.js';
 
 describe('the docker image variant', () => {
-  test("a node of the docker image runs Debian's Docker, and a container from an offline image pings the node", async () => {
+  test("a node of the docker image runs Debian's Docker, a container from an offline image pings the node, and the 2016 scripts' docker forms work", async () => {
     const result = await runLab(['run', '--fresh', 'test/scenarios/docker-node']);
     expect(result.code, result.output).toBe(0);
     const { runId, dir } = onlyRun(result);
@@ -11,6 +11,18 @@ describe('the docker image variant', () => {
     expect(log).toMatch(/docker server \d+\.\d+/);
     expect(log).toMatch(/eth0\s+inet 172\.17\.\d+\.\d+/);
     expect(log).toContain('docker ok');
+    // The 2016 forms (lab/images/docker-2016): each line is what a 2016 Docker host gave the scripts.
+    const compat = readFileSync(`${dir}/logs/node1/provision-docker-2016.log`, 'utf8');
+    expect(compat).toContain('lsb_release: Debian');
+    expect(compat).toContain('/sbin/ifconfig');
+    expect(compat).toContain('bootstrap root: /var/lib/docker-bootstrap');
+    expect(compat).toContain('main lists: in-main\n');
+    expect(compat).toMatch(/unit line: ExecStart=\/usr\/local\/bin\/docker daemon -H fd:\/\/ /);
+    // The bootstrap daemon's --bridge=none took docker0 away, as Docker's did; the restart makes it on the new --bip.
+    expect(compat).toContain('docker0: ERROR while getting interface flags: No such device');
+    expect(compat).toContain('docker0 10.1.15.1/24');
+    expect(compat).toContain('container mtu 1472');
+    expect(compat).toContain('bootstrap after restart: in-bootstrap\n');
     expect(leftovers(runId)).toEqual([]);
   });
 

@@ -14,6 +14,9 @@ describe('recipeFor', () => {
     });
     // flannel's tunnels need these on the node, and its container cannot load them.
     expect(recipeFor('docker', 'amd64').loadModules).toEqual(['fou', 'ipip', 'vxlan', 'loop']);
+    // The 2016 scripts' tools, and the script that makes the rest of a 2016 Docker host.
+    expect(recipeFor('docker', 'amd64').packages).toEqual(expect.arrayContaining(['docker.io', 'net-tools', 'lsb-release']));
+    expect(recipeFor('docker', 'arm64').setup).toBe('docker-2016/setup.sh');
     expect(recipeFor('base', 'arm64').modules).toEqual(['virtio_pci', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'ext4']);
   });
 });
