@@ -117,6 +117,10 @@ export async function bundlePrograms(): Promise<Program[]> {
     Object.entries(entries).map(async ([name, entry]) => {
       const result = await build({
         entryPoints: [join(payloadsRoot, entry)],
+        // The output's path comments are relative to this. esbuild's default is the cwd it was
+        // loaded in, which made another bundle (and every snapshot layer after it) for each folder
+        // the lab was run from.
+        absWorkingDir: projectRoot,
         bundle: true,
         platform: 'node',
         target: 'node18',
