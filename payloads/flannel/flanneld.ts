@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { formatIp } from '../../lab/net/addressing.js';
@@ -214,16 +214,12 @@ async function main(): Promise<void> {
     await iptables('nat', 'POSTROUTING', ['-s', network, '!', '-d', '224.0.0.0/4', '-j', 'MASQUERADE']);
     await iptables('nat', 'POSTROUTING', ['!', '-s', network, '-d', network, '-j', 'MASQUERADE']);
   }
-  // Written again whenever it is missing or differs (someone removed it: turndown, a user).
-  const writeSubnetFile = () => {
-    const file = flags['subnet-file'];
-    const text = subnetEnv({ network: config.network, subnet, subnetLen: config.subnetLen, mtu, ipMasq: flags['ip-masq'] });
-    if (existsSync(file) && readFileSync(file, 'utf8') === text) return;
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(`${file}.tmp`, text);
-    renameSync(`${file}.tmp`, file);
-  };
-  writeSubnetFile();
+  // Written once, after the lease, as 0.5.5's main.go did: a subnet.env changed or removed later
+  // stays so (it is what the node's Docker was started from).
+  const file = flags['subnet-file'];
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, subnetEnv({ network: config.network, subnet, subnetLen: config.subnetLen, mtu, ipMasq: flags['ip-masq'] }));
+  renameSync(`${file}.tmp`, file);
   glog(
     'I',
     WHERE,
@@ -266,7 +262,6 @@ async function main(): Promise<void> {
         routed.delete(key);
         glog('I', WHERE, `Subnet removed: ${formatIp(peer.subnet)}/${peer.len}`);
       }
-      writeSubnetFile();
     } catch (error) {
       glog('E', WHERE, `Watch of ${prefix}/subnets failed: ${(error as Error).message}`);
     }

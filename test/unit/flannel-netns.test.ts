@@ -165,3 +165,28 @@ test('flanneld (vxlan) leases a subnet per host and carries TCP between them ove
       }
     });
 }, 60_000);
+
+test("a subnet.env changed after flanneld wrote it stays changed, as 0.5.5's (written once, after the lease)", async () => {
+  const file = join(dir, 'a.env');
+  const edited = tryRead(file).replace(/^FLANNEL_SUBNET=.*$/m, 'FLANNEL_SUBNET=10.1.250.1/24');
+  writeFileSync(file, edited);
+  // A new lease makes both flannelds go through their watch once more.
+  const lease = 'http://10.77.9.1:4001/v2/keys/coreos.com/network/subnets/10.1.254.0-24';
+  inNs(
+    nsA,
+    'curl',
+    '-fsS',
+    '-XPUT',
+    lease,
+    '-d',
+    'value={"PublicIP":"10.77.9.9","BackendType":"vxlan","BackendData":{"VtepMAC":"0e:fa:0a:4d:09:09"}}',
+    '-d',
+    'ttl=60',
+  );
+  await waitFor('flanneld on a to route the new lease', () =>
+    (logs.get('flanneld-a.log') ?? '').includes('Subnet added: 10.1.254.0/24 via 10.77.9.9'),
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  inNs(nsA, 'curl', '-fsS', '-XDELETE', lease);
+  expect(tryRead(file)).toBe(edited);
+}, 30_000);
