@@ -5,7 +5,7 @@ import * as faults from '../machines/faults.js';
 import type { NodeControl } from '../machines/faults.js';
 import { Machine } from '../remote/machine.js';
 import { connectWhenReady, SshSession } from '../remote/ssh.js';
-import { AssertionFailed, tail } from '../util/errors.js';
+import { AssertionFailed, consoleTail, tail } from '../util/errors.js';
 import { notYet, waitFor } from '../util/wait.js';
 import { CLUSTER_ENV, FAIL_FAST_ENV, type ClusterDescriptor, type NodeDescriptor } from './descriptor.js';
 
@@ -132,13 +132,7 @@ export class ClusterNode extends Machine {
       timeoutMs: 240_000,
     }).catch((error: unknown) => {
       // Where the boot stopped is on the console, and CI's log shows only the message.
-      const console = existsSync(this.spec.consoleLog) ? tail(readFileSync(this.spec.consoleLog, 'utf8'), 25) : '(no console output)';
-      throw new Error(
-        `${error instanceof Error ? error.message : String(error)}\nlast lines of its console (${this.spec.consoleLog}):\n${console}`,
-        {
-          cause: error,
-        },
-      );
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${consoleTail(this.spec.consoleLog)}`, { cause: error });
     });
     this.reconnected(session);
     await faults.bootedAgain(this.controlOf('boot'));

@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+
 /**
  * Error classes that decide how the CLI ends. Each layer wraps what it catches with
  * `new Error("failed to …", { cause })`; the top-level handler picks the exit code from the class.
@@ -42,6 +44,12 @@ export function tail(text: string, lines = 20): string {
   const all = text.trimEnd().split('\n');
   const kept = all.slice(-lines);
   return (all.length > lines ? [`… (${all.length - lines} earlier lines in the log)`, ...kept] : kept).join('\n');
+}
+
+/** "last lines of its console (file):" and those lines, for a node that did not come up. */
+export function consoleTail(file: string, lines = 25): string {
+  const text = existsSync(file) ? tail(readFileSync(file, 'utf8'), lines) : '(no console output)';
+  return `last lines of its console (${file}):\n${text}`;
 }
 
 /** The message of an error and its causes, one per line. */

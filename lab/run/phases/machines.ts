@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Arch } from '../../machines/arch.js';
@@ -8,7 +7,7 @@ import { connectWhenReady } from '../../remote/ssh.js';
 import type { NodeSpec } from '../../scenario/schema.js';
 import { resumeTogether, stepClocks } from '../../snapshots/resume.js';
 import type { Layer } from '../../snapshots/store.js';
-import { tail } from '../../util/errors.js';
+import { consoleTail } from '../../util/errors.js';
 import { mapLimit } from '../../util/limit.js';
 import { nodeArch, type LiveNode, type RunContext } from '../context.js';
 import type { Prepared } from './images.js';
@@ -136,8 +135,7 @@ async function startNode(ctx: RunContext, node: NodeSpec, spec: MachineSpec, vms
       return { name: node.name, role: node.role, arch, address: spec.cluster?.address.split('/')[0] ?? '', vm: started, machine };
     } catch (error) {
       if (signal.aborted && !ctx.signal.aborted) throw new Error(`stopped starting ${node.name}: ${(signal.reason as Error).message}`);
-      const console = existsSync(started.consoleLog) ? tail(readFileSync(started.consoleLog, 'utf8'), 25) : '(no console output)';
-      throw new Error(`${node.name} did not come up\nlast lines of its console (${started.consoleLog}):\n${console}`, { cause: error });
+      throw new Error(`${node.name} did not come up\n${consoleTail(started.consoleLog)}`, { cause: error });
     }
   };
   const title = spec.restore
