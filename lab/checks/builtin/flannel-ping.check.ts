@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { attach, step, useCluster } from '../api.js';
-import { ETCD, getJson, masterOf, setting, startSleeper, type Json } from './kube.js';
+import { ETCD, getJson, masterOf, setting, startSleeper, subnetFileOf, type Json } from './kube.js';
 
 /**
  * flannel-ping (the multinode guide's network checks), against what flannel 0.5.5 did, stated
@@ -89,11 +89,17 @@ describe('flannel-ping', () => {
     const answer = await step(`GET ${PREFIX}/config from etcd on ${master.name}`, () => getJson(master, `${ETCD}/v2/keys${PREFIX}/config`));
     expect(answer?.node?.value, `no ${PREFIX}/config in etcd on ${master.name}`).toBeTypeOf('string');
     await attach('config', String(answer?.node?.value));
-    const parsed = JSON.parse(String(answer?.node?.value)) as { Network?: string; Backend?: { Type?: string; VNI?: number; Port?: number } };
+    const parsed = JSON.parse(String(answer?.node?.value)) as {
+      Network?: string;
+      Backend?: { Type?: string; VNI?: number; Port?: number };
+    };
     config.vni = parsed.Backend?.VNI;
     config.port = parsed.Backend?.Port;
     expect(parsed.Network, `the flannel network in etcd is ${parsed.Network}, the scenario set ${network}`).toBe(network);
-    expect(parsed.Backend?.Type ?? 'udp', `the flannel backend in etcd is ${parsed.Backend?.Type ?? 'udp'}, the scenario set ${backend}`).toBe(backend);
+    expect(
+      parsed.Backend?.Type ?? 'udp',
+      `the flannel backend in etcd is ${parsed.Backend?.Type ?? 'udp'}, the scenario set ${backend}`,
+    ).toBe(backend);
   });
 
   for (const spec of lab.specs) {
@@ -112,15 +118,19 @@ describe('flannel-ping', () => {
     test(`${spec.name}'s subnet.env agrees with its lease`, async () => {
       const lease = leaseOf(spec.name);
       const node = await lab.node(spec.name);
-      const env = await step(`read /run/flannel/subnet.env on ${spec.name}`, () => node.succeed('cat /run/flannel/subnet.env'));
-      await attach(`${spec.name} subnet.env`, env);
+      const where = await step(`find the subnet.env flanneld writes on ${spec.name}`, () => subnetFileOf(node));
+      const env = await step(`read ${where} on ${spec.name}`, () => node.succeed(`cat ${where}`));
+      await attach(`${spec.name} subnet.env (${where})`, env);
       const values = Object.fromEntries(
         env
           .trim()
           .split('\n')
           .map((line) => line.split('=', 2) as [string, string]),
       );
-      expect(values.FLANNEL_SUBNET, `${spec.name}'s subnet.env says FLANNEL_SUBNET=${values.FLANNEL_SUBNET}, its lease is ${show(lease)}`).toBe(firstAddress(lease));
+      expect(
+        values.FLANNEL_SUBNET,
+        `${spec.name}'s subnet.env says FLANNEL_SUBNET=${values.FLANNEL_SUBNET}, its lease is ${show(lease)}`,
+      ).toBe(firstAddress(lease));
       expect(values.FLANNEL_NETWORK, `${spec.name}'s subnet.env says FLANNEL_NETWORK=${values.FLANNEL_NETWORK}`).toBe(network);
       const { mtu, external, externalMtu } = await wantedMtu(spec.name);
       expect(
@@ -132,26 +142,42 @@ describe('flannel-ping', () => {
     test(`docker0 on ${spec.name} holds the first address of its lease`, async () => {
       const lease = leaseOf(spec.name);
       const node = await lab.node(spec.name);
-      const docker0 = await step(`read docker0's address on ${spec.name}`, async () => (await node.exec("ip -4 -o addr show docker0 | awk '{print $4}'")).stdout.trim());
-      expect(docker0, `docker0 on ${spec.name} is ${docker0 || 'without an address'}, not ${firstAddress(lease)} of its lease`).toBe(firstAddress(lease));
+      const docker0 = await step(`read docker0's address on ${spec.name}`, async () =>
+        (await node.exec("ip -4 -o addr show docker0 | awk '{print $4}'")).stdout.trim(),
+      );
+      expect(docker0, `docker0 on ${spec.name} is ${docker0 || 'without an address'}, not ${firstAddress(lease)} of its lease`).toBe(
+        firstAddress(lease),
+      );
     });
 
     test(`the ${backend} backend's device on ${spec.name} is up with its MTU, and its UDP port listens`, async () => {
       const lease = leaseOf(spec.name);
       const node = await lab.node(spec.name);
       const name = device();
-      const link = await step(`read ${name} on ${spec.name}`, async () => (await node.exec(`cat /sys/class/net/${name}/mtu /sys/class/net/${name}/address /sys/class/net/${name}/operstate`)).stdout.trim().split('\n'));
+      const link = await step(`read ${name} on ${spec.name}`, async () =>
+        (await node.exec(`cat /sys/class/net/${name}/mtu /sys/class/net/${name}/address /sys/class/net/${name}/operstate`)).stdout
+          .trim()
+          .split('\n'),
+      );
       const [mtu = '', mac = '', state = ''] = link;
       expect(link.length, `${spec.name} has no device ${name}`).toBe(3);
       const wanted = await wantedMtu(spec.name);
-      expect(mtu, `${name} on ${spec.name} has MTU ${mtu}; the ${backend} backend's on ${wanted.external} (MTU ${wanted.externalMtu}) is ${wanted.mtu}`).toBe(String(wanted.mtu));
+      expect(
+        mtu,
+        `${name} on ${spec.name} has MTU ${mtu}; the ${backend} backend's on ${wanted.external} (MTU ${wanted.externalMtu}) is ${wanted.mtu}`,
+      ).toBe(String(wanted.mtu));
       // A TUN device's operstate reads "unknown" while it carries traffic; only "down" is down.
       expect(state, `${name} on ${spec.name} is ${state}`).not.toBe('down');
       const port = config.port || DEFAULT_PORT[backend];
-      const socket = await step(`find a UDP socket on port ${port} on ${spec.name}`, async () => (await node.exec(`ss -Hunl 'sport = :${port}'`)).stdout.trim());
+      const socket = await step(`find a UDP socket on port ${port} on ${spec.name}`, async () =>
+        (await node.exec(`ss -Hunl 'sport = :${port}'`)).stdout.trim(),
+      );
       expect(socket, `nothing listens on UDP ${port} on ${spec.name}: the ${backend} backend's packets have nowhere to go`).not.toBe('');
       if (backend === 'vxlan')
-        expect(lease.vtepMac, `${spec.name}'s lease names VTEP ${lease.vtepMac}, but ${name} has MAC ${mac}: peers send to a MAC nobody has`).toBe(mac);
+        expect(
+          lease.vtepMac,
+          `${spec.name}'s lease names VTEP ${lease.vtepMac}, but ${name} has MAC ${mac}: peers send to a MAC nobody has`,
+        ).toBe(mac);
     });
   }
 

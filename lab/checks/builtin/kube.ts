@@ -42,7 +42,8 @@ export async function apiRequest(master: ClusterNode, method: string, path: stri
   });
   const lines = result.stdout.trimEnd().split('\n');
   const code = Number(lines.pop());
-  if (result.code !== 0 || !code) throw new Error(`${method} ${API}${path} on ${master.name} failed: ${result.stderr.trim() || `curl exit ${result.code}`}`);
+  if (result.code !== 0 || !code)
+    throw new Error(`${method} ${API}${path} on ${master.name} failed: ${result.stderr.trim() || `curl exit ${result.code}`}`);
   try {
     return { code, json: JSON.parse(lines.join('\n') || '{}') as Json };
   } catch {
@@ -76,7 +77,10 @@ export async function inPod(node: ClusterNode, pod: string, container: string, c
   );
   const output = (result.stdout + result.stderr).trim();
   // Said, not left empty: a lookup that never returns must read differently from one that printed nothing.
-  return { code: result.code, output: result.timedOut ? `${output}${output ? '\n' : ''}(\`${command}\` in ${pod} did not end within 30 s)` : output };
+  return {
+    code: result.code,
+    output: result.timedOut ? `${output}${output ? '\n' : ''}(\`${command}\` in ${pod} did not end within 30 s)` : output,
+  };
 }
 
 /** A setting as the install used it: the scenario's value, else the guide's default. */
@@ -88,4 +92,30 @@ export async function startSleeper(node: ClusterNode, name: string, image: strin
   const started = await node.exec(`docker run -d --name ${name} ${image} sleep 3600`, { timeout: 120 });
   expect(started.code, `docker run ${image} on ${node.name} failed: ${(started.stderr || started.stdout).trim()}`).toBe(0);
   return (await node.succeed(`docker inspect -f '{{.NetworkSettings.IPAddress}}' ${name}`)).trim();
+}
+
+/**
+ * Where a node's subnet.env is: flanneld's --subnet-file (default /run/flannel/subnet.env) as its
+ * container sees it, through /proc/PID/root. The scripts mount different host folders there (the
+ * guide's a0b09e4a a `mktemp -d`, the fork FLANNEL_SUBNET_DIR), so the host's /run/flannel says
+ * nothing about them. The container is the one whose command is flanneld, on any Docker daemon of
+ * the node (the bootstrap one in every version of the guide); with none running, the host's file.
+ */
+const FLANNELD_CONTAINERS = [
+  'for sock in /var/run/docker*.sock; do',
+  '  for id in $(docker -H "unix://$sock" ps -q 2>/dev/null); do',
+  '    docker -H "unix://$sock" inspect -f \'{{.State.Pid}} {{.Path}} {{join .Args " "}}\' "$id"',
+  '  done',
+  'done',
+].join('\n');
+const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
+
+export async function subnetFileOf(node: Pick<ClusterNode, 'succeed'>): Promise<string> {
+  const lines = (await node.succeed(FLANNELD_CONTAINERS)).trim().split('\n');
+  const flanneld = lines.map((line) => line.split(' ')).find(([, path]) => path?.endsWith('/flanneld'));
+  if (!flanneld) return DEFAULT_SUBNET_FILE;
+  const [pid, , ...args] = flanneld;
+  const at = args.findIndex((arg) => /^--?subnet-file(=|$)/.test(arg));
+  const given = at < 0 ? undefined : args[at]?.includes('=') ? args[at]?.split('=')[1] : args[at + 1];
+  return `/proc/${pid}/root${given || DEFAULT_SUBNET_FILE}`;
 }
