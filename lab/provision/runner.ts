@@ -51,7 +51,12 @@ export class Provisioner {
   async run(step: NodeStep, results: StepResult[]): Promise<void> {
     this.options.signal?.throwIfAborted();
     const targets = this.targets(step);
-    await this.options.log.step(`provision ${step.name} on ${targets.map((t) => t.name).join(', ')}`, async () => {
+    // A bare script path found in the user's own folders (not the lab's provisioners/) is named,
+    // so nobody takes the lab's docker-multinode/master.sh for theirs or theirs for the lab's.
+    const bare = 'script' in step && !/^\.{0,2}\//.test(step.script) ? step.script : undefined;
+    const local = bare && resolveScript(bare, this.options.scenario.dir, scriptFolders(this.options.scenario.spec.scripts));
+    const from = local && relative(provisionersDir, local).startsWith('..') ? ` (${local})` : '';
+    await this.options.log.step(`provision ${step.name} on ${targets.map((t) => t.name).join(', ')}${from}`, async () => {
       const outcome = await Promise.all(targets.map((node) => runOnNode(step, node, this.options, this.copied)));
       results.push(...outcome);
       const failed = outcome.find((r) => r.status === 'failed');
@@ -129,7 +134,7 @@ async function runOnNode(step: NodeStep, node: ProvisionNode, options: Provision
     const argv = [basename(local), ...step.args].map(shellQuote).join(' ');
     const input = 'stdin' in step && step.stdin !== undefined ? `printf %s ${shellQuote(step.stdin)} | ` : '';
     const command = `${exports}; cd ${shellQuote(guestFolder)} && ${input}bash ${argv} ${input ? '' : '</dev/null '}2>&1`;
-    out.write(`# ${step.name} on ${node.name}: bash ${[step.script, ...step.args].join(' ')}\n`);
+    out.write(`# ${step.name} on ${node.name}: bash ${[local, ...step.args].join(' ')} (${step.script})\n`);
     let output = '';
     let pending = '';
     const result = await node.machine.exec(command, {

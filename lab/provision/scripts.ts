@@ -27,3 +27,6 @@ export function resolveScript(script: string, scenarioDir: string, folders: stri
   const candidates = scriptCandidates(script, scenarioDir, folders);
   return candidates.find((path) => existsSync(path)) ?? (candidates[0] as string);
 }
+
+/** `$NAME` or `${NAME}` at the start of a `scripts` folder. */
+export const FOLDER_VARIABLE = /^\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))/;

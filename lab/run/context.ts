@@ -13,7 +13,7 @@ export interface RunContext {
   scenario: LoadedScenario;
   /**
    * The environment every step and check sees: the scenario's after overrides, plus what the
-   * payload asks of the install (OFFLINE_BUNDLE...). Worked out once, before the phases run.
+   * payload asks of the install (FLOCKER_INSTALL). Worked out once, before the phases run.
    */
   env: Record<string, string>;
   /** `reports/<run-id>/` */

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { FOLDER_VARIABLE } from '../provision/scripts.js';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { InputError } from '../util/errors.js';
@@ -105,7 +106,7 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
       break;
     }
     sources.push(source);
-    raws.push(anchorPaths(raw as Record<string, unknown>, dirname(current), dirname(file)));
+    raws.push(anchorPaths(raw as Record<string, unknown>, dirname(current), dirname(file), overrides.hostEnv ?? {}));
     const parent = (raw as { extends?: unknown }).extends;
     current = typeof parent === 'string' ? scenarioFile(resolve(dirname(current), parent)) : undefined;
   }
@@ -169,12 +170,24 @@ function toJS(doc: Document, source: SourceDoc, problems: Problem[]): unknown {
 
 /**
  * Paths in a file of the chain mean what they say in that file: its `scripts` folders become
- * absolute, and a parent's `./` scripts and uploads are rewritten relative to the scenario asked
- * for (whose folder the run resolves them against). Shapes zod would refuse are left to it.
+ * absolute (one that starts with `$NAME` takes the caller's variable: `$KUBE_DEPLOY_DIR`, the
+ * user's checkout; unset, it stays as written for validation to name), and a parent's `./`
+ * scripts and uploads are rewritten relative to the scenario asked for (whose folder the run
+ * resolves them against). Shapes zod would refuse are left to it.
  */
-function anchorPaths(raw: Record<string, unknown>, fileDir: string, askedDir: string): Record<string, unknown> {
-  if (Array.isArray(raw.scripts))
-    raw.scripts = raw.scripts.map((folder) => (typeof folder === 'string' ? resolve(fileDir, folder) : folder));
+function anchorPaths(
+  raw: Record<string, unknown>,
+  fileDir: string,
+  askedDir: string,
+  hostEnv: Record<string, string | undefined>,
+): Record<string, unknown> {
+  const folderOf = (folder: string) => {
+    const variable = FOLDER_VARIABLE.exec(folder);
+    if (!variable) return resolve(fileDir, folder);
+    const value = hostEnv[variable[1] ?? variable[2] ?? ''];
+    return value ? resolve(fileDir, value + folder.slice(variable[0].length)) : folder;
+  };
+  if (Array.isArray(raw.scripts)) raw.scripts = raw.scripts.map((folder) => (typeof folder === 'string' ? folderOf(folder) : folder));
   if (fileDir === askedDir || !Array.isArray(raw.provision)) return raw;
   const rebased = (path: string) => {
     const rel = relative(askedDir, resolve(fileDir, path));

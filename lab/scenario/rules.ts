@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { scriptCandidates, scriptFolders } from '../provision/scripts.js';
+import { FOLDER_VARIABLE, scriptCandidates, scriptFolders } from '../provision/scripts.js';
 import { resolveCheck } from '../checks/catalog.js';
 import { formatIp, hostCount, isHostIn, parseCidr, parseIp, planAddresses } from '../net/addressing.js';
 import type { ScenarioSpec } from './schema.js';
@@ -53,7 +53,13 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
     });
 
   spec.scripts.forEach((folder, i) => {
-    if (!existsSync(folder)) problems.push({ path: ['scripts', i], message: `no folder ${folder}` });
+    const variable = FOLDER_VARIABLE.exec(folder);
+    if (variable)
+      problems.push({
+        path: ['scripts', i],
+        message: `${variable[1] ?? variable[2]} is not set: export it as the folder to find scripts in (e.g. your kube-deploy checkout)`,
+      });
+    else if (!existsSync(folder)) problems.push({ path: ['scripts', i], message: `no folder ${folder}` });
   });
   const folders = scriptFolders(spec.scripts);
   const stepNames = new Set<string>();

@@ -8,7 +8,7 @@ import { cacheDir, projectRoot } from '../../lab/util/paths.js';
 import { run } from '../../lab/util/proc.js';
 import { kubeDnsObjects } from '../hyperkube/addons.js';
 import { addonManagerManifest, kubeProxyManifest, masterManifest } from '../hyperkube/manifests.js';
-import { bundledImages, deploysAddons, type PayloadVersions } from '../images.js';
+import { bundledImages, deploysAddons, scriptImages, type PayloadVersions } from '../images.js';
 import { writeDockerArchive, type ImageSpec } from './archive.js';
 
 /**
@@ -38,7 +38,15 @@ export async function ensureBundle(
   const layersKey = `layers-${arch}-${hash(readFileSync(layersScript))}`;
   const programs = await bundlePrograms();
   const perVersion = versionFiles(versions, arch);
-  const key = `bundle-${arch}-${hash(JSON.stringify(versions), JSON.stringify(perVersion), layersKey, ...programs.map((p) => p.text))}`;
+  // Everything the archive is made from: the image names, programs, commands and per-version files.
+  const key = `bundle-${arch}-${hash(
+    JSON.stringify(versions),
+    JSON.stringify(bundledImages(versions, arch)),
+    JSON.stringify(perVersion),
+    layersKey,
+    ...programs.map((p) => p.text),
+    ...Object.values(ETCD_COMMANDS).map((file) => readFileSync(file)),
+  )}`;
   const file = join(root, key, 'images.tar.gz');
   const images = bundledImages(versions, arch).map((i) => i.tag);
   const done = (): Bundle => ({ file, images, bytes: statSync(file).size });
@@ -49,49 +57,65 @@ export async function ensureBundle(
     { signal: options.signal, onWait: (pid) => options.log.info(`waiting for another lab (pid ${pid}) building the ${arch} payload`) },
     async () => {
       if (existsSync(file)) return done();
-      return options.log.step(`building the emulated payload for ${arch} (etcd, flannel, hyperkube ${versions.k8s}, pause, kube-dns, busybox, flocker ${versions.flocker})`, async () => {
-        const layers = join(root, layersKey);
-        if (!existsSync(join(layers, '.done'))) {
-          const partial = `${layers}.partial`;
-          await run(['bash', layersScript], {
-            signal: options.signal,
-            env: {
-              PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
-              ARCH: arch,
-              OUT: partial,
-              SUITE,
-              MIRROR: options.mirror ?? process.env.LAB_MIRROR ?? 'http://deb.debian.org/debian',
-              APT_ROOT: join(root, `apt-${arch}`),
-            },
-            onLine: (line) => line.startsWith('lab:') && options.log.info(line.slice(5)),
+      return options.log.step(
+        `building the emulated payload for ${arch} (etcd, flannel, hyperkube ${versions.k8s}, pause, kube-dns, busybox, flocker ${versions.flocker})`,
+        async () => {
+          const layers = join(root, layersKey);
+          if (!existsSync(join(layers, '.done'))) {
+            const partial = `${layers}.partial`;
+            await run(['bash', layersScript], {
+              signal: options.signal,
+              env: {
+                PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+                ARCH: arch,
+                OUT: partial,
+                SUITE,
+                MIRROR: options.mirror ?? process.env.LAB_MIRROR ?? 'http://deb.debian.org/debian',
+                APT_ROOT: join(root, `apt-${arch}`),
+              },
+              onLine: (line) => line.startsWith('lab:') && options.log.info(line.slice(5)),
+            });
+            writeFileSync(join(partial, '.done'), '');
+            rmSync(layers, { recursive: true, force: true });
+            renameSync(partial, layers);
+          }
+          const work = join(root, `${key}.partial`);
+          rmSync(work, { recursive: true, force: true });
+          const app = join(work, 'app');
+          writeProgramsLayer(app, programs);
+          const versionLayer = join(work, 'version');
+          writeFiles(versionLayer, perVersion);
+          const flockerVersionLayer = join(work, 'flocker-version');
+          writeFiles(flockerVersionLayer, { 'opt/lab/flocker-version': `${versions.flocker}\n` });
+          // flanneld reports the release its image is tagged with (0.5.5, 0.6.1).
+          const flannelVersions = new Map(
+            [
+              versions.flannel,
+              ...scriptImages(versions, arch)
+                .filter((i) => i.name === 'flannel')
+                .map((i) => i.version),
+            ].map((v) => {
+              const dir = join(work, `flannel-version-${v}`);
+              writeFiles(dir, { [FLANNEL_VERSION_FILE]: `${v.replace(/^v/, '')}\n` });
+              return [v, dir] as const;
+            }),
+          );
+          const specs = imageSpecs(versions, arch, flannelVersions, {
+            base: join(layers, 'base'),
+            etcd: join(layers, 'etcd'),
+            runtime: join(layers, 'runtime'),
+            storage: join(layers, 'storage'),
+            app,
+            version: versionLayer,
+            flockerVersion: flockerVersionLayer,
           });
-          writeFileSync(join(partial, '.done'), '');
-          rmSync(layers, { recursive: true, force: true });
-          renameSync(partial, layers);
-        }
-        const work = join(root, `${key}.partial`);
-        rmSync(work, { recursive: true, force: true });
-        const app = join(work, 'app');
-        writeProgramsLayer(app, programs);
-        const versionLayer = join(work, 'version');
-        writeFiles(versionLayer, perVersion);
-        const flockerVersionLayer = join(work, 'flocker-version');
-        writeFiles(flockerVersionLayer, { 'opt/lab/flocker-version': `${versions.flocker}\n` });
-        const specs = imageSpecs(versions, arch, {
-          base: join(layers, 'base'),
-          etcd: join(layers, 'etcd'),
-          runtime: join(layers, 'runtime'),
-          storage: join(layers, 'storage'),
-          app,
-          version: versionLayer,
-          flockerVersion: flockerVersionLayer,
-        });
-        mkdirSync(join(root, key), { recursive: true });
-        await writeDockerArchive(specs, work, file);
-        rmSync(work, { recursive: true, force: true });
-        options.log.info(`payload bundle ${file} (${Math.round(statSync(file).size / 1e6)} MB)`);
-        return done();
-      });
+          mkdirSync(join(root, key), { recursive: true });
+          await writeDockerArchive(specs, work, file);
+          rmSync(work, { recursive: true, force: true });
+          options.log.info(`payload bundle ${file} (${Math.round(statSync(file).size / 1e6)} MB)`);
+          return done();
+        },
+      );
     },
   );
 }
@@ -152,15 +176,19 @@ const COMMANDS: Record<string, string> = {
   'flocker-dataset-agent': 'usr/sbin/flocker-dataset-agent',
 };
 
+/** etcd's commands as the 2016 images had them, over Debian's etcd (see each file). */
+const ETCD_COMMANDS: Record<string, string> = {
+  'usr/local/bin/etcd': join(payloadsRoot, 'bundle', 'etcd.sh'),
+  'usr/local/bin/etcdctl': join(payloadsRoot, 'bundle', 'etcdctl.sh'),
+};
+
 /** The programs and the commands the scripts call them by, plus etcd as the 2016 image ran it. */
 function writeProgramsLayer(dir: string, programs: Program[]): void {
   for (const program of programs) {
     script(dir, `opt/lab/${program.name}.mjs`, program.text);
     script(dir, COMMANDS[program.name] ?? program.name, `#!/bin/sh\nexec node --no-warnings /opt/lab/${program.name}.mjs "$@"\n`);
   }
-  // etcd 2.2.5 served the v2 API and etcdctl spoke it; Debian's 3.4 does both when asked.
-  script(dir, 'usr/local/bin/etcd', '#!/bin/sh\nexec /usr/bin/etcd --enable-v2=true "$@"\n');
-  script(dir, 'usr/local/bin/etcdctl', '#!/bin/sh\nexport ETCDCTL_API=${ETCDCTL_API:-2}\nexec /usr/bin/etcdctl "$@"\n');
+  for (const [path, file] of Object.entries(ETCD_COMMANDS)) script(dir, path, readFileSync(file, 'utf8'));
 }
 
 /**
@@ -190,9 +218,13 @@ function writeFiles(dir: string, files: Record<string, string>): void {
   }
 }
 
+/** The flannel image's release, which flanneld --version prints (the stand-in reads it). */
+const FLANNEL_VERSION_FILE = 'opt/lab/flannel-version';
+
 function imageSpecs(
   versions: PayloadVersions,
   arch: string,
+  flannelVersions: Map<string, string>,
   layers: { base: string; etcd: string; runtime: string; storage: string; app: string; version: string; flockerVersion: string },
 ): ImageSpec[] {
   const program = [layers.base, layers.runtime, layers.app];
@@ -207,12 +239,17 @@ function imageSpecs(
     busybox: { layers: [layers.base], cmd: ['sh'] },
     'flocker-control-service': { layers: [...program, layers.flockerVersion], entrypoint: ['/usr/sbin/flocker-control'] },
     // The agent makes and mounts file systems on loop devices: util-linux, mount and e2fsprogs.
-    'flocker-dataset-agent': { layers: [layers.base, layers.runtime, layers.storage, layers.app, layers.flockerVersion], entrypoint: ['/usr/sbin/flocker-dataset-agent'] },
+    'flocker-dataset-agent': {
+      layers: [layers.base, layers.runtime, layers.storage, layers.app, layers.flockerVersion],
+      entrypoint: ['/usr/sbin/flocker-dataset-agent'],
+    },
   };
+  const flannelVersionOf = (tag: string) => scriptImages(versions, arch).find((i) => i.tag === tag)?.version ?? versions.flannel;
   return bundledImages(versions, arch).map((image) => ({
     tags: [image.tag],
     architecture: arch,
     ...byName[image.name],
+    ...(image.name === 'flannel' ? { layers: [...program, flannelVersions.get(flannelVersionOf(image.tag)) as string] } : {}),
   }));
 }
 

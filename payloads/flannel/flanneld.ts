@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { formatIp } from '../../lab/net/addressing.js';
@@ -31,6 +31,7 @@ const exec = promisify(execFile);
 const LEASE_TTL = 24 * 3600;
 const RENEW_MARGIN = 3600;
 const WHERE = 'flanneld';
+const VERSION_FILE = '/opt/lab/flannel-version';
 
 const { flags } = parseFlagsOrExit('/opt/bin/flanneld', process.argv.slice(2), {
   'etcd-endpoints': 'http://127.0.0.1:4001,http://127.0.0.1:2379',
@@ -53,7 +54,8 @@ const { flags } = parseFlagsOrExit('/opt/bin/flanneld', process.argv.slice(2), {
   version: false,
 });
 if (flags.version) {
-  process.stdout.write('0.5.5\n');
+  // The release the image is tagged with (0.5.5, 0.6.1: the same flags, files and backends).
+  process.stdout.write(existsSync(VERSION_FILE) ? readFileSync(VERSION_FILE, 'utf8') : '0.5.5\n');
   process.exit(0);
 }
 

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { leftovers, onlyRun, runLab } from './helpers.js';
 
 describe('the docker image variant', () => {
-  test("a node of the docker image runs Debian's Docker, a container from an offline image pings the node, and the 2016 scripts' docker forms work", async () => {
+  test("a node of the docker image runs Debian's Docker, a container from an offline image pings the node, the 2016 scripts' docker forms work, and their image names are loaded", async () => {
     const result = await runLab(['run', '--fresh', 'test/scenarios/docker-node']);
     expect(result.code, result.output).toBe(0);
     const { runId, dir } = onlyRun(result);
@@ -23,6 +23,18 @@ describe('the docker image variant', () => {
     expect(compat).toContain('docker0 10.1.15.1/24');
     expect(compat).toContain('container mtu 1472');
     expect(compat).toContain('bootstrap after restart: in-bootstrap\n');
+    // The payload loaded every name the 2016-2017 scripts give etcd and flannel where they look, before any script ran.
+    const images = readFileSync(`${dir}/logs/node1/provision-script-images.log`, 'utf8');
+    for (const image of ['etcd-amd64:2.2.5', 'etcd-amd64:3.0.4', 'flannel-amd64:0.5.5'])
+      expect(images).toContain(`bootstrap has gcr.io/google_containers/${image}\n`);
+    expect(images).toContain('bootstrap has quay.io/coreos/flannel:v0.6.1-amd64\n');
+    expect(images).toContain('main has hyperkube v1.3.0\n');
+    expect(images).toContain('quay flannel reports 0.6.1\n');
+    expect(images).toContain('gcr flannel reports 0.5.5\n');
+    expect(images).toMatch(/etcd 3\.0\.4 health: \{"health":\s*"true"/);
+    expect(images).toMatch(
+      /etcd 3\.0\.4 v2: \{"action":"get","node":\{"key":"\/coreos\.com\/network\/config","value":"\{\\"Network\\":\\"10\.1\.0\.0\/16\\"\}"/,
+    );
     expect(leftovers(runId)).toEqual([]);
   });
 

@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckResult } from '../../lab/checks/runner.js';
 import type { RunSummary } from '../../lab/report/summary.js';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { processes } from '../../lab/util/procfs.js';
 
 export const root = join(import.meta.dirname, '..', '..');
@@ -29,6 +29,13 @@ export function runLab(
   } = {},
 ): Promise<LabResult> {
   const reportsDir = mkdtempSync(join(tmpdir(), 'lab-reports-'));
+  // A passed test's reports go with it; a failed one's stay for the person reading the failure.
+  // (Outside a test, in a beforeAll, vitest refuses the hook: useKeptRun removes its own.)
+  try {
+    onTestFinished(({ task }) => {
+      if (task.result?.state === 'pass') rmSync(reportsDir, { recursive: true, force: true });
+    });
+  } catch {}
   return new Promise((resolve) => {
     const child = spawn(lab, args, {
       cwd: root,
@@ -191,11 +198,13 @@ export function useKeptRun(
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): { run: KeptRun; summary: RunSummary; dir: string } {
   const made = {} as { run: KeptRun; summary: RunSummary; dir: string };
+  let passedReports: string | undefined;
   beforeAll(
     async () => {
       const result = await runLab(['run', '--keep=always', ...args], { env: options.env });
       const { runId, summary, dir } = onlyRun(result);
       Object.assign(made, { run: new KeptRun(runId), summary, dir });
+      if (result.code === 0) passedReports = result.reportsDir;
       console.log(
         `${args.join(' ')} phases (s): ${JSON.stringify(Object.fromEntries((summary?.phases ?? []).map((p) => [p.name, p.seconds])))}`,
       );
@@ -206,6 +215,7 @@ export function useKeptRun(
   afterAll(() => {
     if (!made.run) return;
     made.run.down();
+    if (passedReports) rmSync(passedReports, { recursive: true, force: true });
     expect(leftovers(made.run.runId)).toEqual([]);
   });
   return made;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,17 @@ import { masterManifest } from '../../payloads/hyperkube/manifests.js';
 import { searchPath } from '../../payloads/hyperkube/pod-runner.js';
 import { parseAllDocuments } from 'yaml';
 import { kubeDnsObjects } from '../../payloads/hyperkube/addons.js';
-import { addonImages, deploysAddons, GUEST_BUNDLE, payloadImages, payloadVersions, preparation } from '../../payloads/images.js';
+import {
+  addonImages,
+  bundledImages,
+  deploysAddons,
+  GUEST_BUNDLE,
+  loadBundle,
+  payloadImages,
+  payloadVersions,
+  preparation,
+  scriptImages,
+} from '../../payloads/images.js';
 import { projectRoot } from '../../lab/util/paths.js';
 
 describe('payload images', () => {
@@ -25,13 +36,87 @@ describe('payload images', () => {
     expect(payloadImages(custom, 'amd64')[0]?.tag).toBe('registry.example/k8s/etcd-amd64:3.0.4');
   });
 
+  test('every name the 2016-2017 scripts give etcd and flannel is bundled, each once', () => {
+    const tags = bundledImages(payloadVersions({ K8S_VERSION: 'v1.3.0' }), 'arm64').map((i) => i.tag);
+    for (const tag of [
+      'gcr.io/google_containers/etcd-arm64:2.2.5',
+      'gcr.io/google_containers/etcd-arm64:3.0.4',
+      'gcr.io/google_containers/flannel-arm64:0.5.5',
+      'quay.io/coreos/flannel:v0.6.1-arm64',
+    ])
+      expect(tags.filter((t) => t === tag)).toEqual([tag]);
+    // A scenario that asks for 3.0.4 already has that name: it is not bundled twice.
+    const v3 = payloadVersions({ K8S_VERSION: 'v1.3.0', ETCD_VERSION: '3.0.4' });
+    expect(scriptImages(v3, 'amd64').map((i) => i.tag)).not.toContain('gcr.io/google_containers/etcd-amd64:3.0.4');
+    expect(bundledImages(v3, 'amd64').filter((i) => i.tag === 'gcr.io/google_containers/etcd-amd64:3.0.4')).toHaveLength(1);
+  });
+
+  test("the node loads the bundle into its Docker, and etcd and flannel into the bootstrap daemon's data root in the scripts' form", () => {
+    const script = loadBundle(payloadVersions({ K8S_VERSION: 'v1.2.4' }), 'amd64');
+    expect(script).toContain(`docker load -i ${GUEST_BUNDLE}`);
+    expect(script).toMatch(
+      /docker daemon -H unix:\/\/\/var\/run\/docker-bootstrap\.sock .*\n\s+--graph=\/var\/lib\/docker-bootstrap --exec-root=\/var\/run\/docker-bootstrap/,
+    );
+    const saved = /docker save (.*) \| docker -H unix:\/\/\/var\/run\/docker-bootstrap\.sock load/.exec(script)?.[1]?.split(' ');
+    expect(saved?.sort()).toEqual([
+      'gcr.io/google_containers/etcd-amd64:2.2.5',
+      'gcr.io/google_containers/etcd-amd64:3.0.4',
+      'gcr.io/google_containers/flannel-amd64:0.5.5',
+      'quay.io/coreos/flannel:v0.6.1-amd64',
+    ]);
+    // The bootstrap daemon's --bridge=none took docker0 away: the main daemon's restart brings it back.
+    expect(script.trimEnd().split('\n').slice(-3)).toEqual([
+      'kill $pid; wait $pid || true',
+      'systemctl restart docker',
+      'ip link show docker0 >/dev/null',
+    ]);
+  });
+
+  test("etcd's command passes 2.2.5/3.0.4's localhost defaults for what the caller left out, and only that", () => {
+    const args = (...given: string[]) =>
+      execFileSync('sh', [join(projectRoot, 'payloads/bundle/etcd.sh'), ...given], {
+        env: { ...process.env, LAB_ETCD_BIN: 'echo' },
+        encoding: 'utf8',
+      })
+        .trim()
+        .split(' ');
+    // The fork's flags: listening on 0.0.0.0, peer and cluster left to the defaults.
+    const fork = [
+      '--listen-client-urls=http://0.0.0.0:2379,http://0.0.0.0:4001',
+      '--advertise-client-urls=http://localhost:2379,http://localhost:4001',
+      '--listen-peer-urls=http://0.0.0.0:2380',
+      '--data-dir=/var/etcd/data',
+    ];
+    expect(args(...fork)).toEqual([
+      '--enable-v2=true',
+      '--initial-advertise-peer-urls=http://localhost:2380,http://localhost:7001',
+      '--initial-cluster=default=http://localhost:2380,default=http://localhost:7001',
+      ...fork,
+    ]);
+    // skydns.yaml's single-dash flags, a name given apart: its cluster is named after it.
+    const dns = [
+      '-data-dir',
+      '/var/etcd/data',
+      '-advertise-client-urls',
+      'http://127.0.0.1:2379',
+      '-name',
+      'dns',
+      '-initial-advertise-peer-urls',
+      'http://127.0.0.1:2380',
+    ];
+    expect(args(...dns)).toEqual(['--enable-v2=true', '--initial-cluster=dns=http://localhost:2380,dns=http://localhost:7001', ...dns]);
+  });
+
   test('K8S_VERSION is required offline, as the guide says', () => {
     expect(() => payloadVersions({})).toThrow(/K8S_VERSION must be set/);
   });
 
   test('emulated: the nodes load the bundle (Flocker from its images); upstream: they pull the real images, Flocker from its packages', () => {
     const versions = payloadVersions({ K8S_VERSION: 'v1.3.0' });
-    expect(preparation('emulated', versions, 'amd64')).toEqual({ env: { OFFLINE_BUNDLE: GUEST_BUNDLE, FLOCKER_INSTALL: 'containers' }, commands: [] });
+    expect(preparation('emulated', versions, 'amd64')).toEqual({
+      env: { FLOCKER_INSTALL: 'containers' },
+      commands: [loadBundle(versions, 'amd64')],
+    });
     expect(preparation('upstream', versions, 'amd64')).toEqual({
       env: { FLOCKER_INSTALL: 'packages' },
       commands: [
@@ -45,7 +130,7 @@ describe('payload images', () => {
 });
 
 describe('the DNS addon', () => {
-  test('v1.3 deploys it by itself, v1.2 leaves it to the guide\'s manual step', () => {
+  test("v1.3 deploys it by itself, v1.2 leaves it to the guide's manual step", () => {
     expect(['v1.2.0', 'v1.2.4', 'v1.3.0', 'v1.3.0-beta.1', 'v1.4.0'].map(deploysAddons)).toEqual([false, false, true, true, true]);
   });
 

@@ -298,6 +298,27 @@ describe("loadScenario: a user's own scripts", () => {
     expect(loadScenario(join(root, 'base')).spec.provision[0]).toMatchObject({ script: './master.sh' });
   });
 
+  test("a scripts folder may be the caller's variable ($KUBE_DEPLOY_DIR, the checkout); unset, validation names it at its line", () => {
+    write('mine/kube-deploy/docker-multinode/master.sh', 'echo mine');
+    const dir = write(
+      'byovar/scenario.yaml',
+      'scripts: [$KUBE_DEPLOY_DIR, "${KUBE_DEPLOY_DIR}/extra"]',
+      'nodes: [{ name: node1 }]',
+      'provision:',
+      '  - { name: master, script: docker-multinode/master.sh }',
+    );
+    write('mine/kube-deploy/extra/README', 'x');
+    const { spec } = loadScenario(dir, { hostEnv: { KUBE_DEPLOY_DIR: join(root, 'mine/kube-deploy') } });
+    expect(spec.scripts).toEqual([join(root, 'mine/kube-deploy'), join(root, 'mine/kube-deploy/extra')]);
+    expect(resolveScript('docker-multinode/master.sh', dir, scriptFolders(spec.scripts))).toBe(
+      join(root, 'mine/kube-deploy/docker-multinode/master.sh'),
+    );
+    expect(problemsOf('byovar').slice(0, 2)).toEqual([
+      `${shown('byovar')}:1:11: scripts[0]: KUBE_DEPLOY_DIR is not set: export it as the folder to find scripts in (e.g. your kube-deploy checkout)`,
+      `${shown('byovar')}:1:29: scripts[1]: KUBE_DEPLOY_DIR is not set: export it as the folder to find scripts in (e.g. your kube-deploy checkout)`,
+    ]);
+  });
+
   test("a node's own env and a step's stdin are taken as written; a bad variable name is refused at its line", () => {
     const dir = write(
       'env/scenario.yaml',

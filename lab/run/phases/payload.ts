@@ -7,8 +7,8 @@ import type { Prepared } from './images.js';
 
 /**
  * Puts the cluster software's images within the nodes' reach before the install runs: the
- * emulated bundle (built in the images phase) is copied to every node and named to the scripts
- * by OFFLINE_BUNDLE; with `payload: upstream` every node pulls the real images instead.
+ * emulated bundle (built in the images phase) is copied to every node and loaded there; with
+ * `payload: upstream` every node pulls the real images instead.
  * Applies to scenarios on the docker image that name a K8S_VERSION.
  */
 export async function deliverPayload(ctx: RunContext, nodes: LiveNode[], prepared: Prepared): Promise<void> {
@@ -16,8 +16,11 @@ export async function deliverPayload(ctx: RunContext, nodes: LiveNode[], prepare
   const source = ctx.scenario.spec.payload;
   // Two nodes at a time: the copies compete with the VMs for the host's cores (SSH encryption).
   await mapLimit(nodes, 2, async ({ name, arch, machine }) => {
-    for (const command of preparation(source, versions, arch).commands) await machine.succeed(command, { timeout: 600, signal: ctx.signal });
-    if (source === 'upstream') return;
+    const { commands } = preparation(source, versions, arch);
+    const runAll = async () => {
+      for (const command of commands) await machine.succeed(command, { timeout: 600, signal: ctx.signal });
+    };
+    if (source === 'upstream') return runAll();
     const bundle = prepared.bundles.get(arch);
     if (!bundle) throw new Error(`no payload bundle was built for ${arch}`);
     await ctx.log.step(`copying the ${arch} payload (${Math.round(bundle.bytes / 1e6)} MB) to ${name}`, () =>
@@ -27,6 +30,7 @@ export async function deliverPayload(ctx: RunContext, nodes: LiveNode[], prepare
         stdin: (channel) => spawn('cat', [bundle.file], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout.pipe(channel),
       }),
     );
+    await ctx.log.step(`loading it into ${name}'s Docker and its bootstrap daemon's data root`, runAll);
   });
 }
 
@@ -35,7 +39,7 @@ export function needsPayload(ctx: Pick<RunContext, 'scenario' | 'env'>): boolean
 }
 
 /**
- * What the payload adds to every step's environment (OFFLINE_BUNDLE, FLOCKER_INSTALL): the same
+ * What the payload adds to every step's environment (FLOCKER_INSTALL): the same
  * for every node and architecture, so it is worked out once, before the phases run.
  */
 export function payloadEnv(ctx: Pick<RunContext, 'scenario' | 'env'>): Record<string, string> {
