@@ -4,7 +4,7 @@ import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { resolveScript, scriptFolders } from '../../lab/provision/scripts.js';
 import { loadScenario } from '../../lab/scenario/loader.js';
-import { provisionersDir } from '../../lab/util/paths.js';
+import { projectRoot, provisionersDir } from '../../lab/util/paths.js';
 import { InputError } from '../../lab/util/errors.js';
 
 let root: string;
@@ -317,6 +317,26 @@ describe("loadScenario: a user's own scripts", () => {
       `${shown('byovar')}:1:11: scripts[0]: KUBE_DEPLOY_DIR is not set: export it as the folder to find scripts in (e.g. your kube-deploy checkout)`,
       `${shown('byovar')}:1:29: scripts[1]: KUBE_DEPLOY_DIR is not set: export it as the folder to find scripts in (e.g. your kube-deploy checkout)`,
     ]);
+  });
+
+  test("scenarios/byo-docker-multinode runs the checkout's master.sh and worker.sh, the lab's dns-addon.sh and ready.sh", () => {
+    write('checkout/docker-multinode/master.sh', 'echo theirs');
+    write('checkout/docker-multinode/worker.sh', 'echo theirs');
+    const template = join(projectRoot, 'scenarios/byo-docker-multinode');
+    const { spec } = loadScenario(template, { hostEnv: { KUBE_DEPLOY_DIR: join(root, 'checkout') } });
+    const scripts = spec.provision.map((step) =>
+      'script' in step ? resolveScript(step.script, template, scriptFolders(spec.scripts)) : '',
+    );
+    expect(scripts).toEqual([
+      join(root, 'checkout/docker-multinode/master.sh'),
+      join(root, 'checkout/docker-multinode/worker.sh'),
+      join(provisionersDir, 'docker-multinode/dns-addon.sh'),
+    ]);
+    expect(spec.nodes.map((n) => [n.name, n.env?.IP_ADDRESS])).toEqual([
+      ['master', '10.77.0.11'],
+      ['worker', '10.77.0.12'],
+    ]);
+    expect(() => loadScenario(template, { hostEnv: {} })).toThrow(/scripts\[0\]: KUBE_DEPLOY_DIR is not set/);
   });
 
   test("a node's own env and a step's stdin are taken as written; a bad variable name is refused at its line", () => {
