@@ -102,10 +102,10 @@ export async function startSleeper(node: ClusterNode, name: string, image: strin
  * the node (the bootstrap one in every version of the guide); with none running, the host's file.
  */
 const FLANNELD_CONTAINERS = [
+  // One inspect per daemon: the master runs a dozen containers, and one call each took a minute under load.
   'for sock in /var/run/docker*.sock; do',
-  '  for id in $(docker -H "unix://$sock" ps -q 2>/dev/null); do',
-  '    docker -H "unix://$sock" inspect -f \'{{.State.Pid}} {{.Path}} {{join .Args " "}}\' "$id"',
-  '  done',
+  '  ids=$(docker -H "unix://$sock" ps -q 2>/dev/null)',
+  '  if [ -n "$ids" ]; then docker -H "unix://$sock" inspect -f \'{{.State.Pid}} {{.Path}} {{join .Args " "}}\' $ids; fi',
   'done',
 ].join('\n');
 const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
