@@ -14,6 +14,19 @@ export interface ClusterDescriptor {
   nodes: NodeDescriptor[];
   /** The run's `logs/` folder, for attaching node logs to failures. */
   logsDir: string;
+  /** The run's emulated OpenStack, as a client on the host reaches it (the scenario's `cloud:`). */
+  cloud?: CloudAccess;
+}
+
+/** An openrc's worth: Keystone on 127.0.0.1 and the run's user; the guests reach the same cloud at its guest address. */
+export interface CloudAccess {
+  authUrl: string;
+  username: string;
+  password: string;
+  project: string;
+  region: string;
+  /** The cloud's state folder (volumes, its request log). */
+  dir: string;
 }
 
 export interface NodeDescriptor {

@@ -25,6 +25,15 @@ export interface MachineSpec {
   restore?: SavedVm;
   /** The SSH forward's port on 127.0.0.1, when it must be this one (a kept run reset in place). */
   sshPort?: number;
+  /** Services of the host the guest reaches on its management network (the run's cloud). */
+  hostServices?: HostService[];
+}
+
+/** A guest's connection to `address:port` on its management network goes to 127.0.0.1:`hostPort` on the host. */
+export interface HostService {
+  address: string;
+  port: number;
+  hostPort: number;
 }
 
 /** A node's port on the run's virtual switch. */

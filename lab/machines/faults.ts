@@ -14,7 +14,7 @@ export type NodeControl =
   | { driver: 'libvirt'; uri: string; domain: string };
 
 /** One QMP command on the node's monitor, directly or through libvirt's passthrough. */
-async function monitor(control: NodeControl, execute: string, args?: Record<string, unknown>): Promise<unknown> {
+export async function monitor(control: NodeControl, execute: string, args?: Record<string, unknown>): Promise<unknown> {
   if (control.driver === 'qemu') return qmp(control.qmpSocket, execute, args, 15_000);
   const command = JSON.stringify({ execute, ...(args ? { arguments: args } : {}) });
   const result = await run(['virsh', '-c', control.uri, 'qemu-monitor-command', control.domain, command]);

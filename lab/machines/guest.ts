@@ -86,6 +86,17 @@ export function kernelCmdline(spec: MachineSpec): string {
   ].join(' ');
 }
 
+/**
+ * The management NIC's user-mode network: restrict=on, so the guest reaches nothing outside but
+ * what is forwarded: SSH in from 127.0.0.1, and each of the run's host services out, every
+ * connection handed by QEMU to a socat of its own that connects to 127.0.0.1 (QEMU's own tcp
+ * chardev would connect once, at start).
+ */
+export function mgmtNetdev(spec: MachineSpec, sshPort: number): string {
+  const services = (spec.hostServices ?? []).map((s) => `,guestfwd=tcp:${s.address}:${s.port}-cmd:socat STDIO TCP:127.0.0.1:${s.hostPort}`);
+  return `user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22${services.join('')}`;
+}
+
 /** The vde netdev and NIC of the run's cluster link, as QEMU arguments; `placement` may pin the NIC's PCI slot. */
 export function clusterNicArgs(spec: MachineSpec, placement = ''): string[] {
   return spec.cluster

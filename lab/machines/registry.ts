@@ -13,6 +13,8 @@ export interface DriverEntry {
   summary: string;
   /** Whether its VMs can be saved as snapshot layers and restored from them. */
   snapshots: boolean;
+  /** Whether disks can be plugged into its running VMs (the emulated Nova's volume attach). */
+  hotplug: boolean;
   load(): Promise<Driver>;
 }
 
@@ -20,16 +22,19 @@ export const DRIVERS: Record<DriverName, DriverEntry> = {
   qemu: {
     summary: 'one qemu-system process per node, no daemon',
     snapshots: true,
+    hotplug: true,
     load: async () => new (await import('./qemu/driver.js')).QemuDriver(),
   },
   libvirt: {
     summary: 'transient libvirt domains through the libvirt API, in a libvirtd of the run',
     snapshots: true,
+    hotplug: true,
     load: async () => new (await import('./libvirt/driver.js')).LibvirtDriver(),
   },
   vagrant: {
     summary: 'vagrant up with vagrant-libvirt, in a network namespace of the run',
     snapshots: false,
+    hotplug: false,
     load: async () => new (await import('./vagrant/driver.js')).VagrantDriver(),
   },
 };

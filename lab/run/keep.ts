@@ -4,6 +4,7 @@ import type { MachineSpec } from '../machines/driver.js';
 import type { DriverName } from '../machines/registry.js';
 import type { LiveNode, RunContext } from './context.js';
 import { checkFiles, clusterDescriptor } from './phases/checks.js';
+import type { RunCloud } from './phases/cloud.js';
 import { markKept } from './registry.js';
 
 /** What `lab verify --reset` needs to make a kept run's VMs again from its last snapshot layer. */
@@ -16,11 +17,11 @@ export interface KeptMachines {
 }
 
 /** Leaves the VMs running, closes the lab's connections and records how to reach (and reset) the run again. */
-export async function keepRun(ctx: RunContext, nodes: LiveNode[], layer: string | undefined): Promise<void> {
+export async function keepRun(ctx: RunContext, nodes: LiveNode[], layer: string | undefined, cloud?: RunCloud): Promise<void> {
   for (const node of nodes) node.machine.close();
   await ctx.driver.close?.({ keep: true });
   const descriptorFile = join(ctx.stateDir, 'cluster.json');
-  writeFileSync(descriptorFile, `${JSON.stringify(clusterDescriptor(ctx, nodes), null, 2)}\n`);
+  writeFileSync(descriptorFile, `${JSON.stringify(clusterDescriptor(ctx, nodes, cloud), null, 2)}\n`);
   let machinesFile: string | undefined;
   if (layer) {
     machinesFile = join(ctx.stateDir, 'machines.json');

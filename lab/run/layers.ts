@@ -18,6 +18,8 @@ import { existingAncestor, freeBytes } from '../util/disk.js';
 import { run } from '../util/proc.js';
 import { nodeArch, type LiveNode, type RunContext } from './context.js';
 import { certsDir, controlHost } from './phases/certificates.js';
+import { identityFile, type RunCloud } from './phases/cloud.js';
+import { hasVolumes, IDENTITY_FILE } from '../cloud/state.js';
 import type { Prepared } from './phases/images.js';
 import type { ClusterNetwork } from './phases/network.js';
 import { needsPayload, payloadEnv } from './phases/payload.js';
@@ -72,6 +74,8 @@ export async function planLayers(ctx: RunContext, prepared: Prepared, network: C
       mac: network.macs.get(node.name),
     })),
     cidr: spec.network.cidr,
+    // The cloud's forwards are part of each VM's devices (a saved VM is restored with the same ones).
+    ...(spec.cloud ? { cloud: spec.cloud } : {}),
   };
   const inputs: [string, unknown][] = [['machines', machines]];
   if (needsPayload(ctx))
@@ -121,6 +125,8 @@ export function stepInputs(step: NodeStep, scenario: LoadedScenario, env: Record
  */
 export class Snapshots {
   restored: Layer | undefined;
+  /** The run's cloud, whose identity the machines layer keeps (its guests hold its credentials). */
+  cloud: RunCloud | undefined;
   private saving: boolean;
   private readonly diskBases = new Map<string, string>();
   private parent: string | undefined;
@@ -195,6 +201,10 @@ export class Snapshots {
     const index = this.plan.findIndex((p) => p.name === name);
     const planned = this.plan[index];
     if (!planned || !this.saving) return;
+    if (this.cloud && hasVolumes(this.cloud.dir)) {
+      this.stopSaving(`the run's cloud holds volumes (made before ${name} ended), which a layer does not keep: no more layers are saved for this run`);
+      return;
+    }
     const free = freeBytes(snapshotsRoot());
     if (free < minFreeBytes()) {
       this.stopSaving(`only ${Math.round(free / 1024 ** 3)} GiB free in ${snapshotsRoot()}: no more layers are saved for this run`);
@@ -215,7 +225,10 @@ export class Snapshots {
         replace: this.mode === 'fresh',
         env: this.ctx.env,
         steps,
-        secrets: this.certificatesStep === name ? [certsDir(this.ctx)] : [],
+        secrets: [
+          ...(this.certificatesStep === name ? [certsDir(this.ctx)] : []),
+          ...(name === 'machines' && this.cloud ? [identityFile(this.cloud)] : []),
+        ],
         log: this.ctx.log,
         signal: this.ctx.signal,
       }),
@@ -255,6 +268,12 @@ export class Snapshots {
   private get certificatesStep(): string | undefined {
     const step = this.ctx.scenario.spec.provision.find((s) => 'certificates' in s);
     return step && `step ${step.name}`;
+  }
+
+  /** The cloud identity the restored layer's guests were given (kept with the machines layer). */
+  cloudIdentity(): string | undefined {
+    const machines = this.plan[0];
+    return machines && this.restored ? join(snapshotsDir(), machines.key, IDENTITY_FILE) : undefined;
   }
 
   /** A restored run gets its certificate set back from the layer that made it. */

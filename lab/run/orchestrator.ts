@@ -19,6 +19,7 @@ import { runScenarioChecks } from './phases/checks.js';
 import { prepareImages } from './phases/images.js';
 import { bootMachines, restoreMachines } from './phases/machines.js';
 import { startNetwork } from './phases/network.js';
+import { placeCredentials, registerServers, startCloud, type RunCloud } from './phases/cloud.js';
 import { deliverPayload, needsPayload, payloadEnv } from './phases/payload.js';
 import { writeReports } from './phases/report.js';
 import { collectJournals, destroy } from './phases/teardown.js';
@@ -115,6 +116,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const vms: Vm[] = [];
   let nodes: LiveNode[] = [];
   let snapshots: Snapshots | undefined;
+  let cloud: RunCloud | undefined;
 
   const phase = <T>(name: PhaseName, work: () => Promise<T>, restored = false) => timed(ctx, name, work, restored);
   const skip = (name: PhaseName) => ctx.summary.phases.push({ name, status: 'skipped', seconds: 0 });
@@ -128,9 +130,15 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
 
     nodes = await phase('machines', async () => {
       const layer = await cache.lookup(prepared);
+      cloud = await startCloud(ctx, layer && cache.cloudIdentity());
+      cache.cloud = cloud;
       if (!layer) {
         const bootStarted = performance.now();
-        const booted = await bootMachines(ctx, prepared, network, vms);
+        const booted = await bootMachines(ctx, prepared, network, vms, cloud?.services);
+        if (cloud) {
+          registerServers(cloud, booted);
+          await placeCredentials(cloud, booted);
+        }
         await cache.save('machines', booted, seconds(bootStarted));
         return booted;
       }
@@ -138,7 +146,8 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
         `snapshots: restoring layer ${layer.depth} of ${cache.plan.length} (${layer.name}), ${layer.key}, made ${layer.madeAt} by ${layer.madeBy}`,
       );
       const restoreStarted = performance.now();
-      const restored = await restoreMachines(ctx, prepared, network, layer, vms);
+      const restored = await restoreMachines(ctx, prepared, network, layer, vms, cloud?.services);
+      if (cloud) registerServers(cloud, restored);
       cache.restoreSecrets();
       const summary = ctx.summary.snapshot;
       if (summary && cache.from)
@@ -202,7 +211,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       );
 
     if (!spec.checks.length) skip('checks');
-    else await phase('checks', () => runScenarioChecks(ctx, nodes));
+    else await phase('checks', () => runScenarioChecks(ctx, nodes, cloud));
   } catch (error) {
     failure = await withDeadVms(ctx, vms, error);
   }
@@ -215,7 +224,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   if (keep) {
     await timed(ctx, 'keep', async () => {
       await collectJournals(ctx, nodes);
-      await keepRun(ctx, nodes, snapshots?.current);
+      await keepRun(ctx, nodes, snapshots?.current, cloud);
     });
   } else {
     await timed(ctx, 'destroy', async () => {

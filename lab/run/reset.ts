@@ -15,6 +15,7 @@ import { InputError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { stopProcesses } from '../util/proc.js';
 import type { KeptMachines } from './keep.js';
+import { forgetVolumes } from './phases/cloud.js';
 import type { KeptRun, RunRecord } from './registry.js';
 
 /**
@@ -45,6 +46,8 @@ export async function resetKeptRun(run: RunRecord & { kept: KeptRun }, log: Logg
   await log.step(`resetting run ${run.runId} to snapshot layer ${layer.depth} (${layer.name}, ${layer.key})`, async () => {
     const driver = await loadDriver(kept.driver);
     await stopProcesses((await driver.list(run.runId)).map((p) => p.pid));
+    const descriptor = JSON.parse(readFileSync(run.kept.descriptorFile, 'utf8')) as ClusterDescriptor;
+    if (descriptor.cloud) await forgetVolumes(descriptor.cloud.dir);
     const vms = await Promise.all(
       kept.nodes.map(async ({ imageDir, ...node }) => {
         const image = readImage(imageDir);
@@ -59,7 +62,6 @@ export async function resetKeptRun(run: RunRecord & { kept: KeptRun }, log: Logg
     // Each loads its saved state paused, side by side (as a restoring run does); they go on together.
     await Promise.all(vms.map((vm) => vm.start(signal)));
     await resumeTogether(vms);
-    const descriptor = JSON.parse(readFileSync(run.kept.descriptorFile, 'utf8')) as ClusterDescriptor;
     const machines = await Promise.all(
       vms.map(
         async (vm) =>

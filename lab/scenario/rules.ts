@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FOLDER_VARIABLE, scriptCandidates, scriptFolders } from '../provision/scripts.js';
 import { resolveCheck } from '../checks/catalog.js';
+import { DRIVERS } from '../machines/registry.js';
 import { formatIp, hostCount, isHostIn, parseCidr, parseIp, planAddresses } from '../net/addressing.js';
 import type { ScenarioSpec } from './schema.js';
 import type { Path } from './locate.js';
@@ -50,6 +51,12 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
     problems.push({
       path: ['provision', certificates, 'certificates'],
       message: "needs the scenario's `flocker:` (the node that runs the control service, and the API user)",
+    });
+
+  if (spec.cloud && !DRIVERS[spec.driver].hotplug)
+    problems.push({
+      path: ['cloud'],
+      message: `the ${spec.driver} driver cannot plug disks into running VMs, which the emulated Nova's volume attach does: use qemu or libvirt`,
     });
 
   spec.scripts.forEach((folder, i) => {

@@ -139,6 +139,12 @@ export const Scenario = z.strictObject({
   provision: z.array(Step).default([]).describe('Ordered provisioner steps'),
   checks: z.array(z.string().min(1)).default([]).describe('Checks to run: built-in names or paths to .check.ts files'),
   flocker: Flocker.optional().describe('The Flocker cluster a `certificates: flocker` step makes the certificates for'),
+  cloud: z
+    .enum(['openstack'])
+    .optional()
+    .describe(
+      "A cloud the lab serves the run's guests: openstack (Keystone, Cinder, Nova; Nova's volume attach hot-plugs the disk into the VM). Each node finds its credentials in /etc/lab/openstack.env",
+    ),
   timeouts: Timeouts.default({ checks: 900 }),
 });
 

@@ -1,5 +1,5 @@
 import type { MachineSpec } from '../driver.js';
-import { ARCH_PROFILES, clusterNicArgs, kernelCmdline, MGMT_MAC } from '../guest.js';
+import { ARCH_PROFILES, clusterNicArgs, kernelCmdline, MGMT_MAC, mgmtNetdev } from '../guest.js';
 import { TB_CACHE_MIB } from '../qemu/args.js';
 
 export interface DomainPaths {
@@ -28,7 +28,7 @@ export function domainXml(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numb
   // Fixed slots at the end of the root bus, which libvirt's own address allocation never reaches.
   const qemuArgs = [
     '-netdev',
-    `user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
+    mgmtNetdev(spec, sshPort),
     '-device',
     `virtio-net-pci,netdev=mgmt,mac=${MGMT_MAC},bus=${profile.pciRoot},addr=0x1e`,
     ...clusterNicArgs(spec, `,bus=${profile.pciRoot},addr=0x1f`),

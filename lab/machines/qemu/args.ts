@@ -1,5 +1,5 @@
 import type { MachineSpec } from '../driver.js';
-import { ARCH_PROFILES, clusterNicArgs, kernelCmdline, MGMT_MAC, runLabel } from '../guest.js';
+import { ARCH_PROFILES, clusterNicArgs, kernelCmdline, MGMT_MAC, mgmtNetdev, runLabel } from '../guest.js';
 
 export interface QemuPaths {
   overlay: string;
@@ -50,9 +50,8 @@ export function qemuArgs(spec: MachineSpec, accel: 'kvm' | 'tcg', sshPort: numbe
     spec.restore?.cmdline ?? kernelCmdline(spec),
     '-drive',
     `file=${paths.overlay},id=${DISK_ID},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
-    // restrict=on: the guest reaches nothing outside; only the SSH forward on 127.0.0.1 comes in.
     '-netdev',
-    `user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
+    mgmtNetdev(spec, sshPort),
     '-device',
     `virtio-net-pci,netdev=mgmt,mac=${MGMT_MAC}`,
     ...clusterNicArgs(spec),

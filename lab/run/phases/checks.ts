@@ -4,6 +4,7 @@ import type { ClusterDescriptor } from '../../checks/descriptor.js';
 import { runChecks } from '../../checks/runner.js';
 import { RunFailed } from '../../util/errors.js';
 import type { LiveNode, RunContext } from '../context.js';
+import { cloudAccess, type RunCloud } from './cloud.js';
 
 /** The scenario's check files, resolved as validation resolved them. */
 export function checkFiles(ctx: RunContext): string[] {
@@ -14,7 +15,7 @@ export function checkFiles(ctx: RunContext): string[] {
   });
 }
 
-export function clusterDescriptor(ctx: RunContext, nodes: LiveNode[]): ClusterDescriptor {
+export function clusterDescriptor(ctx: RunContext, nodes: LiveNode[], cloud?: RunCloud): ClusterDescriptor {
   return {
     runId: ctx.runId,
     scenario: { name: ctx.scenario.spec.name, dir: ctx.scenario.dir },
@@ -29,16 +30,17 @@ export function clusterDescriptor(ctx: RunContext, nodes: LiveNode[]): ClusterDe
       consoleLog: node.vm.consoleLog,
       control: node.vm.control,
     })),
+    ...(cloud ? { cloud: cloudAccess(cloud) } : {}),
   };
 }
 
 /** Runs the scenario's checks through vitest; any failed test fails the phase. */
-export async function runScenarioChecks(ctx: RunContext, nodes: LiveNode[]): Promise<void> {
+export async function runScenarioChecks(ctx: RunContext, nodes: LiveNode[], cloud?: RunCloud): Promise<void> {
   const files = checkFiles(ctx);
   await ctx.log.step(`checks: ${ctx.scenario.spec.checks.join(', ')}`, async () => {
     const results = await runChecks({
       files,
-      descriptor: clusterDescriptor(ctx, nodes),
+      descriptor: clusterDescriptor(ctx, nodes, cloud),
       workDir: join(ctx.stateDir, 'checks'),
       allureResultsDir: join(ctx.runDir, 'allure-results'),
       timeoutSeconds: ctx.scenario.spec.timeouts.checks,

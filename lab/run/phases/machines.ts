@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Arch } from '../../machines/arch.js';
-import type { MachineSpec, SavedVm, Vm } from '../../machines/driver.js';
+import type { HostService, MachineSpec, SavedVm, Vm } from '../../machines/driver.js';
 import { Machine } from '../../remote/machine.js';
 import { connectWhenReady } from '../../remote/ssh.js';
 import type { NodeSpec } from '../../scenario/schema.js';
@@ -23,9 +23,9 @@ const RESTORED_LOGIN_SECONDS = 90;
  * fails to boot stops the others' boots at once; then every node learns every other's name in
  * /etc/hosts.
  */
-export async function bootMachines(ctx: RunContext, prepared: Prepared, network: ClusterNetwork, vms: Vm[]): Promise<LiveNode[]> {
+export async function bootMachines(ctx: RunContext, prepared: Prepared, network: ClusterNetwork, vms: Vm[], services: HostService[] = []): Promise<LiveNode[]> {
   await openDriver(ctx);
-  const nodes = await startAll(ctx, prepared, network, vms, undefined);
+  const nodes = await startAll(ctx, prepared, network, vms, undefined, services);
   const hosts = ctx.scenario.spec.nodes.map((n) => `'${network.addresses.get(n.name)} ${n.name} # lab cluster'`).join(' ');
   await Promise.all(
     nodes.map(({ machine }) => machine.succeed(`sed -i '/# lab cluster$/d' /etc/hosts && printf '%s\\n' ${hosts} >> /etc/hosts`)),
@@ -44,12 +44,13 @@ export async function restoreMachines(
   network: ClusterNetwork,
   layer: Layer,
   vms: Vm[],
+  services: HostService[] = [],
 ): Promise<LiveNode[]> {
   await openDriver(ctx);
   const saved = new Map(
     layer.nodes.map((node) => [node.name, { state: join(layer.dir, node.state), disk: join(layer.dir, node.disk), cmdline: node.cmdline }]),
   );
-  const nodes = await startAll(ctx, prepared, network, vms, saved);
+  const nodes = await startAll(ctx, prepared, network, vms, saved, services);
   await stepClocks(
     nodes.map((node) => node.machine),
     ctx.log,
@@ -63,8 +64,15 @@ async function openDriver(ctx: RunContext): Promise<void> {
   ctx.scope.defer(`${ctx.driver.name} driver`, () => ctx.driver.close?.() ?? Promise.resolve());
 }
 
-/** The driver's input for one node of this run. */
-export function machineSpec(ctx: RunContext, node: NodeSpec, prepared: Prepared, network: ClusterNetwork, restore?: SavedVm): MachineSpec {
+/** The driver's input for one node of this run; `services` are the host's services its guest reaches (the run's cloud). */
+export function machineSpec(
+  ctx: RunContext,
+  node: NodeSpec,
+  prepared: Prepared,
+  network: ClusterNetwork,
+  restore?: SavedVm,
+  services: HostService[] = [],
+): MachineSpec {
   const arch = nodeArch(ctx, node);
   const image = prepared.images.get(arch);
   if (!image) throw new Error(`no image for ${arch}`);
@@ -84,6 +92,7 @@ export function machineSpec(ctx: RunContext, node: NodeSpec, prepared: Prepared,
     },
     persistent: ctx.persistent,
     ...(restore ? { restore } : {}),
+    ...(services.length ? { hostServices: services } : {}),
   };
 }
 
@@ -94,6 +103,7 @@ async function startAll(
   network: ClusterNetwork,
   vms: Vm[],
   saved: Map<string, SavedVm> | undefined,
+  services: HostService[],
 ): Promise<LiveNode[]> {
   const group = new AbortController();
   const signal = AbortSignal.any([ctx.signal, group.signal]);
@@ -108,7 +118,7 @@ async function startAll(
         throw error;
       }
     });
-  const spec = (node: NodeSpec) => machineSpec(ctx, node, prepared, network, saved?.get(node.name));
+  const spec = (node: NodeSpec) => machineSpec(ctx, node, prepared, network, saved?.get(node.name), services);
   if (!saved) return each(async (node) => (await startNode(ctx, node, spec(node), vms, signal)).login());
   // Restored nodes only load their state, paused; they go on together.
   const loaded = await each((node) => startNode(ctx, node, spec(node), vms, signal));

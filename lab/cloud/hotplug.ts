@@ -1,0 +1,92 @@
+import { writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { monitor, type NodeControl } from '../machines/faults.js';
+import { run } from '../util/proc.js';
+import type { Server } from './state.js';
+
+/**
+ * Nova's attach as OpenStack on libvirt did it: the volume's file becomes a virtio-blk disk of the
+ * running VM whose serial is the volume id, so the guest finds it as
+ * /dev/disk/by-id/virtio-<the id's first 20 characters> (virtio-blk keeps 20 bytes of a serial).
+ * Detach unplugs it: the guest is asked to let the device go (ACPI or PCIe hot-plug), and the disk
+ * leaves the VM only once the guest has.
+ */
+export interface Hotplug {
+  attach(server: Server, volume: { id: string; file: string; device: string }): Promise<void>;
+  detach(server: Server, volume: { id: string; device: string }): Promise<void>;
+}
+
+/** How long a guest has to release an unplugged disk (Nova waited about as long before it gave up). */
+const DETACH_WITHIN_MS = 60_000;
+
+/** QEMU's names for the volume's block node and device: short, starting with a letter, one per volume. */
+const nodeName = (volumeId: string) => `vol${volumeId.replace(/-/g, '').slice(0, 24)}`;
+
+function controlOf(server: Server): NodeControl {
+  if (!server.control) throw new Error(`server ${server.name} has no hypervisor monitor: its driver cannot hot-plug disks`);
+  return server.control;
+}
+
+/** A libvirt disk element for the volume: raw file, virtio, the volume id as serial, as Nova's libvirt driver wrote it. */
+const diskXml = (volume: { id: string; file: string; device: string }) =>
+  `<disk type='file' device='disk'><driver name='qemu' type='raw' cache='none'/><source file='${volume.file}'/>` +
+  `<target dev='${volume.device.replace('/dev/', '')}' bus='virtio'/><serial>${volume.id}</serial></disk>`;
+
+/** Hot-plug through each server's hypervisor monitor (QMP, or libvirt for its domains). */
+export const hypervisorHotplug = (detachWithinMs = DETACH_WITHIN_MS): Hotplug => ({
+  async attach(server, volume) {
+    const control = controlOf(server);
+    if (control.driver === 'libvirt') {
+      const file = join(tmpdir(), `lab-attach-${volume.id}.xml`);
+      writeFileSync(file, diskXml(volume));
+      try {
+        await run(['virsh', '-c', control.uri, 'attach-device', control.domain, file, '--live']);
+      } finally {
+        rmSync(file, { force: true });
+      }
+      return;
+    }
+    const node = nodeName(volume.id);
+    await monitor(control, 'blockdev-add', { driver: 'raw', 'node-name': node, file: { driver: 'file', filename: volume.file } });
+    try {
+      await monitor(control, 'device_add', { driver: 'virtio-blk-pci', id: node, drive: node, serial: volume.id });
+    } catch (error) {
+      await monitor(control, 'blockdev-del', { 'node-name': node }).catch(() => undefined);
+      throw error;
+    }
+  },
+
+  async detach(server, volume) {
+    const control = controlOf(server);
+    const target = volume.device.replace('/dev/', '');
+    if (control.driver === 'libvirt') {
+      await run(['virsh', '-c', control.uri, 'detach-disk', control.domain, target, '--live']);
+      const deadline = Date.now() + detachWithinMs;
+      for (;;) {
+        const { stdout } = await run(['virsh', '-c', control.uri, 'domblklist', control.domain]);
+        if (!new RegExp(`^\\s*${target}\\s`, 'm').test(stdout)) return;
+        if (Date.now() > deadline)
+          throw new Error(`the guest of ${server.name} did not release ${volume.device} within ${detachWithinMs / 1000} s`);
+        await sleep(500);
+      }
+    }
+    const node = nodeName(volume.id);
+    await monitor(control, 'device_del', { id: node });
+    // The block node stays in use until the guest has let the device go.
+    const deadline = Date.now() + detachWithinMs;
+    for (;;) {
+      try {
+        await monitor(control, 'blockdev-del', { 'node-name': node });
+        return;
+      } catch (error) {
+        if (Date.now() > deadline)
+          throw new Error(
+            `the guest of ${server.name} did not release ${volume.device} within ${detachWithinMs / 1000} s: ${(error as Error).message}`,
+          );
+        await sleep(500);
+      }
+    }
+  },
+});

@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { hypervisorHotplug } from '../../lab/cloud/hotplug.js';
+import type { Server } from '../../lab/cloud/state.js';
+import { qmp } from '../../lab/machines/qemu/qmp.js';
+
+/**
+ * Nova's attach against a real qemu-system-x86_64 started as the qemu driver starts VMs (the pc
+ * machine, a monitor socket), with no guest: the disk is plugged into the PCI bus with the volume
+ * id as its serial. A guest that never lets an unplugged disk go (none here) makes the detach fail
+ * with what it waited for. A real guest's side is in the e2e cloud test.
+ */
+let qemu: ChildProcess | undefined;
+let dir: string;
+let server: Server;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'lab-hotplug-'));
+  const qmpSocket = join(dir, 'qmp.sock');
+  qemu = spawn('qemu-system-x86_64', ['-M', 'pc', '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpSocket},server=on,wait=off`], {
+    stdio: 'ignore',
+  });
+  for (let i = 0; i < 50 && !existsSync(qmpSocket); i++) await sleep(100);
+  server = { id: 's1', name: 'worker', address: '10.77.0.12', mac: '', vcpus: 1, memoryMiB: 128, control: { driver: 'qemu', qmpSocket } };
+});
+
+afterAll(() => {
+  qemu?.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const volumeFile = (id: string) => {
+  const file = join(dir, `${id}.raw`);
+  const fd = openSync(file, 'w');
+  ftruncateSync(fd, 1024 ** 3);
+  closeSync(fd);
+  return file;
+};
+
+describe('hot-plug through QMP', () => {
+  test("attach plugs a virtio-blk disk whose serial is the volume id, backed by the volume's file", async () => {
+    const id = '3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d';
+    const file = volumeFile(id);
+    await hypervisorHotplug().attach(server, { id, file, device: '/dev/vdb' });
+    const control = server.control as { qmpSocket: string };
+    const nodes = await qmp<{ 'node-name': string; file: string }[]>(control.qmpSocket, 'query-named-block-nodes');
+    expect(nodes.map((n) => n.file)).toContain(file);
+    const serial = await qmp(control.qmpSocket, 'qom-get', { path: '/machine/peripheral/vol3a4b5c6d7e8f4a0b9c1d2e3f', property: 'serial' });
+    expect(serial).toBe(id);
+    const type = await qmp(control.qmpSocket, 'qom-get', { path: '/machine/peripheral/vol3a4b5c6d7e8f4a0b9c1d2e3f', property: 'type' });
+    expect(type).toBe('virtio-blk-pci');
+  });
+
+  test('a disk the guest never lets go: the detach fails after its budget, naming the device', async () => {
+    const id = '9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a';
+    await hypervisorHotplug().attach(server, { id, file: volumeFile(id), device: '/dev/vdc' });
+    await expect(hypervisorHotplug(1500).detach(server, { id, device: '/dev/vdc' })).rejects.toThrow(
+      /the guest of worker did not release \/dev\/vdc within 1\.5 s/,
+    );
+  });
+
+  test('a server without a monitor cannot take a disk, and says so', async () => {
+    const { control: _none, ...bare } = server;
+    await expect(hypervisorHotplug().attach(bare, { id: 'x', file: '/nonexistent', device: '/dev/vdd' })).rejects.toThrow(
+      /server worker has no hypervisor monitor/,
+    );
+  });
+});
