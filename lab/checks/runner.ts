@@ -37,7 +37,8 @@ class LabReporter implements Reporter {
   onTestCaseResult(testCase: TestCase): void {
     const result = testCase.result();
     const status = result.state === 'failed' ? 'failed' : result.state === 'passed' ? 'passed' : 'skipped';
-    const message = result.state === 'failed' ? result.errors.map((e) => e.message).join('\n') : undefined;
+    // A failure's errors; a step skipped on purpose says why (ctx.skip's note).
+    const message = result.state === 'failed' ? result.errors.map((e) => e.message).join('\n') : result.state === 'skipped' ? result.note : undefined;
     const seconds = (testCase.diagnostic()?.duration ?? 0) / 1000;
     this.results.push({ check: checkName(testCase.module.moduleId), name: testCase.fullName, status, seconds, message });
     const mark = status === 'passed' ? '✓' : status === 'failed' ? '✗' : '-';

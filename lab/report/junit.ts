@@ -72,7 +72,7 @@ export function junitXml(summary: RunSummary): string {
         const message = c.message ?? 'failed';
         body.push(`      <failure message="${escapeXml(message.split('\n')[0] ?? '')}">${escapeXml(message)}</failure>`);
       }
-      if (c.status === 'skipped') body.push('      <skipped/>');
+      if (c.status === 'skipped') body.push(c.message ? `      <skipped message="${escapeXml(c.message)}"/>` : '      <skipped/>');
       if (c.output) body.push(`      <system-out>${escapeXml(c.output)}</system-out>`);
       lines.push(body.length ? `${open}>\n${body.join('\n')}\n    </testcase>` : `${open}/>`);
     }

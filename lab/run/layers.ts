@@ -74,8 +74,6 @@ export async function planLayers(ctx: RunContext, prepared: Prepared, network: C
       mac: network.macs.get(node.name),
     })),
     cidr: spec.network.cidr,
-    // The cloud's forwards are part of each VM's devices (a saved VM is restored with the same ones).
-    ...(spec.cloud ? { cloud: spec.cloud } : {}),
   };
   const inputs: [string, unknown][] = [['machines', machines]];
   if (needsPayload(ctx))
@@ -125,7 +123,7 @@ export function stepInputs(step: NodeStep, scenario: LoadedScenario, env: Record
  */
 export class Snapshots {
   restored: Layer | undefined;
-  /** The run's cloud, whose identity the machines layer keeps (its guests hold its credentials). */
+  /** The run's cloud, whose identity each layer it saves keeps (its guests hold its credentials). */
   cloud: RunCloud | undefined;
   private saving: boolean;
   private readonly diskBases = new Map<string, string>();
@@ -227,7 +225,8 @@ export class Snapshots {
         steps,
         secrets: [
           ...(this.certificatesStep === name ? [certsDir(this.ctx)] : []),
-          ...(name === 'machines' && this.cloud ? [identityFile(this.cloud)] : []),
+          // Every layer a run with a cloud saves keeps its identity: its guests hold its credentials.
+          ...(this.cloud ? [identityFile(this.cloud)] : []),
         ],
         log: this.ctx.log,
         signal: this.ctx.signal,
@@ -270,10 +269,13 @@ export class Snapshots {
     return step && `step ${step.name}`;
   }
 
-  /** The cloud identity the restored layer's guests were given (kept with the machines layer). */
+  /**
+   * The cloud identity the restored layer's guests were given, when a run with a cloud saved it
+   * (layers below the first cloud step may come from a scenario without one: none then).
+   */
   cloudIdentity(): string | undefined {
-    const machines = this.plan[0];
-    return machines && this.restored ? join(snapshotsDir(), machines.key, IDENTITY_FILE) : undefined;
+    const file = this.restored && join(this.restored.dir, IDENTITY_FILE);
+    return file && existsSync(file) ? file : undefined;
   }
 
   /** A restored run gets its certificate set back from the layer that made it. */

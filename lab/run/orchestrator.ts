@@ -19,7 +19,7 @@ import { runScenarioChecks } from './phases/checks.js';
 import { prepareImages } from './phases/images.js';
 import { bootMachines, restoreMachines } from './phases/machines.js';
 import { startNetwork } from './phases/network.js';
-import { placeCredentials, registerServers, startCloud, type RunCloud } from './phases/cloud.js';
+import { joinCloud, startCloud, type RunCloud } from './phases/cloud.js';
 import { deliverPayload, needsPayload, payloadEnv } from './phases/payload.js';
 import { writeReports } from './phases/report.js';
 import { collectJournals, destroy } from './phases/teardown.js';
@@ -135,10 +135,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       if (!layer) {
         const bootStarted = performance.now();
         const booted = await bootMachines(ctx, prepared, network, vms, cloud?.services);
-        if (cloud) {
-          registerServers(cloud, booted);
-          await placeCredentials(cloud, booted);
-        }
+        if (cloud) await joinCloud(cloud, booted);
         await cache.save('machines', booted, seconds(bootStarted));
         return booted;
       }
@@ -147,7 +144,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       );
       const restoreStarted = performance.now();
       const restored = await restoreMachines(ctx, prepared, network, layer, vms, cloud?.services);
-      if (cloud) registerServers(cloud, restored);
+      if (cloud) await joinCloud(cloud, restored);
       cache.restoreSecrets();
       const summary = ctx.summary.snapshot;
       if (summary && cache.from)

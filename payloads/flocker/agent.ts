@@ -5,31 +5,38 @@
  * at /flocker/<dataset_id>, the others are unmounted and detached, deleted ones destroyed.
  *
  * It authenticates with `node.crt` / `node.key` (CN `node-<uuid>`: its node UUID) next to
- * agent.yml and checks the control service against `cluster.crt`. Only the `loopback` backend
- * exists here (loopback.ts). Deviation from real Flocker: JSON over HTTPS on the agent port
- * instead of AMP (see control.ts); `--interval` is the lab's.
+ * agent.yml and checks the control service against `cluster.crt`. Backends: `loopback`
+ * (loopback.ts) and `openstack` (cinder.ts, against the lab's emulated OpenStack). Deviation from
+ * real Flocker: JSON over HTTPS on the agent port instead of AMP (see control.ts); `--interval`
+ * is the lab's.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { dirname, isAbsolute, join } from 'node:path';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { glog, parseFlagsOrExit } from '../flags.js';
+import { CinderBackend } from './cinder.js';
 import { DEFAULT_MOUNT_ROOT, DEFAULT_ROOT_PATH, LoopbackBackend } from './loopback.js';
+import type { OpenStackConfig } from './openstack-client.js';
 import { isUuid } from './schema.js';
 import type { AgentConfiguration, AgentStateReport, ReportedDataset } from './types.js';
 
 export const DEFAULT_AGENT_PORT = 4524;
+const VERSION_FILE = '/opt/lab/flocker-version';
 
 export class AgentConfigError extends Error {}
 
-export interface AgentYml {
+export type AgentYml = {
   controlHost: string;
   controlPort: number;
-  backend: 'loopback';
-  rootPath: string;
-  computeInstanceId?: string;
+} & ({ backend: 'loopback'; rootPath: string; computeInstanceId?: string } | { backend: 'openstack'; openstack: OpenStackConfig });
+
+/** The dataset backends: what the agent asks of each. */
+export interface DatasetBackend {
+  observe(): Promise<ReportedDataset[]>;
+  converge(myUuid: string, configuration: AgentConfiguration, log: (line: string) => void): Promise<ReportedDataset[]>;
 }
 
 /** Reads agent.yml as Flocker documented it (version 1, control-service, dataset). */
@@ -58,8 +65,10 @@ export function parseAgentYml(text: string, file = 'agent.yml'): AgentYml {
   if (dataset === undefined) fail('dataset is missing');
   if (!isMap(dataset)) return fail('dataset must be a mapping with backend');
   if (typeof dataset.backend !== 'string' || dataset.backend === '') fail('dataset.backend is missing or not a string');
+  const common = { controlHost: control.hostname as string, controlPort: port as number };
+  if (dataset.backend === 'openstack') return { ...common, backend: 'openstack', openstack: parseOpenStack(dataset, fail) };
   if (dataset.backend !== 'loopback')
-    fail(`backend ${String(dataset.backend)} is not supported by the lab's emulated Flocker agent (only loopback)`);
+    fail(`backend ${String(dataset.backend)} is not supported by the lab's emulated Flocker agent (loopback, openstack)`);
   const rootPath = dataset.root_path ?? DEFAULT_ROOT_PATH;
   if (typeof rootPath !== 'string' || !isAbsolute(rootPath))
     fail(`dataset.root_path must be an absolute path, not ${JSON.stringify(rootPath)}`);
@@ -68,16 +77,51 @@ export function parseAgentYml(text: string, file = 'agent.yml'): AgentYml {
   if (dataset.compute_instance_id !== undefined && typeof dataset.compute_instance_id !== 'string')
     fail('dataset.compute_instance_id must be a string');
   return {
-    controlHost: control.hostname as string,
-    controlPort: port as number,
+    ...common,
     backend: 'loopback',
     rootPath: rootPath as string,
     ...(typeof dataset.compute_instance_id === 'string' ? { computeInstanceId: dataset.compute_instance_id } : {}),
   };
 }
 
+/**
+ * The openstack backend's options, as Flocker read them: `region`, `auth_plugin` (password, the
+ * only plugin the lab's cloud serves), the plugin's own options (auth_url, username, password,
+ * tenant_name or project_name, user/project domain names) and `verify_peer`. Like Flocker, other
+ * keys (the fork's `network`) are passed over.
+ */
+function parseOpenStack(dataset: Record<string, unknown>, fail: (message: string) => never): OpenStackConfig {
+  const text = (key: string, required: boolean): string | undefined => {
+    const value = dataset[key];
+    if (value === undefined || value === null || value === '') {
+      if (required) fail(`dataset.${key} is required by the openstack backend`);
+      return undefined;
+    }
+    if (typeof value !== 'string') return fail(`dataset.${key} must be a string, not ${JSON.stringify(value)}`);
+    return value;
+  };
+  const plugin = text('auth_plugin', false) ?? 'password';
+  if (plugin !== 'password') fail(`dataset.auth_plugin ${plugin} is not one the lab's cloud serves (password)`);
+  const verify = dataset.verify_peer ?? true;
+  if (typeof verify !== 'boolean') fail(`dataset.verify_peer must be true or false, not ${JSON.stringify(verify)}`);
+  const optional = (key: string) => text(key, false);
+  return {
+    region: text('region', true) as string,
+    authUrl: text('auth_url', true) as string,
+    username: text('username', true) as string,
+    password: text('password', true) as string,
+    ...(optional('tenant_name') ? { tenantName: optional('tenant_name') } : {}),
+    ...(optional('project_name') ? { projectName: optional('project_name') } : {}),
+    ...(optional('user_domain_name') ? { userDomainName: optional('user_domain_name') } : {}),
+    ...(optional('project_domain_name') ? { projectDomainName: optional('project_domain_name') } : {}),
+    verifyPeer: verify as boolean,
+  };
+}
+
 export interface NodeCredentials {
   uuid: string;
+  /** The Flocker cluster's UUID: the OU flocker-ca wrote into every certificate. */
+  clusterId: string;
   ca: Buffer;
   cert: Buffer;
   key: Buffer;
@@ -107,8 +151,12 @@ export function readNodeCredentials(dir: string): NodeCredentials {
     throw new AgentConfigError(
       `${join(dir, 'node.crt')}: its CN ${JSON.stringify(cn)} is not node-<uuid> (create it with flocker-ca create-node-certificate)`,
     );
-  return { uuid: uuid.toLowerCase(), ca, cert, key };
+  const clusterId = (/(?:^|\n)OU=([^\n]*)/.exec(subject)?.[1] ?? '').toLowerCase();
+  return { uuid: uuid.toLowerCase(), clusterId, ca, cert, key };
 }
+
+/** The release the agent's image is (its /opt/lab/flocker-version). */
+const flockerRelease = (): string => (existsSync(VERSION_FILE) ? readFileSync(VERSION_FILE, 'utf8').trim() : '1.14.0');
 
 /** The era: this boot's identity, which `flocker-node-era` printed (it changes at every reboot). */
 export function nodeEra(): string {
@@ -134,7 +182,7 @@ const keepAlive = new Agent({
 
 export function reportState(
   control: { host: string; port: number },
-  credentials: NodeCredentials,
+  credentials: Pick<NodeCredentials, 'ca' | 'cert' | 'key'>,
   report: Omit<AgentStateReport, 'host'> & { host?: string },
   timeoutMs = 30_000,
 ): Promise<AgentConfiguration> {
@@ -199,12 +247,14 @@ export interface AgentOptions {
   intervalMs?: number;
   /** Where datasets are mounted (/flocker). */
   mountRoot?: string;
+  /** The Flocker release it behaves as (default: the image's /opt/lab/flocker-version). */
+  release?: string;
   log?: (line: string) => void;
 }
 
 export interface RunningAgent {
   nodeUuid: string;
-  backend: LoopbackBackend;
+  backend: DatasetBackend;
   /** Stops after the round in progress; volumes stay as they are, as when Flocker's agent stopped. */
   stop(): Promise<void>;
 }
@@ -220,11 +270,25 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   }
   const config = parseAgentYml(text, options.agentConfig);
   const credentials = readNodeCredentials(dirname(options.agentConfig));
-  const backend = new LoopbackBackend(config.rootPath, options.mountRoot ?? DEFAULT_MOUNT_ROOT);
+  const mountRoot = options.mountRoot ?? DEFAULT_MOUNT_ROOT;
   const interval = options.intervalMs ?? 2000;
   const control = { host: config.controlHost, port: config.controlPort };
   const era = nodeEra();
-  log(`node ${credentials.uuid} (era ${era}): loopback volumes in ${config.rootPath}, control service ${control.host}:${control.port}`);
+  let backend: DatasetBackend;
+  let volumes: string;
+  if (config.backend === 'openstack') {
+    const release = options.release ?? flockerRelease();
+    const cinder = CinderBackend.create(config.openstack, credentials.clusterId, mountRoot, release);
+    // 1.13 made its Cinder client when the agent started, so a failure there ended the agent;
+    // 1.14 makes it in the loop, which logs the failure and tries again (FLOC-4465).
+    if (release === '1.13.0') await cinder.connect();
+    backend = cinder;
+    volumes = `Cinder volumes of ${config.openstack.authUrl} (region ${config.openstack.region})`;
+  } else {
+    backend = new LoopbackBackend(config.rootPath, mountRoot);
+    volumes = `loopback volumes in ${config.rootPath}`;
+  }
+  log(`node ${credentials.uuid} (era ${era}): ${volumes}, control service ${control.host}:${control.port}`);
 
   let stopped = false;
   let wake: (() => void) | undefined;
@@ -250,7 +314,7 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
         state = next;
         convergeError = undefined;
       } catch (error) {
-        const message = `cannot converge the loopback volumes in ${config.rootPath}: ${(error as Error).message}`;
+        const message = `cannot converge the ${volumes}: ${(error as Error).name}: ${(error as Error).message}`;
         if (message !== convergeError) log(message);
         convergeError = message;
       }
@@ -276,6 +340,26 @@ export async function runAgent(options: AgentOptions): Promise<RunningAgent> {
   };
 }
 
+/**
+ * What Flocker's agent printed when its start-up failed (flocker/common/script.py's error
+ * handling): the message, and the Python traceback's frames down to the backend's factory. The
+ * frames name where Flocker's code stood (without its line numbers, which the lab does not know);
+ * the last line is the error the emulated agent met.
+ */
+export function startupFailure(error: Error): string {
+  const site = '/opt/flocker/lib/python2.7/site-packages/flocker';
+  return [
+    'main function encountered error',
+    'Traceback (most recent call last):',
+    `  File "${site}/node/script.py", in flocker_dataset_agent_main`,
+    '    deployer = deployer_factory(cluster_uuid=cluster_uuid, node_uuid=node_uuid, api=api)',
+    `  File "${site}/node/agents/cinder.py", in cinder_from_configuration`,
+    '    cinder_client.version',
+    `${error.name === 'Error' ? 'Exception' : error.name}: ${error.message}`,
+    '',
+  ].join('\n');
+}
+
 /** flocker-dataset-agent [--agent-config /etc/flocker/agent.yml]. */
 export async function main(argv: string[]): Promise<void> {
   const { flags } = parseFlagsOrExit('flocker-dataset-agent', argv, {
@@ -293,8 +377,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     agent = await runAgent({ agentConfig: flags['agent-config'], intervalMs: seconds * 1000 });
   } catch (error) {
-    if (!(error instanceof AgentConfigError)) throw error;
-    process.stderr.write(`flocker-dataset-agent: ${error.message}\n`);
+    if (error instanceof AgentConfigError) process.stderr.write(`flocker-dataset-agent: ${error.message}\n`);
+    else process.stderr.write(startupFailure(error as Error));
     process.exit(1);
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const)

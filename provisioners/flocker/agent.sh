@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a Flocker dataset agent on this node: writes /etc/flocker/agent.yml (the control service,
-# and the dataset backend: loopback files under FLOCKER_LOOPBACK_ROOT), then waits until the
+# and the dataset backend: loopback files under FLOCKER_LOOPBACK_ROOT, or openstack: Cinder volumes
+# of the cloud whose openrc is FLOCKER_OPENSTACK_RC), then waits until the
 # control service lists this node. Needs /etc/flocker/cluster.crt, node.crt and node.key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -12,8 +13,23 @@ for file in cluster.crt node.crt node.key; do flocker::need "${FLOCKER_CERTS}/${
 case "$FLOCKER_DATASET_BACKEND" in
   loopback) backend="  backend: \"loopback\"
   root_path: \"${FLOCKER_LOOPBACK_ROOT}\"" ;;
-  *) flocker::fail "FLOCKER_DATASET_BACKEND=${FLOCKER_DATASET_BACKEND}: write your own /etc/flocker/agent.yml for it (this script writes loopback)" ;;
+  openstack)
+    # The cloud's credentials as an openrc (the lab's cloud gives every node one).
+    [[ -r $FLOCKER_OPENSTACK_RC ]] || flocker::fail "FLOCKER_DATASET_BACKEND=openstack needs the cloud's credentials in ${FLOCKER_OPENSTACK_RC} (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_TENANT_NAME, OS_REGION_NAME)"
+    # shellcheck disable=SC1090
+    source "$FLOCKER_OPENSTACK_RC"
+    backend="  backend: \"openstack\"
+  region: \"${OS_REGION_NAME}\"
+  auth_plugin: \"password\"
+  auth_url: \"${OS_AUTH_URL}\"
+  username: \"${OS_USERNAME}\"
+  password: \"${OS_PASSWORD}\"
+  tenant_name: \"${OS_TENANT_NAME:-${OS_PROJECT_NAME:-}}\"
+  verify_peer: false" ;;
+  *) flocker::fail "FLOCKER_DATASET_BACKEND=${FLOCKER_DATASET_BACKEND}: write your own /etc/flocker/agent.yml for it (this script writes loopback and openstack)" ;;
 esac
+# It may hold the cloud's password: root's alone.
+install -m 0600 /dev/null "${FLOCKER_CERTS}/agent.yml"
 cat >"${FLOCKER_CERTS}/agent.yml" <<YAML
 "version": 1
 "control-service":

@@ -18,6 +18,7 @@ flocker::settings() {
   FLOCKER_AGENT_PORT=${FLOCKER_AGENT_PORT:-4524}
   FLOCKER_DATASET_BACKEND=${FLOCKER_DATASET_BACKEND:-loopback}
   FLOCKER_LOOPBACK_ROOT=${FLOCKER_LOOPBACK_ROOT:-/var/lib/flocker/loopback}
+  FLOCKER_OPENSTACK_RC=${FLOCKER_OPENSTACK_RC:-/etc/lab/openstack.env}
   FLOCKER_USER_CA_DIR=${FLOCKER_USER_CA_DIR:-/etc/flocker/}
   FLOCKER_USER=${FLOCKER_USER:-kubernetes}
   # Where Flocker reads its own certificates and agent.yml (the lab's tests point it elsewhere).

@@ -235,7 +235,7 @@ describe('agent.yml', () => {
     expect(yml('version: 1\ncontrol-service: {hostname: a}\n')).toThrow(/dataset is missing/);
     expect(yml('version: 1\ncontrol-service: {hostname: a, port: x}\ndataset: {backend: loopback}\n')).toThrow(/control-service.port/);
     expect(yml('version: 1\ncontrol-service: {hostname: a}\ndataset: {backend: aws, region: us-east-1}\n')).toThrow(
-      "backend aws is not supported by the lab's emulated Flocker agent (only loopback)",
+      "backend aws is not supported by the lab's emulated Flocker agent (loopback, openstack)",
     );
     expect(yml('version: 1\ncontrol-service: {hostname: a}\ndataset: {backend: loopback, root_path: relative}\n')).toThrow(/root_path/);
     expect(yml('{ not yaml')).toThrow(/not valid YAML/);
@@ -382,7 +382,7 @@ describe('the bundled flocker-dataset-agent program', () => {
     writeFileSync(join(etc, 'agent.yml'), 'version: 1\ncontrol-service: {hostname: 127.0.0.1}\ndataset: {backend: zfs, pool: flocker}\n');
     const zfs = await runProgram(['--agent-config', join(etc, 'agent.yml')]);
     expect(zfs.code).toBe(1);
-    expect(zfs.stderr).toContain("backend zfs is not supported by the lab's emulated Flocker agent (only loopback)");
+    expect(zfs.stderr).toContain("backend zfs is not supported by the lab's emulated Flocker agent (loopback, openstack)");
     writeFileSync(join(etc, 'agent.yml'), 'version: 1\ndataset: {backend: loopback}\n');
     const noControl = await runProgram(['--agent-config', join(etc, 'agent.yml'), '--journald']);
     expect(noControl.code).toBe(1);

@@ -129,7 +129,7 @@ const refused = async (promise: Promise<unknown>): Promise<Error & { code?: stri
   return error as Error & { code?: string };
 };
 
-const credentials = (pair: KeyPair & { uuid: string }): NodeCredentials => ({
+const credentials = (pair: KeyPair & { uuid: string }): Omit<NodeCredentials, 'clusterId'> => ({
   uuid: pair.uuid,
   ca: readFileSync(ca.crt),
   cert: readFileSync(pair.crt),

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -55,6 +55,28 @@ const place = (...files: string[]) => {
 };
 
 describe('flocker provisioners', () => {
+  test("agent.sh with the openstack backend writes the cloud's openrc into agent.yml, root's alone; without an openrc it says where it looked", () => {
+    place('cluster.crt', 'node.crt', 'node.key');
+    const missing = run('agent.sh', {
+      FLOCKER_INSTALL: 'containers',
+      FLOCKER_DATASET_BACKEND: 'openstack',
+      FLOCKER_OPENSTACK_RC: join(dir, 'none.env'),
+    });
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain(`FLOCKER_DATASET_BACKEND=openstack needs the cloud's credentials in ${join(dir, 'none.env')}`);
+    const openrc = join(dir, 'openstack.env');
+    writeFileSync(
+      openrc,
+      "export OS_AUTH_URL='http://10.0.2.100:5000/v2.0'\nexport OS_USERNAME='lab'\nexport OS_PASSWORD='s3cret'\nexport OS_TENANT_NAME='lab'\nexport OS_REGION_NAME='RegionOne'\n",
+    );
+    const result = run('agent.sh', { FLOCKER_INSTALL: 'containers', FLOCKER_DATASET_BACKEND: 'openstack', FLOCKER_OPENSTACK_RC: openrc });
+    expect(result.code, result.err).toBe(0);
+    expect(readFileSync(join(certs, 'agent.yml'), 'utf8')).toBe(
+      '"version": 1\n"control-service":\n  "hostname": "10.77.0.11"\n  "port": 4524\n"dataset":\n  backend: "openstack"\n  region: "RegionOne"\n  auth_plugin: "password"\n  auth_url: "http://10.0.2.100:5000/v2.0"\n  username: "lab"\n  password: "s3cret"\n  tenant_name: "lab"\n  verify_peer: false\n',
+    );
+    expect(statSync(join(certs, 'agent.yml')).mode & 0o777).toBe(0o600);
+  });
+
   test('control.sh with packages: ClusterHQ repository, node and CLI packages at FLOCKER_VERSION, the flocker-control unit', () => {
     place('cluster.crt', 'control-service.crt', 'control-service.key');
     const result = run('control.sh', { FLOCKER_INSTALL: 'packages', FLOCKER_VERSION: '1.13.0' });
@@ -111,9 +133,11 @@ describe('flocker provisioners', () => {
 
   test('agent.sh refuses a backend it cannot write, and both scripts need the control service host', () => {
     place('cluster.crt', 'node.crt', 'node.key');
-    const backend = run('agent.sh', { FLOCKER_INSTALL: 'containers', FLOCKER_DATASET_BACKEND: 'openstack' });
+    const backend = run('agent.sh', { FLOCKER_INSTALL: 'containers', FLOCKER_DATASET_BACKEND: 'zfs' });
     expect(backend.code).toBe(1);
-    expect(backend.err).toContain('FLOCKER_DATASET_BACKEND=openstack: write your own /etc/flocker/agent.yml for it');
+    expect(backend.err).toContain(
+      'FLOCKER_DATASET_BACKEND=zfs: write your own /etc/flocker/agent.yml for it (this script writes loopback and openstack)',
+    );
     const noHost = run('agent.sh', { FLOCKER_INSTALL: 'containers', MASTER_IP: '' });
     expect(noHost.code).toBe(1);
     expect(noHost.err).toContain('Please export FLOCKER_CONTROL_SERVICE_HOST (or MASTER_IP) in your env');

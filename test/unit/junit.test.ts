@@ -51,6 +51,12 @@ describe('junitXml', () => {
     expect(xml).toContain('<testcase classname="smoke.nodes-up" name="nodes-up &gt; node1 is up" time="0.250"/>');
   });
 
+  test("a check step skipped on purpose carries its reason as the skip's message", () => {
+    const checks = [{ check: 'flocker-attach', name: 'the dataset moves', status: 'skipped' as const, seconds: 0, message: 'the loopback backend cannot move a dataset' }];
+    const xml = junitXml(summary({ steps: [], checks }));
+    expect(xml).toMatch(/name="the dataset moves" time="0.000">\n {6}<skipped message="the loopback backend cannot move a dataset"\/>/);
+  });
+
   test('escapes XML special characters and drops control characters', () => {
     const checks = [{ check: 'c', name: 'a & b', status: 'failed' as const, seconds: 0, message: 'got <"x"> \x1b[31mred\x1b[0m & more' }];
     const xml = junitXml(summary({ steps: [], checks }));

@@ -11,13 +11,17 @@ import { apiRequest, apiserverHealthy, inPod, masterOf, setting, type Json } fro
  * without one); every node's dataset agent is known to it; a dataset created with a name (as
  * `flockerctl create -m name=... -s ... -n <node>` does) is attached to a pod that names it
  * (`flocker: {datasetName}`); a file written in the pod is on the node's /flocker/<dataset_id>
- * and is there again for the pod made anew; deleting the dataset unmounts it.
+ * and is there again for the pod made anew; with a backend whose volumes travel (openstack: a
+ * Cinder volume, hot-plugged by Nova), a pod on another node names the dataset, which moves there
+ * with the file (the disk leaves the first node); deleting the dataset unmounts it.
  *
  * Settings (scenario env, or `lab verify --set`): FLOCKER_ATTACH_NODE (default: the first worker),
  * FLOCKER_ATTACH_NAME (the dataset's name), FLOCKER_ATTACH_UNNAMED=true (create the dataset
  * without its name, as a user who forgot `-m name=...`: the pod cannot find it),
  * FLOCKER_ATTACH_WITHIN (seconds the pod has to run, default 180: the plugin alone may wait 120),
- * FLOCKER_ATTACH_IMAGE (the pod's image, default busybox). The control service must report the
+ * FLOCKER_ATTACH_IMAGE (the pod's image, default busybox), FLOCKER_DATASET_BACKEND (loopback, the
+ * default, or openstack), FLOCKER_MOVE_NODE (where the dataset moves to; default: the first other
+ * node). The control service must report the
  * scenario's FLOCKER_VERSION when it names one.
  */
 const lab = useCluster();
@@ -34,6 +38,10 @@ const host = setting(lab, 'FLOCKER_CONTROL_SERVICE_HOST', setting(lab, 'MASTER_I
 const port = setting(lab, 'FLOCKER_CONTROL_SERVICE_PORT', '4523');
 const FLOCKER_API = `https://${host}:${port}/v1`;
 const podNode = lab.specs.find((s) => s.name === env.FLOCKER_ATTACH_NODE) ?? lab.specs.find((s) => s.role === 'worker') ?? lab.specs[0];
+const moveNode = lab.specs.find((s) => s.name === env.FLOCKER_MOVE_NODE) ?? lab.specs.find((s) => s !== podNode);
+const BACKEND = env.FLOCKER_DATASET_BACKEND || 'loopback';
+/** Flocker's loopback volumes are files on the node that made them: they never move. */
+const MOVES = BACKEND !== 'loopback';
 const DATASET_NAME = env.FLOCKER_ATTACH_NAME || 'lab-flocker-attach';
 const UNNAMED = env.FLOCKER_ATTACH_UNNAMED === 'true';
 const POD = 'lab-flocker-attach';
@@ -43,12 +51,29 @@ const RUNNING_WITHIN_MS = Number(env.FLOCKER_ATTACH_WITHIN || 180) * 1000;
 const UNMOUNTED_WITHIN_MS = 60_000;
 const pods = '/api/v1/namespaces/default/pods';
 
-const state: { answered?: boolean; datasetId?: string; nodeUuid?: string; ran?: boolean; written?: boolean; token: string } = {
+const state: {
+  answered?: boolean;
+  datasetId?: string;
+  nodeUuid?: string;
+  ran?: boolean;
+  written?: boolean;
+  /** The node the dataset is mounted on now (the pod's, until it moves). */
+  on?: string;
+  /** The mounted disk's virtio serial link on the pod's node (openstack). */
+  disk?: string;
+  token: string;
+} = {
   token: `written by ${POD} ${randomBytes(6).toString('hex')}`,
 };
 
 /** The control service's REST API from the master, as the seeds' curl examples call it. */
-async function flocker(master: ClusterNode, method: string, path: string, body?: Json, certificate = true): Promise<{ code: number; json: Json; error?: string }> {
+async function flocker(
+  master: ClusterNode,
+  method: string,
+  path: string,
+  body?: Json,
+  certificate = true,
+): Promise<{ code: number; json: Json; error?: string }> {
   const identity = certificate ? `--cert ${shellQuote(tls.cert)} --key ${shellQuote(tls.key)}` : '';
   const data = body === undefined ? '' : `-H 'content-type: application/json' --data-binary @-`;
   const result = await master.exec(
@@ -72,22 +97,33 @@ async function flocker(master: ClusterNode, method: string, path: string, body?:
  * refusal: the check is broken, and says so.
  */
 async function refused(master: ClusterNode, identity: string): Promise<{ refused: boolean; detail: string }> {
-  const result = await master.exec(`curl -sS --max-time 30 ${identity} -o /dev/null -w '%{http_code}' ${shellQuote(`${FLOCKER_API}/version`)}`, { timeout: 45 });
+  const result = await master.exec(
+    `curl -sS --max-time 30 ${identity} -o /dev/null -w '%{http_code}' ${shellQuote(`${FLOCKER_API}/version`)}`,
+    { timeout: 45 },
+  );
   const detail = `curl exit ${result.code}, HTTP ${result.stdout.trim() || '-'}: ${result.stderr.trim()}`;
   if (result.code === 0) return { refused: false, detail: `it answered HTTP ${result.stdout.trim()}` };
   if ([35, 52, 56].includes(result.code)) return { refused: true, detail };
   throw new Error(`the refusal could not be tested: curl failed on the master itself, not at the control service (${detail})`);
 }
 
-/** The check's pod: busybox sleeping, the dataset at /data, on the chosen node. */
-const flockerPod = (): Json => ({
+/** The check's pod: busybox sleeping, the dataset at /data, on the node given (the chosen one first). */
+const flockerPod = (address = podNode?.address): Json => ({
   apiVersion: 'v1',
   kind: 'Pod',
   metadata: { name: POD, namespace: 'default', labels: { 'lab-check': 'flocker-attach' } },
   spec: {
-    containers: [{ name: 'busybox', image: busybox, command: ['sleep', '3600'], imagePullPolicy: 'IfNotPresent', volumeMounts: [{ name: 'data', mountPath: MOUNT }] }],
+    containers: [
+      {
+        name: 'busybox',
+        image: busybox,
+        command: ['sleep', '3600'],
+        imagePullPolicy: 'IfNotPresent',
+        volumeMounts: [{ name: 'data', mountPath: MOUNT }],
+      },
+    ],
     volumes: [{ name: 'data', flocker: { datasetName: DATASET_NAME } }],
-    nodeSelector: { 'kubernetes.io/hostname': podNode?.address },
+    nodeSelector: { 'kubernetes.io/hostname': address },
   },
 });
 
@@ -101,12 +137,23 @@ async function lastWarning(master: ClusterNode, uid: string | undefined): Promis
   return last ? `${last.reason}: ${last.message} (x${last.count})` : undefined;
 }
 
-async function createPod(master: ClusterNode): Promise<void> {
-  const created = await apiRequest(master, 'POST', pods, flockerPod());
+async function createPod(master: ClusterNode, address?: string): Promise<void> {
+  const created = await apiRequest(master, 'POST', pods, flockerPod(address));
   expect(created.code, `creating pod ${POD}: ${created.json.message ?? ''}`).toBe(201);
 }
 
-async function podRunning(master: ClusterNode): Promise<Json> {
+/** The dataset agent's last complaint on a node (its Cinder or Keystone errors show there, as in Flocker's log). */
+async function agentComplaint(nodeName: string | undefined): Promise<string | undefined> {
+  if (!nodeName) return undefined;
+  const node = await lab.node(nodeName);
+  const logs = await node.exec(
+    'docker logs --tail 200 flocker-dataset-agent 2>&1 | grep -E "cannot |Error|error|refus|Unauthorized|not found" | tail -n 1',
+    { timeout: 30 },
+  );
+  return logs.stdout.trim() || undefined;
+}
+
+async function podRunning(master: ClusterNode, on = podNode): Promise<Json> {
   let pod: Json = {};
   try {
     await waitFor({ what: `pod ${POD}`, timeoutMs: RUNNING_WITHIN_MS, intervalMs: 3000 }, async () => {
@@ -116,9 +163,15 @@ async function podRunning(master: ClusterNode): Promise<Json> {
   } catch {
     const warning = await lastWarning(master, pod.metadata?.uid);
     const waiting = ((pod.status?.containerStatuses ?? []) as Json[]).map((c) => c.state?.waiting).find(Boolean);
+    const agent = await agentComplaint(on?.name).catch(() => undefined);
     throw new Error(
-      `pod ${POD} (flocker dataset "${DATASET_NAME}") is ${pod.status?.phase ?? 'missing'} on ${podNode?.name} after ${RUNNING_WITHIN_MS / 1000} s` +
-        (warning ? `; the flocker volume plugin says: ${warning}` : waiting ? `: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` : ''),
+      `pod ${POD} (flocker dataset "${DATASET_NAME}") is ${pod.status?.phase ?? 'missing'} on ${on?.name} after ${RUNNING_WITHIN_MS / 1000} s` +
+        (warning
+          ? `; the flocker volume plugin says: ${warning}`
+          : waiting
+            ? `: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`
+            : '') +
+        (agent ? `; the dataset agent on ${on?.name} says: ${agent}` : ''),
     );
   }
   return pod;
@@ -150,22 +203,29 @@ afterAll(async () => {
 describe('flocker-attach', () => {
   test(`the control service at ${FLOCKER_API} answers the API user's certificate`, async () => {
     const master = await masterOf(lab);
-    const version = await step(`GET ${FLOCKER_API}/version with ${tls.cert} (TLS: client certificate user-${user}, CA ${tls.ca})`, async () => {
-      const answer = await flocker(master, 'GET', '/version');
-      if (answer.error || answer.code !== 200) {
-        const subject = await master.exec(`openssl x509 -in ${shellQuote(tls.cert)} -noout -subject -issuer 2>&1 || true`, { timeout: 20 });
-        throw new Error(
-          `TLS with the API user's certificate ${tls.cert} failed: the control service at ${host}:${port} ${answer.error ? `refused it: ${answer.error}` : `answered ${answer.code}`}` +
-            (subject.stdout.trim() ? ` (${subject.stdout.trim().replace(/\n/g, '; ')})` : ''),
-        );
-      }
-      return answer.json;
-    });
+    const version = await step(
+      `GET ${FLOCKER_API}/version with ${tls.cert} (TLS: client certificate user-${user}, CA ${tls.ca})`,
+      async () => {
+        const answer = await flocker(master, 'GET', '/version');
+        if (answer.error || answer.code !== 200) {
+          const subject = await master.exec(`openssl x509 -in ${shellQuote(tls.cert)} -noout -subject -issuer 2>&1 || true`, {
+            timeout: 20,
+          });
+          throw new Error(
+            `TLS with the API user's certificate ${tls.cert} failed: the control service at ${host}:${port} ${answer.error ? `refused it: ${answer.error}` : `answered ${answer.code}`}` +
+              (subject.stdout.trim() ? ` (${subject.stdout.trim().replace(/\n/g, '; ')})` : ''),
+          );
+        }
+        return answer.json;
+      },
+    );
     await attach('GET /v1/version', JSON.stringify(version));
     state.answered = true;
     expect(version.flocker, 'the control service reports no Flocker version').toBeTypeOf('string');
     if (env.FLOCKER_VERSION)
-      expect(version.flocker, `the control service reports Flocker ${version.flocker}, the scenario installed ${env.FLOCKER_VERSION}`).toBe(env.FLOCKER_VERSION);
+      expect(version.flocker, `the control service reports Flocker ${version.flocker}, the scenario installed ${env.FLOCKER_VERSION}`).toBe(
+        env.FLOCKER_VERSION,
+      );
   });
 
   test('the control service refuses a client without a certificate', async () => {
@@ -196,7 +256,9 @@ describe('flocker-attach', () => {
         return missing.length === 0 ? true : notYet(`missing: ${missing.map((s) => `${s.name} (${s.address})`).join(', ')}`);
       }).catch(() => {
         const missing = lab.specs.filter((s) => !(Array.isArray(listed) ? listed : []).some((n) => n.host === s.address));
-        throw new Error(`the control service does not list ${missing.map((s) => `${s.name} (${s.address})`).join(', ')}: is its dataset agent running? (listed: ${JSON.stringify(listed)})`);
+        throw new Error(
+          `the control service does not list ${missing.map((s) => `${s.name} (${s.address})`).join(', ')}: is its dataset agent running? (listed: ${JSON.stringify(listed)})`,
+        );
       }),
     );
     await attach('/v1/state/nodes', JSON.stringify(listed, null, 2));
@@ -209,8 +271,9 @@ describe('flocker-attach', () => {
     await forgetEarlierDatasets(master);
     const metadata = UNNAMED ? { 'lab-check': 'flocker-attach' } : { name: DATASET_NAME };
     const body = { primary: state.nodeUuid, maximum_size: SIZE, metadata };
-    const created = await step(`POST /v1/configuration/datasets ${JSON.stringify(body)} (flockerctl create${UNNAMED ? '' : ` -m name=${DATASET_NAME}`} -s 128M -n ${state.nodeUuid?.slice(0, 8)})`, () =>
-      flocker(master, 'POST', '/configuration/datasets', body),
+    const created = await step(
+      `POST /v1/configuration/datasets ${JSON.stringify(body)} (flockerctl create${UNNAMED ? '' : ` -m name=${DATASET_NAME}`} -s 128M -n ${state.nodeUuid?.slice(0, 8)})`,
+      () => flocker(master, 'POST', '/configuration/datasets', body),
     );
     expect(created.code, `creating the dataset: ${created.error ?? JSON.stringify(created.json)}`).toBe(201);
     state.datasetId = String(created.json.dataset_id);
@@ -229,17 +292,31 @@ describe('flocker-attach', () => {
     state.ran = true;
   });
 
-  test(`the dataset is a file system on a loop device under /flocker/<dataset_id> on ${podNode?.name}, holding what the pod writes`, async () => {
+  test(`the dataset is a file system on ${MOVES ? 'a Cinder volume' : 'a loop device'} under /flocker/<dataset_id> on ${podNode?.name}, holding what the pod writes`, async () => {
     expect(state.ran, `pod ${POD} never ran (the test above says why)`).toBe(true);
     const node = await lab.node(podNode?.name ?? '');
     const path = `/flocker/${state.datasetId}`;
-    const mount = await step(`${path} is a file system on a loop device on ${node.name}`, async () => {
-      const result = await node.exec(`findmnt -n -o SOURCE,FSTYPE,TARGET --mountpoint ${path} && losetup -l -n -O NAME,BACK-FILE | grep -F ${shellQuote(state.datasetId ?? '')}`, { timeout: 30 });
-      expect(result.code, `${path} is not mounted from a loop device on ${node.name}: ${result.stdout}${result.stderr}`).toBe(0);
-      return result.stdout.trim();
-    });
+    const mount = await step(
+      `${path} is a file system on ${MOVES ? 'a hot-plugged virtio disk' : 'a loop device'} on ${node.name}`,
+      async () => {
+        // openstack: the mounted device is a virtio disk whose serial (udev's by-id link) names a volume.
+        const device = MOVES
+          ? `dev=$(findmnt -n -o SOURCE --mountpoint ${path}) && for l in /dev/disk/by-id/virtio-*; do [ "$(readlink -f "$l")" = "$dev" ] && echo "$l"; done | grep .`
+          : `losetup -l -n -O NAME,BACK-FILE | grep -F ${shellQuote(state.datasetId ?? '')}`;
+        const result = await node.exec(`findmnt -n -o SOURCE,FSTYPE,TARGET --mountpoint ${path} && ${device}`, { timeout: 30 });
+        expect(
+          result.code,
+          `${path} is not mounted from ${MOVES ? 'a virtio disk with a volume serial' : 'a loop device'} on ${node.name}: ${result.stdout}${result.stderr}`,
+        ).toBe(0);
+        return result.stdout.trim();
+      },
+    );
+    if (MOVES) state.disk = mount.split('\n').at(-1);
+    state.on = node.name;
     await attach(`mount of ${path}`, mount);
-    const write = await step(`write a file in ${MOUNT} inside the pod`, () => inPod(node, POD, 'busybox', `sh -c ${shellQuote(`echo '${state.token}' > ${MOUNT}/lab-check.txt && sync`)}`));
+    const write = await step(`write a file in ${MOUNT} inside the pod`, () =>
+      inPod(node, POD, 'busybox', `sh -c ${shellQuote(`echo '${state.token}' > ${MOUNT}/lab-check.txt && sync`)}`),
+    );
     expect(write.code, `writing ${MOUNT}/lab-check.txt in the pod failed: ${write.output}`).toBe(0);
     const onNode = await step(`read ${path}/lab-check.txt on ${node.name}`, () => node.exec(`cat ${path}/lab-check.txt`, { timeout: 20 }));
     expect(onNode.stdout.trim(), `${path}/lab-check.txt on ${node.name} (${onNode.stderr.trim()})`).toBe(state.token);
@@ -253,17 +330,47 @@ describe('flocker-attach', () => {
     await step(`delete pod ${POD} and wait for its containers to go`, () => deletePod(master, node));
     await step(`create pod ${POD} again`, () => createPod(master));
     await step(`wait for pod ${POD} to be Running again`, () => podRunning(master));
-    const read = await step(`read ${MOUNT}/lab-check.txt inside the new pod`, () => inPod(node, POD, 'busybox', `cat ${MOUNT}/lab-check.txt`));
+    const read = await step(`read ${MOUNT}/lab-check.txt inside the new pod`, () =>
+      inPod(node, POD, 'busybox', `cat ${MOUNT}/lab-check.txt`),
+    );
     expect(read.output, `${MOUNT}/lab-check.txt in the new pod (exit ${read.code})`).toBe(state.token);
+  });
+
+  test(`the dataset moves to ${moveNode?.name} with its file: a pod there names it, its disk leaves ${podNode?.name}`, async (context) => {
+    if (!MOVES) {
+      context.skip(
+        `the ${BACKEND} backend cannot move a dataset: its volumes stay on the node that made them, as Flocker's did (openstack's move)`,
+      );
+      return;
+    }
+    expect(state.written, `no file was written in the dataset (the tests above say why)`).toBe(true);
+    expect(moveNode, 'the scenario has no other node to move the dataset to').toBeTruthy();
+    const master = await masterOf(lab);
+    const from = await lab.node(podNode?.name ?? '');
+    const to = await lab.node(moveNode?.name ?? '');
+    await step(`delete pod ${POD} on ${from.name}`, () => deletePod(master, from));
+    await step(`create pod ${POD} on ${to.name} (the same dataset)`, () => createPod(master, to.spec.address));
+    await step(`wait for pod ${POD} to be Running on ${to.name} (Flocker moved the dataset there)`, () => podRunning(master, moveNode));
+    state.on = to.name;
+    const read = await step(`read ${MOUNT}/lab-check.txt inside the pod on ${to.name}`, () =>
+      inPod(to, POD, 'busybox', `cat ${MOUNT}/lab-check.txt`),
+    );
+    expect(read.output, `${MOUNT}/lab-check.txt in the pod on ${to.name} (exit ${read.code})`).toBe(state.token);
+    const gone = await step(`the disk ${state.disk} is gone from ${from.name}`, () =>
+      from.exec(`test -e ${shellQuote(state.disk ?? '')}`, { timeout: 20 }),
+    );
+    expect(gone.code, `${state.disk} is still on ${from.name} after the dataset moved`).not.toBe(0);
   });
 
   test('the dataset deleted, its mount disappears from the node', async () => {
     expect(state.ran, `pod ${POD} never ran, so the dataset was never mounted (the tests above say why)`).toBe(true);
     const master = await masterOf(lab);
-    const node = await lab.node(podNode?.name ?? '');
+    const node = await lab.node(state.on ?? podNode?.name ?? '');
     const path = `/flocker/${state.datasetId}`;
     await step(`delete pod ${POD}`, () => deletePod(master, node));
-    const deleted = await step(`DELETE /v1/configuration/datasets/${state.datasetId}`, () => flocker(master, 'DELETE', `/configuration/datasets/${state.datasetId}`));
+    const deleted = await step(`DELETE /v1/configuration/datasets/${state.datasetId}`, () =>
+      flocker(master, 'DELETE', `/configuration/datasets/${state.datasetId}`),
+    );
     expect(deleted.code, `deleting the dataset: ${deleted.error ?? JSON.stringify(deleted.json)}`).toBe(200);
     expect(deleted.json.deleted, 'the deleted dataset says deleted: true').toBe(true);
     await step(`wait for ${path} to be unmounted on ${node.name} and gone from /v1/state/datasets`, () =>
@@ -271,7 +378,11 @@ describe('flocker-attach', () => {
         const mounted = await node.exec(`findmnt -n --mountpoint ${path}`, { timeout: 20 });
         const states = (await flocker(master, 'GET', '/state/datasets')).json as unknown as Json[];
         const reported = Array.isArray(states) && states.some((s) => s.dataset_id === state.datasetId);
-        return mounted.code !== 0 && !reported ? true : notYet(`${mounted.code === 0 ? `still mounted: ${mounted.stdout.trim()}` : 'unmounted'}; ${reported ? 'still in /v1/state/datasets' : 'gone from the state'}`);
+        return mounted.code !== 0 && !reported
+          ? true
+          : notYet(
+              `${mounted.code === 0 ? `still mounted: ${mounted.stdout.trim()}` : 'unmounted'}; ${reported ? 'still in /v1/state/datasets' : 'gone from the state'}`,
+            );
       }),
     );
     state.datasetId = undefined;

@@ -25,8 +25,10 @@ export const CREDENTIALS_FILE = '/etc/lab/openstack.env';
 
 /**
  * Starts the scenario's cloud, if it has one, before the VMs (they are started with its ports
- * forwarded). A run restored from a snapshot layer gets the identity its guests were given, kept
- * with the layer; any other run a new one. The cloud is a process of its own: it dies with the
+ * forwarded). A run restored from a snapshot layer that a run with a cloud saved gets the identity
+ * its guests were given, kept with the layer; any other run a new one. (The forwards are no part
+ * of a layer's key: a VM saved without them is restored with them, so a cloud scenario shares the
+ * layers of its cloud-less parent up to its first step that uses the cloud.) The cloud is a process of its own: it dies with the
  * lab, or outlives it with a kept run's VMs, and goes with the run.
  */
 export async function startCloud(ctx: RunContext, identityFromLayer?: string): Promise<RunCloud | undefined> {
@@ -91,8 +93,8 @@ const serverId = (identity: CloudIdentity, node: string): string => {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 };
 
-/** Once the VMs run: Nova's servers are the run's nodes, each reached through its hypervisor's monitor. */
-export function registerServers(cloud: RunCloud, nodes: LiveNode[]): void {
+/** Nova's servers are the run's nodes, each reached through its hypervisor's monitor. */
+function registerServers(cloud: RunCloud, nodes: LiveNode[]): void {
   writeServers(
     cloud.dir,
     nodes.map(({ name, address, vm }) => ({
@@ -125,8 +127,12 @@ export function credentials(cloud: RunCloud): string {
     .join('\n')}\n`;
 }
 
-/** Gives every freshly booted node the credentials file (a restored one has it from its layer). */
-export async function placeCredentials(cloud: RunCloud, nodes: LiveNode[]): Promise<void> {
+/**
+ * Once the VMs run (booted or restored): Nova's servers are the run's nodes, and every node holds
+ * the cloud's credentials (the same file again on a node restored from a layer of this identity).
+ */
+export async function joinCloud(cloud: RunCloud, nodes: LiveNode[]): Promise<void> {
+  registerServers(cloud, nodes);
   const text = credentials(cloud);
   await Promise.all(
     nodes.map(({ machine }) => machine.succeed(`mkdir -p /etc/lab && umask 077 && cat > ${CREDENTIALS_FILE} <<'EOF'\n${text}EOF`)),
