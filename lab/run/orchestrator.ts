@@ -220,12 +220,12 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   const keep = !options.signal.aborted && (options.keep === 'always' || (options.keep === 'failed' && failure !== undefined));
   if (keep) {
     await timed(ctx, 'keep', async () => {
-      await collectJournals(ctx, nodes);
+      await collectJournals(ctx, nodes, cloud);
       await keepRun(ctx, nodes, snapshots?.current, cloud);
     });
   } else {
     await timed(ctx, 'destroy', async () => {
-      if (!options.signal.aborted) await collectJournals(ctx, nodes);
+      if (!options.signal.aborted) await collectJournals(ctx, nodes, cloud);
       await destroy(ctx, vms);
       unregisterRun(runId);
     });

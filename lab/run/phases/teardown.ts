@@ -1,13 +1,18 @@
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Vm } from '../../machines/driver.js';
 import type { LiveNode, RunContext } from '../context.js';
+import type { RunCloud } from './cloud.js';
 
 /** Seconds a guest gets to power off cleanly before its VM is killed. */
 const POWEROFF_GRACE_MS = 20_000;
 
-/** Saves each node's journal and its containers' logs into the run's logs (best effort: a dead node has none to give). */
-export async function collectJournals(ctx: RunContext, nodes: LiveNode[]): Promise<void> {
+/**
+ * Saves each node's journal and its containers' logs into the run's logs (best effort: a dead node
+ * has none to give), and the run's cloud's request log, which holds no credential.
+ */
+export async function collectJournals(ctx: RunContext, nodes: LiveNode[], cloud?: RunCloud): Promise<void> {
+  if (cloud && existsSync(join(cloud.dir, 'cloud.log'))) copyFileSync(join(cloud.dir, 'cloud.log'), join(ctx.logsDir, 'cloud.log'));
   await Promise.all(
     nodes.map(async ({ name, machine }) => {
       const journal = await machine.exec('journalctl -b --no-pager -o short-precise', { timeout: 30 }).catch(() => undefined);
