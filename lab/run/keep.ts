@@ -18,10 +18,11 @@ export interface KeptMachines {
 
 /** Leaves the VMs running, closes the lab's connections and records how to reach (and reset) the run again. */
 export async function keepRun(ctx: RunContext, nodes: LiveNode[], layer: string | undefined, cloud?: RunCloud): Promise<void> {
-  for (const node of nodes) node.machine.close();
-  await ctx.driver.close?.({ keep: true });
+  // The descriptor first: a libvirt VM's handle asks its driver's open connection for the URI.
   const descriptorFile = join(ctx.stateDir, 'cluster.json');
   writeFileSync(descriptorFile, `${JSON.stringify(clusterDescriptor(ctx, nodes, cloud), null, 2)}\n`);
+  for (const node of nodes) node.machine.close();
+  await ctx.driver.close?.({ keep: true });
   let machinesFile: string | undefined;
   if (layer) {
     machinesFile = join(ctx.stateDir, 'machines.json');

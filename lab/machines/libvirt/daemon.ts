@@ -17,7 +17,9 @@ const PRIVATE_PATHS: Record<string, string> = {
 /**
  * QEMU runs as root without a security driver, and libvirt neither relabels nor remembers file
  * owners: the disks, kernels and sockets belong to the lab. stdio_handler "file" avoids virtlogd,
- * one more daemon that would outlive the run.
+ * one more daemon that would outlive the run. No seccomp sandbox: QEMU hands each guest
+ * connection to a host service of the run (its cloud) to a process it starts (guestfwd's cmd:),
+ * and libvirt's default sandbox (spawn=deny) kills the VM for that.
  */
 const QEMU_CONF = `user = "root"
 group = "root"
@@ -25,6 +27,7 @@ dynamic_ownership = 0
 remember_owner = 0
 security_driver = "none"
 stdio_handler = "file"
+seccomp_sandbox = 0
 `;
 
 const LIBVIRTD_CONF = `unix_sock_rw_perms = "0700"
