@@ -142,14 +142,17 @@ async function createPod(master: ClusterNode, address?: string): Promise<void> {
   expect(created.code, `creating pod ${POD}: ${created.json.message ?? ''}`).toBe(201);
 }
 
-/** The dataset agent's last complaint on a node (its Cinder or Keystone errors show there, as in Flocker's log). */
+/**
+ * What the dataset agent on a node said last about the check's dataset, or about its backend as a
+ * whole (`cannot ...`: Keystone or Cinder errors show there, as in Flocker's log).
+ */
 async function agentComplaint(nodeName: string | undefined): Promise<string | undefined> {
   if (!nodeName) return undefined;
   const node = await lab.node(nodeName);
-  const logs = await node.exec(
-    'docker logs --tail 200 flocker-dataset-agent 2>&1 | grep -E "cannot |Error|error|refus|Unauthorized|not found" | tail -n 1',
-    { timeout: 30 },
-  );
+  const about = state.datasetId ? `|dataset ${state.datasetId}` : '';
+  const logs = await node.exec(`docker logs --tail 200 flocker-dataset-agent 2>&1 | grep -E ${shellQuote(`cannot ${about}`)} | tail -n 1`, {
+    timeout: 30,
+  });
   return logs.stdout.trim() || undefined;
 }
 
