@@ -15,7 +15,8 @@ import { InputError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { stopProcesses } from '../util/proc.js';
 import type { KeptMachines } from './keep.js';
-import { forgetVolumes } from './phases/cloud.js';
+import { forgetVolumes, placeCredentials } from './phases/cloud.js';
+import { readIdentity } from '../cloud/state.js';
 import type { KeptRun, RunRecord } from './registry.js';
 
 /**
@@ -70,6 +71,8 @@ export async function resetKeptRun(run: RunRecord & { kept: KeptRun }, log: Logg
     );
     try {
       await stepClocks(machines, log);
+      // The layer may be older than the run's cloud (one it shares with a scenario without one).
+      if (descriptor.cloud) await placeCredentials(readIdentity(descriptor.cloud.dir), machines);
       await readiness(run, descriptor, chain, machines, Math.floor(Date.now() / 1000) - 1, log, signal);
     } finally {
       for (const machine of machines) machine.close();

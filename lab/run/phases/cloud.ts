@@ -8,6 +8,7 @@ import { hasVolumes, IDENTITY_FILE, newIdentity, writeIdentity, writeServers, ty
 import type { CloudAccess } from '../../checks/descriptor.js';
 import type { HostService } from '../../machines/driver.js';
 import { projectRoot } from '../../util/paths.js';
+import type { Machine } from '../../remote/machine.js';
 import type { LiveNode, RunContext } from '../context.js';
 
 /** The run's emulated OpenStack: where it keeps its state, how the guests reach it, who may use it. */
@@ -110,8 +111,7 @@ function registerServers(cloud: RunCloud, nodes: LiveNode[]): void {
 }
 
 /** The credentials as an openrc, for the nodes (a cloud's users got theirs the same way). */
-export function credentials(cloud: RunCloud): string {
-  const { identity } = cloud;
+export function credentials(identity: CloudIdentity): string {
   const lines = {
     OS_AUTH_URL: `http://${GUEST_ADDRESS}:${GUEST_PORTS.identity}/v2.0`,
     OS_USERNAME: identity.userName,
@@ -127,15 +127,20 @@ export function credentials(cloud: RunCloud): string {
     .join('\n')}\n`;
 }
 
-/**
- * Once the VMs run (booted or restored): Nova's servers are the run's nodes, and every node holds
- * the cloud's credentials (the same file again on a node restored from a layer of this identity).
- */
+/** Every node holds the cloud's credentials (the same file again on a node restored from a layer of this identity). */
+export async function placeCredentials(identity: CloudIdentity, machines: Machine[]): Promise<void> {
+  const text = credentials(identity);
+  await Promise.all(
+    machines.map((machine) => machine.succeed(`mkdir -p /etc/lab && umask 077 && cat > ${CREDENTIALS_FILE} <<'EOF'\n${text}EOF`)),
+  );
+}
+
+/** Once the VMs run (booted or restored): Nova's servers are the run's nodes, and they hold the credentials. */
 export async function joinCloud(cloud: RunCloud, nodes: LiveNode[]): Promise<void> {
   registerServers(cloud, nodes);
-  const text = credentials(cloud);
-  await Promise.all(
-    nodes.map(({ machine }) => machine.succeed(`mkdir -p /etc/lab && umask 077 && cat > ${CREDENTIALS_FILE} <<'EOF'\n${text}EOF`)),
+  await placeCredentials(
+    cloud.identity,
+    nodes.map((node) => node.machine),
   );
 }
 
