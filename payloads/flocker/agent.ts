@@ -11,12 +11,14 @@
  * is the lab's.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
+import type { Socket } from 'node:net';
 import { dirname, isAbsolute, join } from 'node:path';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { glog, parseFlagsOrExit } from '../flags.js';
+import { jsonRequest } from '../json-http.js';
 import { CinderBackend } from './cinder.js';
 import { DEFAULT_MOUNT_ROOT, DEFAULT_ROOT_PATH, LoopbackBackend } from './loopback.js';
 import type { OpenStackConfig } from './openstack-client.js';
@@ -180,65 +182,35 @@ const keepAlive = new Agent({
   },
 });
 
-export function reportState(
+export async function reportState(
   control: { host: string; port: number },
   credentials: Pick<NodeCredentials, 'ca' | 'cert' | 'key'>,
   report: Omit<AgentStateReport, 'host'> & { host?: string },
   timeoutMs = 30_000,
 ): Promise<AgentConfiguration> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: control.host,
-        port: control.port,
-        method: 'POST',
-        path: '/agent/v1/state',
-        ca: credentials.ca,
-        cert: credentials.cert,
-        key: credentials.key,
-        // One TLS connection kept open between reports, as the agent's AMP connection stayed
-        // open: a handshake every 2 s would cost both ends dearly under emulation.
-        agent: keepAlive,
-        timeout: timeoutMs,
-        headers: { 'content-type': 'application/json' },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: {
-            configuration?: { datasets?: AgentConfiguration['datasets'] };
-            leases?: AgentConfiguration['leases'];
-            description?: string;
-          };
-          try {
-            body = JSON.parse(text) as typeof body;
-          } catch {
-            reject(new Error(`control service answered ${res.statusCode} with ${JSON.stringify(text.slice(0, 200))}`));
-            return;
-          }
-          if (res.statusCode !== 200) reject(new Error(`control service answered ${res.statusCode}: ${body.description ?? text}`));
-          else resolve({ datasets: body.configuration?.datasets ?? [], leases: body.leases ?? [] });
-        });
-      },
-    );
-    req.on('timeout', () =>
-      req.destroy(Object.assign(new Error(`no answer from the control service in ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })),
-    );
-    req.on('error', reject);
-    req.on('socket', (socket) => {
-      const send = (): void => {
-        const host = report.host ?? (socket.localAddress ?? '').replace(/^::ffff:/, '');
-        const payload = JSON.stringify({ ...report, host });
-        req.setHeader('content-length', Buffer.byteLength(payload));
-        req.end(payload);
-      };
-      if (socket.connecting) socket.once('connect', send);
-      else send();
-    });
+  const answer = await jsonRequest({
+    https: true,
+    host: control.host,
+    port: control.port,
+    method: 'POST',
+    path: '/agent/v1/state',
+    ca: credentials.ca,
+    cert: credentials.cert,
+    key: credentials.key,
+    // One TLS connection kept open between reports, as the agent's AMP connection stayed
+    // open: a handshake every 2 s would cost both ends dearly under emulation.
+    agent: keepAlive,
+    json: (socket: Socket) => ({ ...report, host: report.host ?? (socket.localAddress ?? '').replace(/^::ffff:/, '') }),
+    timeoutMs,
+    timeoutMessage: `no answer from the control service in ${timeoutMs / 1000} s`,
   });
+  const body = answer.body as
+    | { configuration?: { datasets?: AgentConfiguration['datasets'] }; leases?: AgentConfiguration['leases']; description?: string }
+    | undefined;
+  if (typeof body !== 'object' || body === null)
+    throw new Error(`control service answered ${answer.status} with ${JSON.stringify(answer.text.slice(0, 200))}`);
+  if (answer.status !== 200) throw new Error(`control service answered ${answer.status}: ${body.description ?? answer.text}`);
+  return { datasets: body.configuration?.datasets ?? [], leases: body.leases ?? [] };
 }
 
 export interface AgentOptions {

@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
+import { jsonRequest } from '../json-http.js';
 import type { DatasetConfiguration, DatasetCreate, DatasetState, Lease, NodeInfo } from './types.js';
 
 export const DEFAULT_API_PORT = 4523;
@@ -49,72 +50,37 @@ export class FlockerClient {
   constructor(readonly options: FlockerClientOptions) {}
 
   /** One API call; a status of 400 or more is thrown as FlockerApiError. */
-  request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+  async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
     const { host, caFile, keyFile, certFile } = this.options;
     const port = this.options.port ?? DEFAULT_API_PORT;
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      let tls: { ca: Buffer; key: Buffer; cert: Buffer };
-      try {
-        tls = { ca: readFileSync(caFile), key: readFileSync(keyFile), cert: readFileSync(certFile) };
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      const req = request(
-        {
-          host,
-          port,
-          method,
-          path: `/v1${path}`,
-          ...tls,
-          // servername comes from host (none for an IP): the certificate must name HOST. The
-          // connection is kept for the next call, as Go's http.Client in flocker-go kept it.
-          agent: this.agent,
-          headers: {
-            accept: 'application/json',
-            ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-            ...headers,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
-          res.on('end', () => {
-            clearTimeout(timer);
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown = text;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              // not JSON: keep the text
-            }
-            const status = res.statusCode ?? 0;
-            if (status >= 400) {
-              const description =
-                typeof parsed === 'object' && parsed !== null && typeof (parsed as { description?: unknown }).description === 'string'
-                  ? (parsed as { description: string }).description
-                  : typeof parsed === 'string'
-                    ? parsed
-                    : text;
-              reject(new FlockerApiError(status, description, parsed));
-            } else resolve({ status, headers: res.headers, body: parsed as T });
-          });
-        },
-      );
-      const timer = setTimeout(() => {
-        const error = new Error(
-          `${method} https://${host}:${port}/v1${path}: no answer in ${(this.options.timeoutMs ?? TIMEOUT_MS) / 1000} s`,
-        );
-        req.destroy(Object.assign(error, { code: 'ETIMEDOUT' }));
-      }, this.options.timeoutMs ?? TIMEOUT_MS);
-      req.on('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-      req.end(payload);
+    const timeoutMs = this.options.timeoutMs ?? TIMEOUT_MS;
+    const answer = await jsonRequest({
+      https: true,
+      host,
+      port,
+      method,
+      path: `/v1${path}`,
+      ca: readFileSync(caFile),
+      key: readFileSync(keyFile),
+      cert: readFileSync(certFile),
+      // servername comes from host (none for an IP): the certificate must name HOST. The
+      // connection is kept for the next call, as Go's http.Client in flocker-go kept it.
+      agent: this.agent,
+      headers,
+      json: body,
+      timeoutMs,
+      timeoutMessage: `${method} https://${host}:${port}/v1${path}: no answer in ${timeoutMs / 1000} s`,
     });
+    if (answer.status >= 400) {
+      const { body } = answer;
+      const description = (body as { description?: unknown } | undefined)?.description;
+      throw new FlockerApiError(
+        answer.status,
+        typeof description === 'string' ? description : typeof body === 'string' ? body : answer.text,
+        body,
+      );
+    }
+    return { status: answer.status, headers: answer.headers, body: answer.body as T };
   }
 
   private async body<T>(method: string, path: string, body?: unknown, conditional?: Conditional): Promise<T> {

@@ -321,10 +321,195 @@ export function parseEndpoint(text: string): { port: number; host?: string } {
   return { port, ...(host ? { host } : {}) };
 }
 
+/** What one request brings a route: the path's captures, the decoded request, the peer's certificate UUID. */
+interface Call {
+  req: IncomingMessage;
+  body: Buffer;
+  params: string[];
+  /** The client certificate's common name after its prefix (user- or node-), lower case. */
+  peer: string;
+  now: number;
+}
+
+/** A status, a JSON body and extra headers. */
+type Answer = [number, unknown, Record<string, string>?];
+
+/** One route of a port's table: the method, the whole path as a pattern (its groups are `params`), the handler. */
+interface Route {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: RegExp;
+  answer: (call: Call) => Answer;
+}
+
+/** The first route whose path and method match answers; a known path with another method is a 405, as Klein said. */
+function dispatch(routes: readonly Route[], method: string, path: string, call: Omit<Call, 'params'>): Answer {
+  const matching = routes.filter((r) => r.path.test(path));
+  if (!matching.length) throw badRequest(404, `No such resource: ${path}`);
+  const route = matching.find((r) => r.method === method);
+  if (!route) throw badRequest(405, `Method ${method} not allowed on ${path}.`);
+  const params = (route.path.exec(path) ?? []).slice(1).map((p) => decodeURIComponent(p ?? ''));
+  return route.answer({ ...call, params });
+}
+
+/** The control service's model behind both ports: the persisted configuration and the agents' state. */
+class ControlApi {
+  constructor(
+    readonly store: ConfigurationStore,
+    readonly state: ClusterState,
+    readonly version: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Expired leases go from the configuration; a node silent past the state's expiry has its state wiped. */
+  prune(now = Date.now()): void {
+    if (this.store.pruneLeases(now)) this.store.save();
+    for (const node of this.state.nodes.values())
+      if (!node.expired && !this.state.fresh(node, now)) {
+        node.expired = true;
+        this.log(
+          `node ${node.uuid} (${node.host}): nothing from its agent for ${Math.round(this.state.ttlMs / 1000)} s; its state is wiped`,
+        );
+      }
+  }
+
+  /** X-If-Configuration-Matches: a write only against the configuration the client last saw. */
+  private checkTag(req: IncomingMessage): void {
+    const header = req.headers[IF_MATCHES_HEADER];
+    if (header === undefined) return;
+    const wanted = (Array.isArray(header) ? header : header.split(',')).map((t) => t.trim());
+    const tag = this.store.tag();
+    if (!wanted.includes(tag)) throw badRequest(412, `Tag doesn't match. Required: ${wanted[0]}, current: ${tag}`);
+  }
+
+  private dataset(id: string): DatasetRecord {
+    const dataset = this.store.datasets.get(id);
+    if (!dataset) throw badRequest(404, DATASET_NOT_FOUND);
+    return dataset;
+  }
+
+  listDatasets(): Answer {
+    return [200, [...this.store.datasets.values()].map(datasetResponse), { 'X-Configuration-Tag': this.store.tag() }];
+  }
+
+  createDataset({ req, body }: Call): Answer {
+    this.checkTag(req);
+    const input = decodeJson(req, body, validateDatasetCreate);
+    const id = ((input.dataset_id as string | undefined) ?? randomUUID()).toLowerCase();
+    if (this.store.datasets.has(id)) throw badRequest(409, DATASET_ID_COLLISION);
+    const primary = (input.primary as string).toLowerCase();
+    const dataset: DatasetRecord = {
+      dataset_id: id,
+      primary,
+      metadata: (input.metadata as Record<string, string> | undefined) ?? {},
+      deleted: false,
+      maximum_size: input.maximum_size === undefined ? DEFAULT_MAXIMUM_SIZE : (input.maximum_size as number | null),
+      origin: primary,
+    };
+    this.store.datasets.set(id, dataset);
+    this.store.save();
+    this.log(`dataset ${id}: created for node ${primary}`);
+    return [201, datasetResponse(dataset)];
+  }
+
+  /** A new primary moves the dataset (the only update Flocker's API took). */
+  updateDataset({ req, body, params: [id = ''] }: Call): Answer {
+    this.checkTag(req);
+    const input = decodeJson(req, body, validateDatasetUpdate);
+    const dataset = this.dataset(id);
+    if (dataset.deleted) throw badRequest(405, DATASET_DELETED);
+    if (typeof input.primary === 'string' && input.primary.toLowerCase() !== dataset.primary) {
+      const from = dataset.primary;
+      dataset.primary = input.primary.toLowerCase();
+      this.store.save();
+      this.log(`dataset ${id}: moved from node ${from} to node ${dataset.primary}`);
+    }
+    return [200, datasetResponse(dataset)];
+  }
+
+  deleteDataset({ req, params: [id = ''] }: Call): Answer {
+    this.checkTag(req);
+    const dataset = this.dataset(id);
+    if (!dataset.deleted) {
+      dataset.deleted = true;
+      this.store.save();
+      this.log(`dataset ${id}: deleted`);
+    }
+    return [200, datasetResponse(dataset)];
+  }
+
+  nodeByEra({ params: [era = ''] }: Call): Answer {
+    const uuid = this.state.byEra(era);
+    if (!uuid) throw badRequest(404, NODE_BY_ERA_NOT_FOUND);
+    return [200, { uuid }];
+  }
+
+  acquireLease({ req, body, now }: Call): Answer {
+    const input = decodeJson(req, body, validateLease);
+    const id = (input.dataset_id as string).toLowerCase();
+    const node = (input.node_uuid as string).toLowerCase();
+    const expires = input.expires as number | null;
+    const existing = this.store.leases.get(id);
+    if (existing && existing.node_uuid !== node) throw badRequest(409, LEASE_HELD);
+    const lease: LeaseRecord = { dataset_id: id, node_uuid: node, expiration: expires === null ? null : now + expires * 1000 };
+    this.store.leases.set(id, lease);
+    this.store.save();
+    this.log(
+      `lease on dataset ${id} ${existing ? 'renewed' : 'acquired'} for node ${node} (${expires === null ? 'no expiry' : `${expires} s`})`,
+    );
+    return [existing ? 200 : 201, leaseResponse(lease, now)];
+  }
+
+  releaseLease({ params: [dataset = ''], now }: Call): Answer {
+    const id = dataset.toLowerCase();
+    const lease = this.store.leases.get(id);
+    if (!lease) throw badRequest(404, LEASE_NOT_FOUND);
+    this.store.leases.delete(id);
+    this.store.save();
+    this.log(`lease on dataset ${id} released`);
+    return [200, leaseResponse(lease, now)];
+  }
+
+  /** The agents' port: a state report in (from the node its certificate names), the whole configuration out. */
+  agentState({ req, body, peer, now }: Call): Answer {
+    const report = decodeJson(req, body, validateAgentState) as unknown as AgentStateReport;
+    report.node_uuid = report.node_uuid.toLowerCase();
+    if (report.node_uuid !== peer)
+      throw badRequest(403, `node_uuid ${report.node_uuid} does not match the client certificate (CN=node-${peer}).`);
+    const previous = this.state.report(report, now);
+    if (!previous || previous.expired || previous.host !== report.host || previous.era !== report.era.toLowerCase())
+      this.log(`node ${report.node_uuid} reporting from ${report.host} (era ${report.era}), ${report.datasets.length} dataset(s)`);
+    this.prune(now);
+    const configuration: AgentConfiguration = {
+      datasets: [...this.store.datasets.values()].map((d): AgentDataset => ({ ...datasetResponse(d), origin: d.origin })),
+      leases: this.store.leaseList(now),
+    };
+    return [200, { configuration: { datasets: configuration.datasets }, leases: configuration.leases }];
+  }
+}
+
+/** The REST API (port 4523), as flocker/control/httpapi.py laid it out. */
+const apiRoutes = (api: ControlApi): Route[] => [
+  { method: 'GET', path: /^\/v1\/version$/, answer: () => [200, { flocker: api.version }] },
+  { method: 'GET', path: /^\/v1\/configuration\/datasets$/, answer: () => api.listDatasets() },
+  { method: 'POST', path: /^\/v1\/configuration\/datasets$/, answer: (call) => api.createDataset(call) },
+  { method: 'POST', path: /^\/v1\/configuration\/datasets\/([^/]+)$/, answer: (call) => api.updateDataset(call) },
+  { method: 'DELETE', path: /^\/v1\/configuration\/datasets\/([^/]+)$/, answer: (call) => api.deleteDataset(call) },
+  { method: 'GET', path: /^\/v1\/state\/datasets$/, answer: ({ now }) => [200, api.state.datasets(now)] },
+  { method: 'GET', path: /^\/v1\/state\/nodes$/, answer: ({ now }) => [200, api.state.nodeList(now)] },
+  { method: 'GET', path: /^\/v1\/state\/nodes\/by_era\/([^/]+)$/, answer: (call) => api.nodeByEra(call) },
+  { method: 'GET', path: /^\/v1\/configuration\/leases$/, answer: ({ now }) => [200, api.store.leaseList(now)] },
+  { method: 'POST', path: /^\/v1\/configuration\/leases$/, answer: (call) => api.acquireLease(call) },
+  { method: 'DELETE', path: /^\/v1\/configuration\/leases\/([^/]+)$/, answer: (call) => api.releaseLease(call) },
+];
+
+/** The agents' port (4524): JSON state reports instead of Flocker's AMP (see the top of this file). */
+const agentRoutes = (api: ControlApi): Route[] => [
+  { method: 'POST', path: /^\/agent\/v1\/state$/, answer: (call) => api.agentState(call) },
+];
+
 /** Starts both servers; ports 0 pick free ones (the real ports come back). */
 export async function startControlService(options: ControlServiceOptions): Promise<ControlService> {
   const log = options.log ?? ((line: string) => glog('I', 'control', line));
-  const version = options.version ?? flockerVersion();
   const dir = options.certificatesDirectory;
   const files = { ca: 'cluster.crt', cert: 'control-service.crt', key: 'control-service.key' };
   const missing = Object.values(files).filter((f) => !existsSync(join(dir, f)));
@@ -341,154 +526,10 @@ export async function startControlService(options: ControlServiceOptions): Promi
   const store = new ConfigurationStore(options.dataPath);
   store.load();
   mkdirSync(options.dataPath, { recursive: true });
-  const state = new ClusterState(options.stateTtlMs ?? STATE_TTL_MS);
-
-  const prune = (): void => {
-    const now = Date.now();
-    if (store.pruneLeases(now)) store.save();
-    for (const node of state.nodes.values())
-      if (!node.expired && !state.fresh(node, now)) {
-        node.expired = true;
-        log(`node ${node.uuid} (${node.host}): nothing from its agent for ${Math.round(state.ttlMs / 1000)} s; its state is wiped`);
-      }
-  };
-
-  const checkTag = (req: IncomingMessage): void => {
-    const header = req.headers[IF_MATCHES_HEADER];
-    if (header === undefined) return;
-    const wanted = (Array.isArray(header) ? header : header.split(',')).map((t) => t.trim());
-    const tag = store.tag();
-    if (!wanted.includes(tag)) throw badRequest(412, `Tag doesn't match. Required: ${wanted[0]}, current: ${tag}`);
-  };
-
-  const findDataset = (id: string): DatasetRecord => {
-    const dataset = store.datasets.get(id);
-    if (!dataset) throw badRequest(404, DATASET_NOT_FOUND);
-    return dataset;
-  };
-
-  /** The REST API: [status, body, headers?]. */
-  const api = (method: string, path: string, req: IncomingMessage, body: Buffer): [number, unknown, Record<string, string>?] => {
-    const now = Date.now();
-    prune();
-    let m: RegExpExecArray | null;
-    if (path === '/v1/version') {
-      if (method === 'GET') return [200, { flocker: version }];
-    } else if (path === '/v1/configuration/datasets') {
-      if (method === 'GET') return [200, [...store.datasets.values()].map(datasetResponse), { 'X-Configuration-Tag': store.tag() }];
-      if (method === 'POST') {
-        checkTag(req);
-        const input = decodeJson(req, body, validateDatasetCreate);
-        const id = ((input.dataset_id as string | undefined) ?? randomUUID()).toLowerCase();
-        if (store.datasets.has(id)) throw badRequest(409, DATASET_ID_COLLISION);
-        const primary = (input.primary as string).toLowerCase();
-        const dataset: DatasetRecord = {
-          dataset_id: id,
-          primary,
-          metadata: (input.metadata as Record<string, string> | undefined) ?? {},
-          deleted: false,
-          maximum_size: input.maximum_size === undefined ? DEFAULT_MAXIMUM_SIZE : (input.maximum_size as number | null),
-          origin: primary,
-        };
-        store.datasets.set(id, dataset);
-        store.save();
-        log(`dataset ${id}: created for node ${primary}`);
-        return [201, datasetResponse(dataset)];
-      }
-    } else if ((m = /^\/v1\/configuration\/datasets\/([^/]+)$/.exec(path))) {
-      const id = decodeURIComponent(m[1] as string);
-      if (method === 'POST') {
-        checkTag(req);
-        const input = decodeJson(req, body, validateDatasetUpdate);
-        const dataset = findDataset(id);
-        if (dataset.deleted) throw badRequest(405, DATASET_DELETED);
-        if (typeof input.primary === 'string' && input.primary.toLowerCase() !== dataset.primary) {
-          const from = dataset.primary;
-          dataset.primary = input.primary.toLowerCase();
-          store.save();
-          log(`dataset ${id}: moved from node ${from} to node ${dataset.primary}`);
-        }
-        return [200, datasetResponse(dataset)];
-      }
-      if (method === 'DELETE') {
-        checkTag(req);
-        const dataset = findDataset(id);
-        if (!dataset.deleted) {
-          dataset.deleted = true;
-          store.save();
-          log(`dataset ${id}: deleted`);
-        }
-        return [200, datasetResponse(dataset)];
-      }
-    } else if (path === '/v1/state/datasets') {
-      if (method === 'GET') return [200, state.datasets(now)];
-    } else if (path === '/v1/state/nodes') {
-      if (method === 'GET') return [200, state.nodeList(Date.now())];
-    } else if ((m = /^\/v1\/state\/nodes\/by_era\/([^/]+)$/.exec(path))) {
-      if (method === 'GET') {
-        const uuid = state.byEra(decodeURIComponent(m[1] as string));
-        if (!uuid) throw badRequest(404, NODE_BY_ERA_NOT_FOUND);
-        return [200, { uuid }];
-      }
-    } else if (path === '/v1/configuration/leases') {
-      if (method === 'GET') return [200, store.leaseList(now)];
-      if (method === 'POST') {
-        const input = decodeJson(req, body, validateLease);
-        const id = (input.dataset_id as string).toLowerCase();
-        const node = (input.node_uuid as string).toLowerCase();
-        const expires = input.expires as number | null;
-        const existing = store.leases.get(id);
-        if (existing && existing.node_uuid !== node) throw badRequest(409, LEASE_HELD);
-        const lease: LeaseRecord = { dataset_id: id, node_uuid: node, expiration: expires === null ? null : now + expires * 1000 };
-        store.leases.set(id, lease);
-        store.save();
-        log(
-          `lease on dataset ${id} ${existing ? 'renewed' : 'acquired'} for node ${node} (${expires === null ? 'no expiry' : `${expires} s`})`,
-        );
-        return [existing ? 200 : 201, leaseResponse(lease, now)];
-      }
-    } else if ((m = /^\/v1\/configuration\/leases\/([^/]+)$/.exec(path))) {
-      if (method === 'DELETE') {
-        const id = decodeURIComponent(m[1] as string).toLowerCase();
-        const lease = store.leases.get(id);
-        if (!lease) throw badRequest(404, LEASE_NOT_FOUND);
-        store.leases.delete(id);
-        store.save();
-        log(`lease on dataset ${id} released`);
-        return [200, leaseResponse(lease, now)];
-      }
-    } else {
-      throw badRequest(404, `No such resource: ${path}`);
-    }
-    throw badRequest(405, `Method ${method} not allowed on ${path}.`);
-  };
-
-  /** The agents' port: a state report in, the whole configuration out. */
-  const agent = (method: string, path: string, req: IncomingMessage, body: Buffer, certUuid: string): [number, unknown] => {
-    if (path !== '/agent/v1/state') throw badRequest(404, `No such resource: ${path}`);
-    if (method !== 'POST') throw badRequest(405, `Method ${method} not allowed on ${path}.`);
-    const report = decodeJson(req, body, validateAgentState) as unknown as AgentStateReport;
-    report.node_uuid = report.node_uuid.toLowerCase();
-    if (report.node_uuid !== certUuid)
-      throw badRequest(403, `node_uuid ${report.node_uuid} does not match the client certificate (CN=node-${certUuid}).`);
-    const now = Date.now();
-    const previous = state.report(report, now);
-    if (!previous || previous.expired || previous.host !== report.host || previous.era !== report.era.toLowerCase())
-      log(`node ${report.node_uuid} reporting from ${report.host} (era ${report.era}), ${report.datasets.length} dataset(s)`);
-    prune();
-    const configuration: AgentConfiguration = {
-      datasets: [...store.datasets.values()].map((d): AgentDataset => ({ ...datasetResponse(d), origin: d.origin })),
-      leases: store.leaseList(now),
-    };
-    return [200, { configuration: { datasets: configuration.datasets }, leases: configuration.leases }];
-  };
+  const api = new ControlApi(store, new ClusterState(options.stateTtlMs ?? STATE_TTL_MS), options.version ?? flockerVersion(), log);
 
   const handler =
-    (
-      name: string,
-      prefix: string,
-      route: (method: string, path: string, req: IncomingMessage, body: Buffer, cn: string) => [number, unknown, Record<string, string>?],
-    ) =>
+    (name: string, prefix: string, routes: readonly Route[]) =>
     async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       const method = req.method ?? 'GET';
       const path = new URL(req.url ?? '/', 'https://control').pathname;
@@ -497,7 +538,9 @@ export async function startControlService(options: ControlServiceOptions): Promi
         // Already refused at connection time; checked again so no request can slip through.
         if (!cn.startsWith(prefix)) throw badRequest(403, 'The user is not authorized to do this operation.');
         const body = method === 'GET' || method === 'DELETE' ? Buffer.alloc(0) : await readBody(req);
-        const [status, result, headers] = route(method, path, req, body, cn.slice(prefix.length).toLowerCase());
+        const now = Date.now();
+        api.prune(now);
+        const [status, result, headers] = dispatch(routes, method, path, { req, body, peer: cn.slice(prefix.length).toLowerCase(), now });
         send(res, status, result, headers);
       } catch (error) {
         if (error instanceof HttpError) {
@@ -512,8 +555,8 @@ export async function startControlService(options: ControlServiceOptions): Promi
       }
     };
 
-  const mtlsServer = (name: string, prefix: string, route: Parameters<typeof handler>[2]): Server => {
-    const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, handler(name, prefix, route));
+  const mtlsServer = (name: string, prefix: string, routes: readonly Route[]): Server => {
+    const server = createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true }, handler(name, prefix, routes));
     // Clients keep their connection between requests (agents report every few seconds, the
     // kubelet polls every 5 s): a new handshake with 4096-bit keys each time costs both ends
     // dearly under emulation, and Node's default of 5 s is shorter than a slow round.
@@ -538,8 +581,8 @@ export async function startControlService(options: ControlServiceOptions): Promi
     return server;
   };
 
-  const apiServer = mtlsServer('REST API', 'user-', api);
-  const agentServer = mtlsServer('agent port', 'node-', agent);
+  const apiServer = mtlsServer('REST API', 'user-', apiRoutes(api));
+  const agentServer = mtlsServer('agent port', 'node-', agentRoutes(api));
   const listen = (server: Server, port: number, what: string): Promise<number> =>
     new Promise((resolve, reject) => {
       server.once('error', (error) =>
@@ -560,12 +603,12 @@ export async function startControlService(options: ControlServiceOptions): Promi
       ),
     );
   };
-  const timer = setInterval(prune, 1000);
+  const timer = setInterval(() => api.prune(), 1000);
   timer.unref();
   try {
     const apiPort = await listen(apiServer, options.apiPort, 'REST API');
     const agentPort = await listen(agentServer, options.agentPort, 'agent port');
-    log(`Flocker ${version} control service: REST API on port ${apiPort}, agents on port ${agentPort}, configuration in ${store.file}`);
+    log(`Flocker ${api.version} control service: REST API on port ${apiPort}, agents on port ${agentPort}, configuration in ${store.file}`);
     return { apiPort, agentPort, close };
   } catch (error) {
     await close();

@@ -5,8 +5,7 @@
  * Cinder tried as v2 then v1 (the first whose `GET volumes?limit=1` works), Nova v2. Errors carry
  * the texts keystoneauth1's exceptions printed, which users searched for in the agent's log.
  */
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { jsonRequest, type JsonAnswer } from '../json-http.js';
 
 export interface OpenStackConfig {
   region: string;
@@ -44,45 +43,20 @@ interface CatalogEntry {
   endpoints: { region: string; url: string }[];
 }
 
-/** One JSON request; the body of an error answer is read for its message, as the clients did. */
-function jsonRequest(method: string, url: string, headers: Record<string, string>, body: unknown, verifyPeer: boolean) {
-  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: unknown }>((resolve, reject) => {
-    const target = new URL(url);
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(
-      target,
-      {
-        method,
-        timeout: 60_000,
-        rejectUnauthorized: verifyPeer,
-        headers: {
-          accept: 'application/json',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-          ...headers,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = text;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            // not JSON: keep the text
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer in 60 s`)));
-    req.on('error', (error) => reject(new Error(`Unable to establish connection to ${url}: ${error.message}`)));
-    req.end(payload);
-  });
-}
+/** One request to a service; a connection that fails says where it tried, as keystoneauth1's ConnectFailure did. */
+const request = (method: string, url: string, headers: Record<string, string>, body: unknown, verifyPeer: boolean): Promise<JsonAnswer> =>
+  jsonRequest({
+    https: url.startsWith('https:'),
+    ...urlParts(new URL(url)),
+    method,
+    headers,
+    json: body,
+    rejectUnauthorized: verifyPeer,
+    timeoutMs: 60_000,
+    timeoutMessage: `${method} ${url}: no answer in 60 s`,
+  }).catch((error: Error) => Promise.reject(new Error(`Unable to establish connection to ${url}: ${error.message}`)));
+
+const urlParts = (url: URL) => ({ hostname: url.hostname, port: url.port || undefined, path: `${url.pathname}${url.search}` });
 
 /** The message of an OpenStack error body: `{"<kind>": {"message": ...}}` or `{"error": {"message": ...}}`. */
 const messageOf = (body: unknown): string => {
@@ -123,7 +97,7 @@ export class OpenStackSession {
             ...(tenant ? { tenantName: tenant } : {}),
           },
         };
-    const answer = await jsonRequest('POST', `${base}${v3 ? '/auth/tokens' : '/tokens'}`, {}, body, config.verifyPeer);
+    const answer = await request('POST', `${base}${v3 ? '/auth/tokens' : '/tokens'}`, {}, body, config.verifyPeer);
     if (answer.status === 401) throw new Unauthorized(`The request you have made requires authentication. (HTTP 401)`);
     if (answer.status >= 300) throw new ApiError(answer.status, `${messageOf(answer.body)} (HTTP ${answer.status})`);
     if (v3) {
@@ -160,7 +134,7 @@ export class OpenStackSession {
   async call<T = unknown>(type: string, method: string, path: string, body?: unknown): Promise<T> {
     if (!this.token) await this.authenticate();
     for (let attempt = 0; ; attempt++) {
-      const answer = await jsonRequest(
+      const answer = await request(
         method,
         `${this.endpoint(type)}${path}`,
         { 'x-auth-token': this.token ?? '' },

@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { jsonRequest } from '../json-http.js';
 
 /**
  * The few calls of the Docker Engine API the kubelet stand-in makes, over the node's socket
@@ -71,40 +71,19 @@ export class DockerClient {
     return String(((await this.call('GET', '/version')) as { Version?: string }).Version ?? '');
   }
 
-  private call(method: string, path: string, body?: unknown): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request(
-        {
-          socketPath: this.socketPath,
-          method,
-          path,
-          headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown = text;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              /* plain text (ping) */
-            }
-            const status = res.statusCode ?? 0;
-            if (status >= 400) reject(new DockerError(status, (parsed as { message?: string })?.message ?? text));
-            else resolve(parsed);
-          });
-        },
-      );
+  private async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const answer = await jsonRequest({
+      socketPath: this.socketPath,
+      method,
+      path,
+      json: body,
       // The kubelet's --runtime-request-timeout (2m): under emulation a container start can take
       // well over 30 s, and giving up early made the kubelet remove and start it again.
-      req.setTimeout(RUNTIME_REQUEST_TIMEOUT_MS, () =>
-        req.destroy(new Error(`docker ${method} ${path}: no answer in ${RUNTIME_REQUEST_TIMEOUT_MS / 1000} s`)),
-      );
-      req.on('error', reject);
-      req.end(payload);
+      timeoutMs: RUNTIME_REQUEST_TIMEOUT_MS,
+      timeoutMessage: `docker ${method} ${path}: no answer in ${RUNTIME_REQUEST_TIMEOUT_MS / 1000} s`,
     });
+    if (answer.status >= 400)
+      throw new DockerError(answer.status, (answer.body as { message?: string } | undefined)?.message ?? answer.text);
+    return answer.body;
   }
 }
