@@ -1,13 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../../lab/util/paths.js';
 
 // The docker image's `docker`: what each 2016 form becomes, seen through stand-ins for Debian's binaries.
 const shim = join(projectRoot, 'lab', 'images', 'docker-2016', 'docker');
 const bin = mkdtempSync(join(tmpdir(), 'docker-2016-'));
+afterAll(() => rmSync(bin, { recursive: true, force: true }));
 for (const name of ['cli', 'dockerd']) {
   writeFileSync(join(bin, name), `#!/bin/sh\necho ${name}; for a in "$@"; do echo "$a"; done\n`);
   chmodSync(join(bin, name), 0o755);

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { provisionersDir } from '../../lab/util/paths.js';
 
 /**
@@ -11,6 +11,7 @@ import { provisionersDir } from '../../lab/util/paths.js';
  */
 const scripts = join(provisionersDir, 'docker-multinode');
 const stubs = mkdtempSync(join(tmpdir(), 'multinode-stubs-'));
+afterAll(() => rmSync(stubs, { recursive: true, force: true }));
 const stub = (name: string, body: string) => {
   writeFileSync(join(stubs, name), `#!/bin/sh\n${body}\n`);
   chmodSync(join(stubs, name), 0o755);
@@ -85,7 +86,12 @@ describe('docker-multinode scripts: settings', () => {
       expect(args[args.indexOf(variable) - 1], variable).toBe('-e');
     expect(args[args.indexOf('/etc/flocker/:/etc/flocker/') - 1]).toBe('-v');
     // Another directory keeps the node's own key (/etc/flocker/node.key) out of the kubelet.
-    const own = bash(script, { K8S_VERSION: 'v1.3.0', MASTER_IP: '10.77.0.11', FLOCKER_USER_CA_DIR: '/etc/kubernetes/flocker/', FLOCKER_CONTROL_SERVICE_PORT: '4600' });
+    const own = bash(script, {
+      K8S_VERSION: 'v1.3.0',
+      MASTER_IP: '10.77.0.11',
+      FLOCKER_USER_CA_DIR: '/etc/kubernetes/flocker/',
+      FLOCKER_CONTROL_SERVICE_PORT: '4600',
+    });
     expect(own.stderr).toContain('FLOCKER_CONTROL_SERVICE_CA_FILE=/etc/kubernetes/flocker/cluster.crt');
     expect(own.stderr).toContain('FLOCKER_CONTROL_SERVICE_PORT=4600');
     expect(own.stderr).toContain('/etc/kubernetes/flocker/:/etc/kubernetes/flocker/');

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freeLoopbackPort } from '../../lab/net/ports.js';
 import { bundlePrograms } from '../../payloads/bundle/bundle.js';
 
@@ -11,6 +11,7 @@ import { bundlePrograms } from '../../payloads/bundle/bundle.js';
  * missing etcd give what a user of the 2016 binaries saw (message, exit code), never a silent success.
  */
 const dir = mkdtempSync(join(tmpdir(), 'payload-programs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const program = (name: string) => join(dir, `${name}.mjs`);
 
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, onTestFinished, test } from 'vitest';
 import { FlagError, parseFlags } from '../../payloads/flags.js';
 import { parseDuration } from '../../payloads/hyperkube/client.js';
 import { staticPods } from '../../payloads/hyperkube/kubelet.js';
@@ -184,6 +184,7 @@ describe('kubelet: static pods', () => {
 
   test('are named <pod>-<node>, with a UID that changes with the manifest and the node', () => {
     const dir = mkdtempSync(join(tmpdir(), 'manifests-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'master.json'), JSON.stringify(masterManifest(payloadVersions({ K8S_VERSION: 'v1.3.0' }), 'amd64')));
     writeFileSync(join(dir, 'notes.txt'), 'not a manifest');
     const [pod, ...rest] = staticPods(dir, '10.77.0.11');
