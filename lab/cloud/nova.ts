@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Hotplug } from './hotplug.js';
 import { badRequest, json, notFound, route, type Request, type Route } from './http.js';
 import type { EndpointsFor, Tokens } from './keystone.js';
@@ -13,6 +14,12 @@ import { readServers, type CloudIdentity, type Server, type Volume, type VolumeS
  */
 
 const MAX_MICROVERSION = '2.25';
+/**
+ * Nova's API casts an attach to nova-compute, which asks Cinder for the connection before libvirt
+ * plugs the disk: the volume stayed `attaching` for a second or more, success or not (Flocker's
+ * VolumeStateMonitor saw that state before the next one).
+ */
+const COMPUTE_WORK_MS = 1000;
 
 const flavorId = (server: Server) => `lab-${server.vcpus}-${server.memoryMiB}`;
 
@@ -162,17 +169,19 @@ export function novaRoutes(
       attachment: { id: randomUUID(), serverId: s.id, device, attachedAt: new Date().toISOString() },
     };
     store.put(attaching);
-    hotplug.attach(s, { id: volume.id, file: store.file(volume.id), device }).then(
-      () => {
-        store.put({ ...attaching, status: 'in-use', attachment: { ...attaching.attachment!, attachedAt: new Date().toISOString() } });
-        log(`attached volume ${volume.id} to ${s.name} as ${device}`);
-      },
-      (error: Error) => {
-        const { attachment: _none, ...rest } = attaching;
-        store.put({ ...rest, status: 'available' });
-        log(`attaching volume ${volume.id} to ${s.name} failed: ${error.message}`);
-      },
-    );
+    sleep(COMPUTE_WORK_MS)
+      .then(() => hotplug.attach(s, { id: volume.id, file: store.file(volume.id), device }))
+      .then(
+        () => {
+          store.put({ ...attaching, status: 'in-use', attachment: { ...attaching.attachment!, attachedAt: new Date().toISOString() } });
+          log(`attached volume ${volume.id} to ${s.name} as ${device}`);
+        },
+        (error: Error) => {
+          const { attachment: _none, ...rest } = attaching;
+          store.put({ ...rest, status: 'available' });
+          log(`attaching volume ${volume.id} to ${s.name} failed: ${error.message}`);
+        },
+      );
     return json(200, { volumeAttachment: attachmentView(s, attaching) }, headers);
   }
 

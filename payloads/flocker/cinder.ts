@@ -132,20 +132,27 @@ export class CinderBackend {
     }
   }
 
-  /** Waits for a volume to reach `wanted`, through the `passing` states only (Flocker's VolumeStateMonitor). */
-  private async waitFor(id: string, wanted: string | 'gone', passing: string[]): Promise<void> {
+  /**
+   * Waits for a volume to reach `wanted` through the `passing` states, as Flocker's
+   * VolumeStateMonitor did: they are listed in the order they occur, and once one is seen the ones
+   * before it are no longer valid (an attach that went `attaching` and then `available` failed).
+   * `expected` is the object Flocker waited on, as its repr showed in the error.
+   */
+  private async waitFor(id: string, wanted: string | 'gone', passing: string[], expected = `<Volume: ${id}>`): Promise<void> {
     const deadline = Date.now() + STATE_WITHIN_MS;
+    let valid = passing;
     for (;;) {
       const volume = await this.volume(id);
       const status = volume?.status ?? 'gone';
       if (status === wanted) return;
-      if (volume && !passing.includes(status))
+      if (volume && !valid.includes(status))
         throw new Error(
-          `Unexpected state while waiting for volume. Expected Volume: ${id}, Expected State: ${wanted}, Reached State: ${status}`,
+          `UnexpectedStateException: Unexpected state while waiting for volume. Expected Volume: ${expected}, Expected State: u'${wanted}', Reached State: u'${status}'`,
         );
+      valid = valid.slice(Math.max(0, valid.indexOf(status)));
       if (Date.now() > deadline)
         throw new Error(
-          `Timed out while waiting for volume. Expected Volume: ${id}, Expected State: ${wanted}, Elapsed Time: ${STATE_WITHIN_MS / 1000}`,
+          `TimeoutException: Timed out while waiting for volume. Expected Volume: ${expected}, Expected State: u'${wanted}', Elapsed Time: ${STATE_WITHIN_MS / 1000}`,
         );
       await sleep(1000);
     }
@@ -256,10 +263,17 @@ export class CinderBackend {
           notice(`dataset ${id}: its volume ${volume.id} is ${volume.status}; waiting`);
           return;
         }
-        await this.session.call('compute', 'POST', `/servers/${server}/os-volume_attachments`, {
-          volumeAttachment: { volumeId: volume.id, device: null },
-        });
-        await this.waitFor(volume.id, 'in-use', ['available', 'attaching']);
+        const { volumeAttachment } = await this.session.call<{ volumeAttachment: { id: string } }>(
+          'compute',
+          'POST',
+          `/servers/${server}/os-volume_attachments`,
+          { volumeAttachment: { volumeId: volume.id, device: null } },
+        );
+        await this.waitFor(volume.id, 'in-use', ['available', 'attaching'], `<VolumeAttachment: ${volumeAttachment.id}>`).catch(
+          (error: Error) => {
+            throw new Error(`attaching Cinder volume ${volume!.id} to this node's server ${server} failed: ${error.message}`);
+          },
+        );
         log(`dataset ${id}: attached Cinder volume ${volume.id} to this node's server ${server}`);
         volume = (await this.volume(volume.id)) as CinderVolume;
       }

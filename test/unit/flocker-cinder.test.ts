@@ -30,9 +30,13 @@ const servers: Server[] = [
 ];
 const byId = (server: string) => join(dir, server, 'by-id');
 
+/** Servers whose hypervisor refuses a disk (as QEMU does once its PCI slots are taken). */
+const full = new Set<string>();
+
 /** Nova's hot-plug on the host: the file becomes a loop device, linked by its serial for that server. */
 const loopHotplug: Hotplug = {
   async attach(server, volume) {
+    if (full.has(server.name)) throw new Error('PCI: no slot/function available for virtio-blk-pci, all in use or reserved');
     const device = execFileSync('losetup', ['--find', '--show', volume.file], { encoding: 'utf8' }).trim();
     mkdirSync(byId(server.name), { recursive: true });
     symlinkSync(device, join(byId(server.name), `virtio-${volume.id.slice(0, 20)}`));
@@ -147,6 +151,30 @@ describe("the dataset agent's openstack backend", () => {
     // Deleted: its primary unmounts, detaches and destroys the volume.
     expect(await worker.converge(WORKER_UUID, dataset({ primary: WORKER_UUID, deleted: true }), log)).toEqual([]);
     expect((await session.call<{ volumes: unknown[] }>('volumev2', 'GET', '/volumes')).volumes).toEqual([]);
+  });
+
+  test("Nova's attach fails (attaching, then available again): the agent names it as Flocker's VolumeStateMonitor did, and tries again", async () => {
+    const master = agentFor(servers[0] as Server);
+    full.add('master');
+    const notices: string[] = [];
+    try {
+      expect(await master.converge(MASTER_UUID, dataset(), (line) => notices.push(line))).toEqual([
+        { dataset_id: ID, maximum_size: 1024 ** 3 },
+      ]);
+      expect(notices.at(-1)).toMatch(
+        new RegExp(
+          `^dataset ${ID}: attaching Cinder volume (\\S+) to this node's server ${servers[0]?.id} failed: UnexpectedStateException: Unexpected state while waiting for volume\\. Expected Volume: <VolumeAttachment: \\1>, Expected State: u'in-use', Reached State: u'available'$`,
+        ),
+      );
+      // The hypervisor takes disks again: the next round attaches and mounts it.
+      full.delete('master');
+      expect(await master.converge(MASTER_UUID, dataset(), (line) => notices.push(line))).toEqual([
+        { dataset_id: ID, maximum_size: 1024 ** 3, path: join(dir, 'master', 'flocker', ID) },
+      ]);
+    } finally {
+      full.delete('master');
+      await master.converge(MASTER_UUID, dataset({ deleted: true }), () => undefined);
+    }
   });
 
   test('a wrong password: Keystone refuses, and the agent says so as keystoneauth1 did', async () => {
