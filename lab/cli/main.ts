@@ -80,38 +80,61 @@ cli
   .option('--keep <when>', 'Keep the VMs after the run: never, failed or always', { default: 'never' })
   .option('--isolate', 'Run the whole lab in a fresh network namespace (the vagrant driver always does)')
   .option('--fresh', 'Restore no snapshot layer: do every step, and save every layer anew')
-  .option('--snapshots <on|off>', 'on (default): restore the deepest cached layer and save the rest; off: neither read nor write layers', { default: 'on' })
+  .option('--snapshots <on|off>', 'on (default): restore the deepest cached layer and save the rest; off: neither read nor write layers', {
+    default: 'on',
+  })
+  .option(
+    '--expect <bug|pass>',
+    'bug (default): a scenario with a `bug:` exits 0 only when its signature fails and nothing else does; pass: run it as a plain scenario',
+    { default: 'bug' },
+  )
   .example('lab run scenarios/smoke')
   .example('lab run --arch arm64 scenarios/smoke')
   .example('lab run --keep=failed scenarios/two-node')
   .example('lab run --driver libvirt scenarios/two-node')
   .example('K8S_VERSION=v1.3.0 lab run --set FLANNEL_BACKEND=vxlan scenarios/two-node')
-  .action(async (scenario: string, flags: ScenarioFlags & { keep: string; isolate?: boolean; fresh?: boolean; snapshots: string }) => {
-    const { runScenario } = await import('../run/orchestrator.js');
-    const { loadScenario } = await import('../scenario/loader.js');
-    const isolation = await import('../net/isolate.js');
-    if (!['never', 'failed', 'always'].includes(flags.keep))
-      throw new InputError(`--keep must be never, failed or always, not "${flags.keep}"`);
-    const keep = flags.keep as 'never' | 'failed' | 'always';
-    if (!['on', 'off'].includes(String(flags.snapshots))) throw new InputError(`--snapshots must be on or off, not "${flags.snapshots}"`);
-    if (flags.fresh && flags.snapshots === 'off') throw new InputError('--fresh saves every layer anew; it cannot be combined with --snapshots=off');
-    const snapshots = flags.snapshots === 'off' ? 'off' : flags.fresh ? 'fresh' : 'on';
-    const scenarioOverrides = await overrides(flags);
-    // Validated here, before any namespace: bad input exits 2 with nothing started.
-    const { spec } = loadScenario(scenario, scenarioOverrides);
-    if ((flags.isolate || spec.driver === 'vagrant') && !isolation.isIsolated()) {
-      if (keep !== 'never')
-        throw new InputError(
-          `--keep=${keep} cannot be used with ${flags.isolate ? '--isolate' : 'the vagrant driver (which runs isolated)'}: the namespace, and every way into the VMs, ends with the run`,
-        );
-      if (!flags.isolate) log.info('the vagrant driver runs the lab in a fresh network namespace (--isolate), for its libvirt network');
-      process.exitCode = await isolation.runIsolated(process.argv.slice(1));
-      return;
-    }
-    if (isolation.isIsolated()) log.info(await isolation.enterIsolation());
-    const outcome = await runScenario({ scenario, overrides: scenarioOverrides, keep, snapshots, log, signal: interruptible() });
-    process.exitCode = outcome.exitCode;
-  });
+  .example('lab run --set FLOCKER_VERSION=1.14.0 scenarios/flocker-2841')
+  .action(
+    async (
+      scenario: string,
+      flags: ScenarioFlags & { keep: string; isolate?: boolean; fresh?: boolean; snapshots: string; expect: string },
+    ) => {
+      const { runScenario } = await import('../run/orchestrator.js');
+      const { loadScenario } = await import('../scenario/loader.js');
+      const isolation = await import('../net/isolate.js');
+      if (!['never', 'failed', 'always'].includes(flags.keep))
+        throw new InputError(`--keep must be never, failed or always, not "${flags.keep}"`);
+      const keep = flags.keep as 'never' | 'failed' | 'always';
+      if (!['on', 'off'].includes(String(flags.snapshots))) throw new InputError(`--snapshots must be on or off, not "${flags.snapshots}"`);
+      if (flags.fresh && flags.snapshots === 'off')
+        throw new InputError('--fresh saves every layer anew; it cannot be combined with --snapshots=off');
+      const snapshots = flags.snapshots === 'off' ? 'off' : flags.fresh ? 'fresh' : 'on';
+      if (flags.expect !== 'bug' && flags.expect !== 'pass') throw new InputError(`--expect must be bug or pass, not "${flags.expect}"`);
+      const scenarioOverrides = await overrides(flags);
+      // Validated here, before any namespace: bad input exits 2 with nothing started.
+      const { spec } = loadScenario(scenario, scenarioOverrides);
+      if ((flags.isolate || spec.driver === 'vagrant') && !isolation.isIsolated()) {
+        if (keep !== 'never')
+          throw new InputError(
+            `--keep=${keep} cannot be used with ${flags.isolate ? '--isolate' : 'the vagrant driver (which runs isolated)'}: the namespace, and every way into the VMs, ends with the run`,
+          );
+        if (!flags.isolate) log.info('the vagrant driver runs the lab in a fresh network namespace (--isolate), for its libvirt network');
+        process.exitCode = await isolation.runIsolated(process.argv.slice(1));
+        return;
+      }
+      if (isolation.isIsolated()) log.info(await isolation.enterIsolation());
+      const outcome = await runScenario({
+        scenario,
+        overrides: scenarioOverrides,
+        keep,
+        snapshots,
+        expect: flags.expect,
+        log,
+        signal: interruptible(),
+      });
+      process.exitCode = outcome.exitCode;
+    },
+  );
 
 cli.command('list', 'List the kept runs and how to reach their nodes').action(async () => {
   (await import('./kept.js')).listCommand(log);
@@ -189,7 +212,9 @@ cli
   .example('lab snapshot prune --older-than 7d --max-size 40G')
   .action(async (action: string | undefined, keys: string[], flags: { olderThan?: unknown; maxSize?: unknown }) => {
     const text = (value: unknown) => (value === undefined ? undefined : String(value));
-    await (await import('./snapshots.js')).snapshotCommand(action ?? 'list', keys.map(String), { olderThan: text(flags.olderThan), maxSize: text(flags.maxSize) }, log);
+    await (
+      await import('./snapshots.js')
+    ).snapshotCommand(action ?? 'list', keys.map(String), { olderThan: text(flags.olderThan), maxSize: text(flags.maxSize) }, log);
   });
 
 cli

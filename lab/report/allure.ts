@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../util/paths.js';
 import { run } from '../util/proc.js';
+import { partOfBug } from '../bugs/verdict.js';
 import { restoredFrom, snapshotLine, type RunSummary } from './summary.js';
 
 /**
@@ -46,7 +47,65 @@ export function writeStepResults(resultsDir: string, summary: RunSummary, runDir
   }
   const environment = Object.entries(summary.scenario.axes).map(([key, value]) => `${key}=${value}`);
   const snapshot = snapshotLine(summary);
-  writeFileSync(join(resultsDir, 'environment.properties'), `${environment.join('\n')}\nrun=${summary.runId}\n${snapshot ? `snapshot=${snapshot}\n` : ''}`);
+  const bug = summary.bug ? `bug=${summary.bug.url} ${summary.bug.verdict}\n` : '';
+  writeFileSync(
+    join(resultsDir, 'environment.properties'),
+    `${environment.join('\n')}\nrun=${summary.runId}\n${snapshot ? `snapshot=${snapshot}\n` : ''}${bug}`,
+  );
+  if (summary.bug) writeBugResult(resultsDir, summary, start);
+}
+
+/** The bug's link, as allure's `issue()` writes it. */
+const bugLink = (url: string) => ({ type: 'issue', name: url, url });
+
+/** The verdict as a result of its own: reproduced is skipped (a known issue), never passed; anything else fails. */
+function writeBugResult(resultsDir: string, summary: RunSummary, start: number): void {
+  const bug = summary.bug!;
+  const uuid = randomUUID();
+  const result = {
+    uuid,
+    historyId: `${summary.scenario.name}:bug:${bug.url}`,
+    name: `${bug.url}: ${bug.title}`,
+    fullName: `${summary.scenario.name}/bug`,
+    status: bug.verdict === 'reproduced' ? 'skipped' : bug.verdict === 'not reproduced' ? 'failed' : 'broken',
+    statusDetails: { message: `${bug.verdict}: ${bug.reason}`, known: bug.verdict === 'reproduced' },
+    stage: 'finished',
+    start,
+    stop: start,
+    labels: [
+      { name: 'parentSuite', value: summary.scenario.name },
+      { name: 'suite', value: 'bug' },
+    ],
+    links: [bugLink(bug.url)],
+    parameters: [],
+    steps: [],
+    attachments: [],
+  };
+  writeFileSync(join(resultsDir, `${uuid}-result.json`), JSON.stringify(result));
+}
+
+/** A reproduced bug's failed steps in allure-vitest's results: known issues, linked to the bug. */
+export function markKnownBug(resultsDir: string, summary: RunSummary): void {
+  const { bug } = summary;
+  if (!bug) return;
+  for (const file of readdirSync(resultsDir).filter((f) => f.endsWith('-result.json'))) {
+    const path = join(resultsDir, file);
+    const result = JSON.parse(readFileSync(path, 'utf8')) as AllureResult;
+    const check = /([^/#]+)\.check\.ts#/.exec(result.fullName ?? '')?.[1];
+    const mine = summary.checks.find((c) => c.check === check && c.status === 'failed' && c.name.endsWith(result.name ?? '\0'));
+    if (!mine || !partOfBug(bug, mine, summary.checks)) continue;
+    result.links = [...(result.links ?? []), bugLink(bug.url)];
+    result.statusDetails = { ...result.statusDetails, known: true };
+    writeFileSync(path, JSON.stringify(result));
+  }
+}
+
+interface AllureResult {
+  name?: string;
+  fullName?: string;
+  links?: { type: string; name: string; url: string }[];
+  statusDetails?: Record<string, unknown>;
+  labels: ResultLabel[];
 }
 
 interface ResultLabel {
@@ -61,7 +120,7 @@ interface ResultLabel {
 export function relabelCheckResults(resultsDir: string, scenario: string): void {
   for (const file of readdirSync(resultsDir).filter((f) => f.endsWith('-result.json'))) {
     const path = join(resultsDir, file);
-    const result = JSON.parse(readFileSync(path, 'utf8')) as { fullName?: string; labels: ResultLabel[] };
+    const result = JSON.parse(readFileSync(path, 'utf8')) as AllureResult;
     if (!result.labels.some((l) => l.name === 'framework' && l.value === 'vitest')) continue;
     const describePath = result.labels.filter((l) => ['parentSuite', 'suite', 'subSuite'].includes(l.name)).map((l) => l.value);
     const check = /([^/#]+)\.check\.ts#/.exec(result.fullName ?? '')?.[1] ?? 'checks';

@@ -1,3 +1,4 @@
+import { partOfBug } from '../bugs/verdict.js';
 import { restoredFrom, type RunSummary } from './summary.js';
 
 /** A JUnit XML test case: what CI systems show per line. */
@@ -46,15 +47,26 @@ export function junitXml(summary: RunSummary): string {
       output: step.restored ? restoredFrom(step.restored) : `log: ${step.log}`,
     });
   }
+  const { bug } = summary;
   for (const check of summary.checks) {
+    // A reproduced bug's failures are expected failures: skipped, with the bug and the message (never a pass).
+    const expected = partOfBug(bug, check, summary.checks);
     add(check.check, {
       classname: `${summary.scenario.name}.${check.check}`,
       name: check.name,
       seconds: check.seconds,
-      status: check.status,
-      message: check.message,
+      status: expected ? 'skipped' : check.status,
+      message: expected ? `expected failure, bug ${bug?.url}: ${check.message ?? ''}` : check.message,
     });
   }
+  if (bug)
+    add('bug', {
+      classname: `${summary.scenario.name}.bug`,
+      name: `${bug.url}: ${bug.title}`,
+      seconds: 0,
+      status: bug.verdict === 'reproduced' ? 'skipped' : 'failed',
+      message: `${bug.verdict}: ${bug.reason}`,
+    });
 
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>'];
   const all = [...suites.values()].flat();

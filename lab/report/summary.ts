@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import type { BugVerdict } from '../bugs/verdict.js';
 import type { CheckResult } from '../checks/runner.js';
 
 export type Status = 'passed' | 'failed' | 'skipped';
@@ -60,6 +61,8 @@ export interface RunSummary {
   steps: StepResult[];
   checks: CheckResult[];
   snapshot?: SnapshotSummary;
+  /** A scenario that reproduces a bug (its `bug:`), judged by its signature; absent with --expect=pass. */
+  bug?: BugVerdict;
 }
 
 export function writeSummary(file: string, summary: RunSummary): void {
@@ -73,7 +76,8 @@ export function verdictOf(summary: Pick<RunSummary, 'phases' | 'steps' | 'checks
 }
 
 /** How a restored step came to be done, for people reading the report. */
-export const restoredFrom = (from: RestoredFrom): string => `restored from snapshot layer ${from.layer} (made ${from.madeAt} by run ${from.madeBy}); it did not run again`;
+export const restoredFrom = (from: RestoredFrom): string =>
+  `restored from snapshot layer ${from.layer} (made ${from.madeAt} by run ${from.madeBy}); it did not run again`;
 
 /** What the run took from the snapshot cache and added to it, in one line. */
 export function snapshotLine(summary: RunSummary): string | undefined {

@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import type { Vm } from '../machines/driver.js';
 import { allDrivers, loadDriver } from '../machines/registry.js';
 import { Provisioner } from '../provision/runner.js';
+import { bugExitCode, bugLine, bugVerdict, type Expectation } from '../bugs/verdict.js';
 import { snapshotLine, writeSummary, verdictOf, type PhaseResult, type RunSummary } from '../report/summary.js';
 import { loadScenario, type Overrides } from '../scenario/loader.js';
 import { describeError, InputError, RunFailed } from '../util/errors.js';
@@ -34,6 +35,8 @@ export interface RunOptions {
   keep?: KeepPolicy;
   /** on (default): restore the deepest cached layer and save the rest; fresh: save every layer anew; off: neither. */
   snapshots?: SnapshotMode;
+  /** A scenario with a `bug:` is judged by it (bug, the default); pass runs it as a plain scenario (--expect=pass). */
+  expect?: Expectation;
   log: Logger;
   signal: AbortSignal;
 }
@@ -237,6 +240,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   ctx.summary.verdict = interrupted ? 'error' : failure && !(failure instanceof RunFailed) ? 'error' : verdictOf(ctx.summary);
   if (failure) ctx.summary.error = describeError(failure);
   if (interrupted) ctx.summary.error = 'interrupted';
+  if (spec.bug && options.expect !== 'pass' && !interrupted) ctx.summary.bug = bugVerdict(spec.bug, ctx.summary);
   const reportFailure = await timed(ctx, 'report', () => writeReports(ctx));
   if (reportFailure instanceof Error) {
     ctx.summary.verdict = 'error';
@@ -249,6 +253,8 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   log.info(
     `run ${runId}: ${verdict.toUpperCase()} in ${ctx.summary.seconds} s (${ctx.summary.checks.filter((c) => c.status === 'passed').length}/${ctx.summary.checks.length} checks passed)`,
   );
+  const { bug } = ctx.summary;
+  if (bug) log.info(bugLine(bug));
   log.info(`report: ${join(runDir, 'report.html')}  junit: ${join(runDir, 'junit.xml')}  summary: ${join(runDir, 'summary.json')}`);
   if (keep) {
     log.info(`kept: the VMs of ${runId} keep running. Reach them with:`);
@@ -258,7 +264,8 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
     );
     log.info(`  lab down ${runId}             (destroys them; lab down --all for every kept run)`);
   }
-  return { summary: ctx.summary, runDir, exitCode: interrupted ? 130 : verdict === 'passed' ? 0 : 1 };
+  const exitCode = interrupted ? 130 : bug && !(reportFailure instanceof Error) ? bugExitCode(bug) : verdict === 'passed' ? 0 : 1;
+  return { summary: ctx.summary, runDir, exitCode };
 }
 
 /** Time for a dying VM's exit to be noticed: its SSH connection can break before its process is reaped. */

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FOLDER_VARIABLE, scriptCandidates, scriptFolders } from '../provision/scripts.js';
 import { resolveCheck } from '../checks/catalog.js';
+import { checkName } from '../checks/runner.js';
 import { DRIVERS } from '../machines/registry.js';
 import { formatIp, hostCount, isHostIn, parseCidr, parseIp, planAddresses } from '../net/addressing.js';
 import type { ScenarioSpec } from './schema.js';
@@ -93,6 +94,14 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
   spec.checks.forEach((check, i) => {
     if (!resolveCheck(check, dir))
       problems.push({ path: ['checks', i], message: `unknown check "${check}" (not built in, and no such .check.ts file)` });
+  });
+  const checkNames = spec.checks.map(checkName);
+  spec.bug?.reproduces.forEach((signature, i) => {
+    if (!checkNames.includes(signature.check))
+      problems.push({
+        path: ['bug', 'reproduces', i, 'check'],
+        message: `"${signature.check}" is not one of the scenario's checks (${checkNames.join(', ') || 'it has none'})`,
+      });
   });
   return problems;
 }

@@ -115,6 +115,34 @@ export const Flocker = z.strictObject({
 });
 export type Flocker = z.infer<typeof Flocker>;
 
+/** A regular expression (JavaScript's syntax) that must compile. */
+const Pattern = z
+  .string()
+  .min(1)
+  .superRefine((value, ctx) => {
+    try {
+      new RegExp(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `is not a regular expression: ${(error as Error).message}` });
+    }
+  });
+
+export const BugSignature = z.strictObject({
+  check: z.string().min(1).describe("The check that fails when the bug is there: one of the scenario's checks"),
+  step: Pattern.optional().describe("A regular expression over the failing step's name, e.g. 'runs on worker'"),
+  message: Pattern.optional().describe("A regular expression over the step's failure message, e.g. \"KeyError: u'2\\.0'\""),
+});
+
+export const Bug = z.strictObject({
+  url: z.url().describe('The bug report, e.g. https://github.com/ClusterHQ/flocker/issues/2841'),
+  title: z.string().min(1).describe('What the bug is, in one line'),
+  reproduces: z
+    .array(BugSignature)
+    .min(1, 'name at least one failure that shows the bug')
+    .describe('The failure signature: every entry must fail, and nothing else may'),
+});
+export type BugSpec = z.infer<typeof Bug>;
+
 export const Scenario = z.strictObject({
   $schema: z.string().optional().describe('Path of the JSON Schema, for editors'),
   name: stepName.describe('Scenario name; defaults to the folder name'),
@@ -146,6 +174,9 @@ export const Scenario = z.strictObject({
       "A cloud the lab serves the run's guests: openstack (Keystone, Cinder, Nova; Nova's volume attach hot-plugs the disk into the VM). Each node finds its credentials in /etc/lab/openstack.env",
     ),
   timeouts: Timeouts.default({ checks: 900 }),
+  bug: Bug.optional().describe(
+    'The bug this scenario reproduces: the run passes (exit 0) when its signature fails and nothing else does; when everything passes or something else fails, it fails (exit 1). `lab run --expect=pass` runs it as a plain scenario',
+  ),
 });
 
 /** The scenario as written (before defaults): what each file may contain. */

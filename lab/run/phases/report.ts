@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateHtmlReport, relabelCheckResults, writeStepResults } from '../../report/allure.js';
+import { generateHtmlReport, markKnownBug, relabelCheckResults, writeStepResults } from '../../report/allure.js';
 import { writeBundle } from '../../report/bundle.js';
 import { junitXml } from '../../report/junit.js';
 import { writeSummary } from '../../report/summary.js';
@@ -14,6 +14,7 @@ export async function writeReports(ctx: RunContext): Promise<void> {
   const resultsDir = join(runDir, 'allure-results');
   writeStepResults(resultsDir, summary, runDir);
   relabelCheckResults(resultsDir, summary.scenario.name);
+  markKnownBug(resultsDir, summary);
   await generateHtmlReport(resultsDir, join(runDir, 'report.html'), `lab: ${summary.scenario.name} (${summary.runId})`);
   await writeBundle(runDir);
 }
