@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts a Flocker dataset agent on this node: writes /etc/flocker/agent.yml (the control service,
 # and the dataset backend: loopback files under FLOCKER_LOOPBACK_ROOT, or openstack: Cinder volumes
-# of the cloud whose openrc is FLOCKER_OPENSTACK_RC), then waits until the
-# control service lists this node. Needs /etc/flocker/cluster.crt, node.crt and node.key.
+# of the cloud whose openrc is FLOCKER_OPENSTACK_RC), then waits (FLOCKER_AGENT_WAIT seconds, 120;
+# 0 does not wait) until the control service lists this node. Needs /etc/flocker/cluster.crt,
+# node.crt and node.key.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 source common.sh
@@ -56,5 +57,9 @@ fi
 
 # The control service knows a node by the address its agent connects from (Flocker's _get_external_ip).
 host=$(ip -o route get "${FLOCKER_CONTROL_SERVICE_HOST}" | sed -n 's/.* src \([0-9.]*\).*/\1/p')
-flocker::wait_for "the control service does not list this node (${host})" 120 bash -c "source common.sh; flocker::settings; flocker::api state/nodes | grep -qF '\"${host}\"'"
+if ((FLOCKER_AGENT_WAIT == 0)); then
+  flocker::log "The dataset agent on ${host} is started (FLOCKER_AGENT_WAIT=0: not waiting for the control service to list it)"
+  exit 0
+fi
+flocker::wait_for "the control service does not list this node (${host})" "$FLOCKER_AGENT_WAIT" bash -c "source common.sh; flocker::settings; flocker::api state/nodes | grep -qF '\"${host}\"'"
 flocker::log "The dataset agent on ${host} is connected to ${FLOCKER_CONTROL_SERVICE_HOST}:${FLOCKER_AGENT_PORT}"

@@ -19,6 +19,8 @@ flocker::settings() {
   FLOCKER_DATASET_BACKEND=${FLOCKER_DATASET_BACKEND:-loopback}
   FLOCKER_LOOPBACK_ROOT=${FLOCKER_LOOPBACK_ROOT:-/var/lib/flocker/loopback}
   FLOCKER_OPENSTACK_RC=${FLOCKER_OPENSTACK_RC:-/etc/lab/openstack.env}
+  # Seconds agent.sh waits for the control service to list the node; 0 starts the agent and returns.
+  FLOCKER_AGENT_WAIT=${FLOCKER_AGENT_WAIT:-120}
   FLOCKER_USER_CA_DIR=${FLOCKER_USER_CA_DIR:-/etc/flocker/}
   FLOCKER_USER=${FLOCKER_USER:-kubernetes}
   # Where Flocker reads its own certificates and agent.yml (the lab's tests point it elsewhere).

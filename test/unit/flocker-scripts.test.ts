@@ -131,6 +131,23 @@ describe('flocker provisioners', () => {
     expect(result.out).toContain('The dataset agent on 10.77.0.12 is connected to 10.77.0.11:4524');
   });
 
+  test('agent.sh waits FLOCKER_AGENT_WAIT seconds for its node to be listed, failing after; 0 starts the agent and returns', () => {
+    place('cluster.crt', 'node.crt', 'node.key');
+    writeFileSync(join(dir, 'bin', 'curl'), `#!/bin/sh\necho "curl $*" >> ${calls}\necho '[]'\n`);
+    const unlisted = run('agent.sh', { FLOCKER_INSTALL: 'containers', FLOCKER_AGENT_WAIT: '6' });
+    expect(unlisted.code).toBe(1);
+    expect(unlisted.err).toContain('the control service does not list this node (10.77.0.12) within 6 s');
+    expect(unlisted.calls.match(/^curl .*state\/nodes/gm)).toHaveLength(4);
+    rmSync(calls, { force: true });
+    const started = run('agent.sh', { FLOCKER_INSTALL: 'containers', FLOCKER_AGENT_WAIT: '0' });
+    expect(started.code, started.err).toBe(0);
+    expect(started.calls).toContain('docker run -d --name=flocker-dataset-agent');
+    expect(started.calls).not.toContain('curl');
+    expect(started.out).toContain(
+      'The dataset agent on 10.77.0.12 is started (FLOCKER_AGENT_WAIT=0: not waiting for the control service to list it)',
+    );
+  });
+
   test('agent.sh refuses a backend it cannot write, and both scripts need the control service host', () => {
     place('cluster.crt', 'node.crt', 'node.key');
     const backend = run('agent.sh', { FLOCKER_INSTALL: 'containers', FLOCKER_DATASET_BACKEND: 'zfs' });

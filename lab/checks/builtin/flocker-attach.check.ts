@@ -144,16 +144,24 @@ async function createPod(master: ClusterNode, address?: string): Promise<void> {
 
 /**
  * What the dataset agent on a node said last about the check's dataset, or about its backend as a
- * whole (`cannot ...`: Keystone or Cinder errors show there, as in Flocker's log).
+ * whole (`cannot ...`: Keystone or Cinder errors show there, as in Flocker's log); an agent that
+ * died at start-up, with Flocker's "main function encountered error" and its traceback's last line
+ * (the exception).
  */
 async function agentComplaint(nodeName: string | undefined): Promise<string | undefined> {
   if (!nodeName) return undefined;
   const node = await lab.node(nodeName);
-  const about = state.datasetId ? `|dataset ${state.datasetId}` : '';
-  const logs = await node.exec(`docker logs --tail 200 flocker-dataset-agent 2>&1 | grep -E ${shellQuote(`cannot ${about}`)} | tail -n 1`, {
-    timeout: 30,
-  });
-  return logs.stdout.trim() || undefined;
+  const logs = await node.exec('docker logs --tail 200 flocker-dataset-agent 2>&1', { timeout: 30 });
+  const lines = logs.stdout.split('\n').map((line) => line.trimEnd());
+  const died = lines.lastIndexOf('main function encountered error');
+  if (died >= 0) {
+    // The traceback's frames are indented; the first line after them is the exception.
+    const exception = lines.slice(died + 1).find((line) => line && !line.startsWith(' ') && !line.startsWith('Traceback'));
+    return `main function encountered error: ${exception ?? lines[died + 1] ?? ''}`.trim();
+  }
+  return lines.findLast(
+    (line) => line.includes('cannot ') || (state.datasetId !== undefined && line.includes(`dataset ${state.datasetId}`)),
+  );
 }
 
 async function podRunning(master: ClusterNode, on = podNode): Promise<Json> {
@@ -257,10 +265,16 @@ describe('flocker-attach', () => {
         if (!Array.isArray(listed)) return notYet('no answer');
         const missing = lab.specs.filter((s) => !listed.some((n) => n.host === s.address));
         return missing.length === 0 ? true : notYet(`missing: ${missing.map((s) => `${s.name} (${s.address})`).join(', ')}`);
-      }).catch(() => {
+      }).catch(async () => {
         const missing = lab.specs.filter((s) => !(Array.isArray(listed) ? listed : []).some((n) => n.host === s.address));
+        const said = await Promise.all(
+          missing.map(async (s) => {
+            const complaint = await agentComplaint(s.name).catch(() => undefined);
+            return complaint ? `; the dataset agent on ${s.name} says: ${complaint}` : '';
+          }),
+        );
         throw new Error(
-          `the control service does not list ${missing.map((s) => `${s.name} (${s.address})`).join(', ')}: is its dataset agent running? (listed: ${JSON.stringify(listed)})`,
+          `the control service does not list ${missing.map((s) => `${s.name} (${s.address})`).join(', ')}: is its dataset agent running? (listed: ${JSON.stringify(listed)})${said.join('')}`,
         );
       }),
     );
