@@ -54,6 +54,12 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
       message: "needs the scenario's `flocker:` (the node that runs the control service, and the API user)",
     });
 
+  const arm64 = spec.nodes.findIndex((node) => (node.arch ?? spec.arch) === 'arm64');
+  if (spec.cloud && arm64 >= 0)
+    problems.push({
+      path: spec.nodes[arm64]?.arch ? ['nodes', arm64, 'arch'] : ['arch'],
+      message: `${spec.nodes[arm64]?.name} is arm64: the lab's arm64 VMs (QEMU's virt machine) have no hot-pluggable PCIe slot, so the cloud's Nova could not plug a volume into it; give a scenario with \`cloud:\` amd64 nodes`,
+    });
   if (spec.cloud && !DRIVERS[spec.driver].hotplug)
     problems.push({
       path: ['cloud'],

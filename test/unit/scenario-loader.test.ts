@@ -436,6 +436,17 @@ describe('loadScenario: cluster network', () => {
     expect(loadScenario(fits).spec.nodes.map((n) => n.address)).toEqual(['10.77.0.1', '10.77.0.6']);
   });
 
+  test('cloud: needs a driver that hot-plugs disks, and amd64 nodes', () => {
+    write('vagrant/scenario.yaml', 'driver: vagrant', 'cloud: openstack', 'nodes:', '  - name: a');
+    expect(problemsOf('vagrant')).toEqual([
+      `${shown('vagrant')}:2:1: cloud: the vagrant driver cannot plug disks into running VMs, which the emulated Nova's volume attach does: use qemu or libvirt`,
+    ]);
+    write('arm/scenario.yaml', 'cloud: openstack', 'nodes:', '  - name: a', '  - name: b', '    arch: arm64');
+    expect(problemsOf('arm')).toEqual([
+      `${shown('arm')}:5:5: nodes[1].arch: b is arm64: the lab's arm64 VMs (QEMU's virt machine) have no hot-pluggable PCIe slot, so the cloud's Nova could not plug a volume into it; give a scenario with \`cloud:\` amd64 nodes`,
+    ]);
+  });
+
   test('--arch overrides the scenario arch and every node arch', () => {
     const dir = write('mixed/scenario.yaml', 'arch: amd64', 'nodes:', '  - name: a', '    arch: amd64', '  - name: b');
     const { spec } = loadScenario(dir, { arch: 'arm64' });
