@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { ClusterDescriptor } from '../../lab/checks/descriptor.js';
-import { useKeptRun } from './helpers.js';
+import { openstackEnv, useKeptRun } from './helpers.js';
 
 /**
  * The run's emulated OpenStack with real guests: the kept run's check has each node get a token
@@ -26,22 +26,7 @@ describe.each([
   function openstack(...args: string[]): string {
     const cloud = descriptor().cloud;
     if (!cloud) throw new Error('the kept run has no cloud in its descriptor');
-    const result = spawnSync('openstack', args, {
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        OS_AUTH_URL: cloud.authUrl,
-        OS_IDENTITY_API_VERSION: '3',
-        OS_USERNAME: cloud.username,
-        OS_PASSWORD: cloud.password,
-        OS_PROJECT_NAME: cloud.project,
-        OS_USER_DOMAIN_NAME: 'Default',
-        OS_PROJECT_DOMAIN_NAME: 'Default',
-        OS_REGION_NAME: cloud.region,
-      },
-    });
+    const result = spawnSync('openstack', args, { encoding: 'utf8', timeout: 60_000, env: openstackEnv(cloud) });
     if (result.status !== 0) throw new Error(`openstack ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
     return result.stdout.trim();
   }

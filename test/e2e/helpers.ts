@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CloudAccess } from '../../lab/checks/descriptor.js';
 import type { CheckResult } from '../../lab/checks/runner.js';
 import type { RunSummary } from '../../lab/report/summary.js';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
@@ -235,7 +236,11 @@ export const fullOnly = test.runIf(process.env.LAB_E2E_FULL === '1');
 
 /** What a loopback cluster's checks do not pass: flocker-attach's move, skipped with its reason (loopback volumes stay on their node). */
 export const LOOPBACK_NOT_PASSED = [
-  expect.objectContaining({ check: 'flocker-attach', status: 'skipped', message: expect.stringContaining('the loopback backend cannot move a dataset') }),
+  expect.objectContaining({
+    check: 'flocker-attach',
+    status: 'skipped',
+    message: expect.stringContaining('the loopback backend cannot move a dataset'),
+  }),
 ];
 
 /** One way of breaking a kept cluster, and what its check must then say. */
@@ -244,7 +249,7 @@ export interface Breakage {
   check: string;
   title: string;
   /** Breaks the cluster, runs the check and asserts where and how it failed. */
-  run: (run: KeptRun) => void;
+  run: (run: KeptRun) => void | Promise<void>;
   /** Only with LAB_E2E_FULL=1 (see fullOnly). */
   nightly?: boolean;
 }
@@ -268,6 +273,20 @@ export function fromOneReset(kept: Kept, title: string, breakages: Breakage[]): 
 export const faultVerbs = (checks: CheckResult[]): string[] =>
   checks.filter((c) => c.check === 'faults').map((c) => `${/^fault verbs > (\w+) /.exec(c.name)?.[1] ?? c.name}:${c.status}`);
 export const FAULT_VERBS_PASSED = ['block:passed', 'pause:passed', 'reboot:passed', 'crash:passed'];
+
+/** The environment Debian's openstack client needs for a run's cloud (Keystone v3 on 127.0.0.1, the run's user). */
+export const openstackEnv = (cloud: CloudAccess): Record<string, string> => ({
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  HOME: process.env.HOME ?? '/root',
+  OS_AUTH_URL: cloud.authUrl,
+  OS_IDENTITY_API_VERSION: '3',
+  OS_USERNAME: cloud.username,
+  OS_PASSWORD: cloud.password,
+  OS_PROJECT_NAME: cloud.project,
+  OS_USER_DOMAIN_NAME: 'Default',
+  OS_PROJECT_DOMAIN_NAME: 'Default',
+  OS_REGION_NAME: cloud.region,
+});
 
 /** docker-multinode's bootstrap Docker daemon (etcd and flanneld run on it). */
 export const BOOTSTRAP = 'docker -H unix:///var/run/docker-bootstrap.sock';

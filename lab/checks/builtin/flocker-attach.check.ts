@@ -164,6 +164,37 @@ async function agentComplaint(nodeName: string | undefined): Promise<string | un
   );
 }
 
+/**
+ * With a backend whose volumes are hot-plugged disks: whether a disk the dataset is mounted from
+ * has left the node. Linux keeps the file system of an unplugged disk mounted (on a device that is
+ * gone) until it is unmounted, and what the pod reads or writes there then fails.
+ */
+async function diskLeft(node: ClusterNode): Promise<string | undefined> {
+  if (!MOVES || !state.datasetId) return undefined;
+  const path = `/flocker/${state.datasetId}`;
+  const sources = await node.exec(`for s in $(findmnt -n -o SOURCE --mountpoint ${path}); do [ -b "$s" ] || echo "$s"; done`, {
+    timeout: 20,
+  });
+  const gone = sources.stdout.split('\n').filter(Boolean);
+  if (!gone.length) return undefined;
+  const link = state.disk ? (await node.exec(`readlink -e ${shellQuote(state.disk)}`, { timeout: 20 })).stdout.trim() : '';
+  return (
+    `${path} is mounted from ${gone.join(', ')}, which is gone from ${node.name}: the dataset's volume was unplugged while it was mounted there` +
+    (state.disk ? ` (its disk ${state.disk} ${link ? `names ${link} now: it was plugged in again` : 'is gone too'})` : '')
+  );
+}
+
+/** A test's body whose failure also says whether the dataset's disk left the node under it. */
+async function onDisk(nodeName: string | undefined, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    const left = nodeName ? await diskLeft(await lab.node(nodeName)).catch(() => undefined) : undefined;
+    if (left && error instanceof Error) error.message = `${error.message}; ${left}`;
+    throw error;
+  }
+}
+
 async function podRunning(master: ClusterNode, on = podNode): Promise<Json> {
   let pod: Json = {};
   try {
@@ -311,46 +342,52 @@ describe('flocker-attach', () => {
 
   test(`the dataset is a file system on ${MOVES ? 'a Cinder volume' : 'a loop device'} under /flocker/<dataset_id> on ${podNode?.name}, holding what the pod writes`, async () => {
     expect(state.ran, `pod ${POD} never ran (the test above says why)`).toBe(true);
-    const node = await lab.node(podNode?.name ?? '');
-    const path = `/flocker/${state.datasetId}`;
-    const mount = await step(
-      `${path} is a file system on ${MOVES ? 'a hot-plugged virtio disk' : 'a loop device'} on ${node.name}`,
-      async () => {
-        // openstack: the mounted device is a virtio disk whose serial (udev's by-id link) names a volume.
-        const device = MOVES
-          ? `dev=$(findmnt -n -o SOURCE --mountpoint ${path}) && for l in /dev/disk/by-id/virtio-*; do [ "$(readlink -f "$l")" = "$dev" ] && echo "$l"; done | grep .`
-          : `losetup -l -n -O NAME,BACK-FILE | grep -F ${shellQuote(state.datasetId ?? '')}`;
-        const result = await node.exec(`findmnt -n -o SOURCE,FSTYPE,TARGET --mountpoint ${path} && ${device}`, { timeout: 30 });
-        expect(
-          result.code,
-          `${path} is not mounted from ${MOVES ? 'a virtio disk with a volume serial' : 'a loop device'} on ${node.name}: ${result.stdout}${result.stderr}`,
-        ).toBe(0);
-        return result.stdout.trim();
-      },
-    );
-    if (MOVES) state.disk = mount.split('\n').at(-1);
-    state.on = node.name;
-    await attach(`mount of ${path}`, mount);
-    const write = await step(`write a file in ${MOUNT} inside the pod`, () =>
-      inPod(node, POD, 'busybox', `sh -c ${shellQuote(`echo '${state.token}' > ${MOUNT}/lab-check.txt && sync`)}`),
-    );
-    expect(write.code, `writing ${MOUNT}/lab-check.txt in the pod failed: ${write.output}`).toBe(0);
-    const onNode = await step(`read ${path}/lab-check.txt on ${node.name}`, () => node.exec(`cat ${path}/lab-check.txt`, { timeout: 20 }));
-    expect(onNode.stdout.trim(), `${path}/lab-check.txt on ${node.name} (${onNode.stderr.trim()})`).toBe(state.token);
-    state.written = true;
+    await onDisk(podNode?.name, async () => {
+      const node = await lab.node(podNode?.name ?? '');
+      const path = `/flocker/${state.datasetId}`;
+      const mount = await step(
+        `${path} is a file system on ${MOVES ? 'a hot-plugged virtio disk' : 'a loop device'} on ${node.name}`,
+        async () => {
+          // openstack: the mounted device is a virtio disk whose serial (udev's by-id link) names a volume.
+          const device = MOVES
+            ? `dev=$(findmnt -n -o SOURCE --mountpoint ${path}) && for l in /dev/disk/by-id/virtio-*; do [ "$(readlink -f "$l")" = "$dev" ] && echo "$l"; done | grep .`
+            : `losetup -l -n -O NAME,BACK-FILE | grep -F ${shellQuote(state.datasetId ?? '')}`;
+          const result = await node.exec(`findmnt -n -o SOURCE,FSTYPE,TARGET --mountpoint ${path} && ${device}`, { timeout: 30 });
+          expect(
+            result.code,
+            `${path} is not mounted from ${MOVES ? 'a virtio disk with a volume serial' : 'a loop device'} on ${node.name}: ${result.stdout}${result.stderr}`,
+          ).toBe(0);
+          return result.stdout.trim();
+        },
+      );
+      if (MOVES) state.disk = mount.split('\n').at(-1);
+      state.on = node.name;
+      await attach(`mount of ${path}`, mount);
+      const write = await step(`write a file in ${MOUNT} inside the pod`, () =>
+        inPod(node, POD, 'busybox', `sh -c ${shellQuote(`echo '${state.token}' > ${MOUNT}/lab-check.txt && sync`)}`),
+      );
+      expect(write.code, `writing ${MOUNT}/lab-check.txt in the pod failed: ${write.output}`).toBe(0);
+      const onNode = await step(`read ${path}/lab-check.txt on ${node.name}`, () =>
+        node.exec(`cat ${path}/lab-check.txt`, { timeout: 20 }),
+      );
+      expect(onNode.stdout.trim(), `${path}/lab-check.txt on ${node.name} (${onNode.stderr.trim()})`).toBe(state.token);
+      state.written = true;
+    });
   });
 
   test(`the pod deleted and made again on ${podNode?.name} finds the file again`, async () => {
     expect(state.written, `no file was written in the dataset (the tests above say why)`).toBe(true);
-    const master = await masterOf(lab);
-    const node = await lab.node(podNode?.name ?? '');
-    await step(`delete pod ${POD} and wait for its containers to go`, () => deletePod(master, node));
-    await step(`create pod ${POD} again`, () => createPod(master));
-    await step(`wait for pod ${POD} to be Running again`, () => podRunning(master));
-    const read = await step(`read ${MOUNT}/lab-check.txt inside the new pod`, () =>
-      inPod(node, POD, 'busybox', `cat ${MOUNT}/lab-check.txt`),
-    );
-    expect(read.output, `${MOUNT}/lab-check.txt in the new pod (exit ${read.code})`).toBe(state.token);
+    await onDisk(podNode?.name, async () => {
+      const master = await masterOf(lab);
+      const node = await lab.node(podNode?.name ?? '');
+      await step(`delete pod ${POD} and wait for its containers to go`, () => deletePod(master, node));
+      await step(`create pod ${POD} again`, () => createPod(master));
+      await step(`wait for pod ${POD} to be Running again`, () => podRunning(master));
+      const read = await step(`read ${MOUNT}/lab-check.txt inside the new pod`, () =>
+        inPod(node, POD, 'busybox', `cat ${MOUNT}/lab-check.txt`),
+      );
+      expect(read.output, `${MOUNT}/lab-check.txt in the new pod (exit ${read.code})`).toBe(state.token);
+    });
   });
 
   test(`the dataset moves to ${moveNode?.name} with its file: a pod there names it, its disk leaves ${podNode?.name}`, async (context) => {
