@@ -91,7 +91,7 @@ export function markKnownBug(resultsDir: string, summary: RunSummary): void {
   for (const file of readdirSync(resultsDir).filter((f) => f.endsWith('-result.json'))) {
     const path = join(resultsDir, file);
     const result = JSON.parse(readFileSync(path, 'utf8')) as AllureResult;
-    const check = /([^/#]+)\.check\.ts#/.exec(result.fullName ?? '')?.[1];
+    const check = checkOf(result);
     const mine = summary.checks.find((c) => c.check === check && c.status === 'failed' && c.name.endsWith(result.name ?? '\0'));
     if (!mine || !partOfBug(bug, mine, summary.checks)) continue;
     result.links = [...(result.links ?? []), bugLink(bug.url)];
@@ -108,6 +108,9 @@ interface AllureResult {
   labels: ResultLabel[];
 }
 
+/** The check an allure-vitest result belongs to: its file's name, from the result's full name (`<path>/<check>.check.ts#...`). */
+const checkOf = (result: AllureResult): string | undefined => /([^/#]+)\.check\.ts#/.exec(result.fullName ?? '')?.[1];
+
 interface ResultLabel {
   name: string;
   value: string;
@@ -123,7 +126,7 @@ export function relabelCheckResults(resultsDir: string, scenario: string): void 
     const result = JSON.parse(readFileSync(path, 'utf8')) as AllureResult;
     if (!result.labels.some((l) => l.name === 'framework' && l.value === 'vitest')) continue;
     const describePath = result.labels.filter((l) => ['parentSuite', 'suite', 'subSuite'].includes(l.name)).map((l) => l.value);
-    const check = /([^/#]+)\.check\.ts#/.exec(result.fullName ?? '')?.[1] ?? 'checks';
+    const check = checkOf(result) ?? 'checks';
     result.labels = [
       ...result.labels.filter((l) => !['parentSuite', 'suite', 'subSuite'].includes(l.name)),
       { name: 'parentSuite', value: scenario },

@@ -160,14 +160,19 @@ export class KeptRun {
       ...Object.entries(sets).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
     ];
     const result = labSync(...args, ...(failFast ? ['--fail-fast'] : []));
-    const file = /verify report: (\S+)/.exec(result.err)?.[1];
-    const checks = file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { checks: CheckResult[] }).checks : [];
-    return { code: result.code, err: result.err, checks };
+    return verified(result.code, result.err);
   }
 
   down(): void {
     labSync('down', this.runId);
   }
+}
+
+/** What a `lab verify` that exited with `code` and printed `output` found: its checks.json, which the output names. */
+export function verified(code: number | null, output: string): Verified {
+  const file = /verify report: (\S+)/.exec(output)?.[1];
+  const checks = file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { checks: CheckResult[] }).checks : [];
+  return { code, err: output, checks };
 }
 
 /**

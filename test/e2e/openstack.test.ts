@@ -4,10 +4,9 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { ClusterDescriptor } from '../../lab/checks/descriptor.js';
-import type { CheckResult } from '../../lab/checks/runner.js';
 import { monitor } from '../../lab/machines/faults.js';
 import { stateDir } from '../../lab/util/paths.js';
-import { failedAt, fromOneReset, openstackEnv, runLab, useKeptRun, waitForOutput } from './helpers.js';
+import { failedAt, fromOneReset, openstackEnv, runLab, useKeptRun, verified, waitForOutput } from './helpers.js';
 
 /**
  * scenarios/two-node-flocker-openstack, kept: Flocker 1.14.0's openstack backend on the run's
@@ -132,13 +131,12 @@ fromOneReset(kept, "from one reset: the worker's PCI slots, its volume detached,
         },
       );
       const volume = await detached;
-      const report = /verify report: (\S+)/.exec(result.output)?.[1] ?? '';
-      const checks = (JSON.parse(readFileSync(report, 'utf8')) as { checks: CheckResult[] }).checks;
+      const outcome = verified(result.code, result.output);
       // Where it shows depends on how soon the guest lets the disk go: the file written in the pod,
       // or the pod made again (after the disk left, the file system's cache is dropped).
-      const step = checks.find((c) => c.status === 'failed')?.name.replace(/^flocker-attach > /, '') ?? '';
+      const step = outcome.checks.find((c) => c.status === 'failed')?.name.replace(/^flocker-attach > /, '') ?? '';
       expect(step).toMatch(/holding what the pod writes|finds the file again/);
-      const message = failedAt({ code: result.code, err: result.output, checks }, 'flocker-attach', step);
+      const message = failedAt(outcome, 'flocker-attach', step);
       expect(message).toMatch(
         /\/flocker\/\S+ is mounted from \/dev\/vd[a-z]+, which is gone from worker: the dataset's volume was unplugged while it was mounted there/,
       );
