@@ -108,7 +108,7 @@ const ownerAlive = (record: RunRecord): boolean => isAlive(record.pid) && proces
 const STARTING_MS = 60_000;
 
 /** A run folder whose lab is gone and whose VMs were not kept. */
-function abandoned(runId: string): boolean {
+export function abandoned(runId: string): boolean {
   const record = readRecord(runId);
   if (record) return !record.kept && !ownerAlive(record);
   try {

@@ -1,27 +1,15 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { QEMU_OVERHEAD_MIB } from '../../lab/run/capacity.js';
-import { processes } from '../../lab/util/procfs.js';
-import { runLab, type LabResult } from './helpers.js';
-
-/** What a lab leaves on the host: run state folders and QEMU processes of the lab's runs. */
-function hostState(): string[] {
-  const runs = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs');
-  const folders = existsSync(runs) ? readdirSync(runs).map((run) => `state folder ${run}`) : [];
-  const qemus = processes()
-    .filter(({ args }) => args.some((arg) => /^guest=lab:|lab:[^:]+:[^:]+$/.test(arg)))
-    .map(({ pid }) => `qemu ${pid}`);
-  return [...folders, ...qemus];
-}
+import { expectNothingNew, hostResources, runLab, type LabResult } from './helpers.js';
 
 /** Bad input: exit 2, and nothing was started (no report folder, no state folder, no VM). */
 async function refused(args: string[]): Promise<LabResult> {
-  const before = hostState();
+  const before = hostResources();
   const result = await runLab(args);
   expect(result.code, result.output).toBe(2);
   expect(readdirSync(result.reportsDir)).toEqual([]);
-  expect(hostState()).toEqual(before);
+  expectNothingNew(before);
   return result;
 }
 

@@ -6,6 +6,8 @@ import type { CloudAccess } from '../../lab/checks/descriptor.js';
 import type { CheckResult } from '../../lab/checks/runner.js';
 import type { RunSummary } from '../../lab/report/summary.js';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
+import { parseRunLabel } from '../../lab/machines/guest.js';
+import { abandoned, runsDir } from '../../lab/run/registry.js';
 import { processes } from '../../lab/util/procfs.js';
 
 export const root = join(import.meta.dirname, '..', '..');
@@ -66,11 +68,11 @@ export function onlyRun(result: LabResult): { runId: string; dir: string; summar
 }
 
 /** What a run left on the host: QEMU processes carrying its label, helpers naming its state folder, the folder. Empty means clean. */
-export function leftovers(runId: string): string[] {
+export function leftovers(runId: string, stateDir = process.env.LAB_STATE_DIR ?? '/var/lib/lab'): string[] {
   const found = processes()
     .filter(({ args }) => args.some((arg) => arg.includes(`lab:${runId}:`) || arg.includes(`/runs/${runId}/`)))
     .map(({ pid, args }) => `process ${pid}: ${args.slice(0, 3).join(' ')}`);
-  const state = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs', runId);
+  const state = join(stateDir, 'runs', runId);
   if (existsSync(state)) found.push(`state folder ${state}: ${readdirSync(state).join(', ')}`);
   return found;
 }
@@ -84,7 +86,7 @@ export function hostResources(): string[] {
   const runs = join(process.env.LAB_STATE_DIR ?? '/var/lib/lab', 'runs');
   const labProcesses = processes()
     .filter(({ args }) => args.some((arg) => /process=lab:|\/runs\//.test(arg)) && !args.some((arg) => arg.includes('vitest')))
-    .map(({ pid, args }) => `process ${pid}: ${args.slice(0, 2).join(' ')}`);
+    .map(({ pid, args }) => `process ${pid} of run ${runOf(args)}: ${args.slice(0, 2).join(' ')}`);
   const folders = existsSync(runs) ? readdirSync(runs).map((run) => `state folder ${run}`) : [];
   const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').map((ns) => `netns ${ns}`) : [];
   const loops = spawnSync('losetup', ['-n', '-O', 'NAME'], { encoding: 'utf8' })
@@ -94,9 +96,25 @@ export function hostResources(): string[] {
   return [...labProcesses, ...folders, ...namespaces, ...loops].sort();
 }
 
-/** Nothing the host has now that it did not have `before` (a lab may reap what an earlier one left: that is fine). */
+/** The run a lab process belongs to: its hypervisor's label (process=lab:<run>:<node>) or the run folder it names. */
+function runOf(args: string[]): string {
+  const labelled = args.map(parseRunLabel).find(Boolean);
+  return labelled?.runId ?? /\/runs\/([^/\s]+)/.exec(args.join(' '))?.[1] ?? '?';
+}
+
+/**
+ * Whether a resource belongs to a run another lab is busy with or keeps: the other e2e lane's
+ * clusters come, reset and go beside a test, and are not its leftovers. A run whose lab is gone
+ * and that was not kept is nobody's: what it left counts.
+ */
+function anotherLabs(resource: string): boolean {
+  const runId = /^(?:process \d+ of run|state folder) (\S+)/.exec(resource)?.[1];
+  return runId !== undefined && existsSync(join(runsDir(), runId)) && !abandoned(runId);
+}
+
+/** Nothing the host has now that it did not have `before`, but another lab's runs (a lab may reap what an earlier one left: that is fine). */
 export function expectNothingNew(before: string[]): void {
-  expect(hostResources().filter((resource) => !before.includes(resource))).toEqual([]);
+  expect(hostResources().filter((resource) => !before.includes(resource) && !anotherLabs(resource))).toEqual([]);
 }
 
 /** Waits until `predicate(output)` holds, polling every 200 ms (bounded). */

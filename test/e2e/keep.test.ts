@@ -1,22 +1,30 @@
 import { spawnSync } from 'node:child_process';
-import { describe, expect, test } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
 import { lab, leftovers, onlyRun, runLab } from './helpers.js';
 
+// A state folder of this file's own: `lab down --all` and `lab list` see only its runs, not the
+// clusters the other e2e lane keeps meanwhile.
+const LAB_STATE_DIR = mkdtempSync(join(tmpdir(), 'lab-state-'));
+afterAll(() => rmSync(LAB_STATE_DIR, { recursive: true, force: true }));
+
 const labSync = (...args: string[]) => {
-  const result = spawnSync(lab, args, { env: { ...process.env, LAB_SKIP_SETUP: '1' }, encoding: 'utf8', timeout: 600_000 });
+  const result = spawnSync(lab, args, { env: { ...process.env, LAB_SKIP_SETUP: '1', LAB_STATE_DIR }, encoding: 'utf8', timeout: 600_000 });
   return { code: result.status, out: result.stdout, err: result.stderr };
 };
 
 describe('kept runs', () => {
   test('--keep=always leaves the VMs up to be listed, entered, re-verified and destroyed', async () => {
-    const result = await runLab(['run', '--keep=always', 'scenarios/smoke']);
+    const result = await runLab(['run', '--keep=always', 'scenarios/smoke'], { env: { LAB_STATE_DIR } });
     expect(result.code, result.output).toBe(0);
     const { runId, summary } = onlyRun(result);
     expect(summary.phases.map((p) => p.name)).toContain('keep');
     expect(result.output).toContain(`lab ssh node1 --run ${runId}`);
     try {
       // The VM outlives the lab process that started it.
-      expect(leftovers(runId).some((l) => l.startsWith('process'))).toBe(true);
+      expect(leftovers(runId, LAB_STATE_DIR).some((l) => l.startsWith('process'))).toBe(true);
       expect(labSync('list').err).toMatch(
         new RegExp(`${runId} {2}kept \\d+ min ago {2}node1 \\(amd64, 10\\.77\\.0\\.11, ssh 127\\.0\\.0\\.1:\\d+\\)`),
       );
@@ -38,15 +46,15 @@ describe('kept runs', () => {
       const down = labSync('down', '--all');
       expect(down.err).toContain(`destroyed ${runId}`);
     }
-    expect(leftovers(runId)).toEqual([]);
+    expect(leftovers(runId, LAB_STATE_DIR)).toEqual([]);
     expect(labSync('list').err).toContain('no kept runs');
   });
 
   test('--keep=failed destroys a run that passed', async () => {
-    const result = await runLab(['run', '--keep=failed', 'scenarios/smoke']);
+    const result = await runLab(['run', '--keep=failed', 'scenarios/smoke'], { env: { LAB_STATE_DIR } });
     expect(result.code, result.output).toBe(0);
     const { runId, summary } = onlyRun(result);
     expect(summary.phases.map((p) => p.name)).toContain('destroy');
-    expect(leftovers(runId)).toEqual([]);
+    expect(leftovers(runId, LAB_STATE_DIR)).toEqual([]);
   });
 });
