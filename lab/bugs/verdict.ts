@@ -29,7 +29,11 @@ const compile = (pattern: string | undefined) => (pattern === undefined ? undefi
 /** The first line of a message (or its first 200 characters), for a verdict's one line. */
 const firstLine = (text = '') => (text.split('\n')[0] ?? '').slice(0, 200);
 
-export function bugVerdict(bug: BugSpec, run: Judged): BugVerdict {
+/**
+ * `changed`: the env values the caller set (its environment, `--set`), which a "not reproduced"
+ * names: the bug no longer shows *with those values*.
+ */
+export function bugVerdict(bug: BugSpec, run: Judged, changed: Record<string, string> = {}): BugVerdict {
   const base = { url: bug.url, title: bug.title };
   const failedChecks = run.checks.filter((c) => c.status === 'failed');
   const failedSteps = run.steps.filter((s) => s.status === 'failed');
@@ -50,8 +54,11 @@ export function bugVerdict(bug: BugSpec, run: Judged): BugVerdict {
       reason: `provision step ${failedSteps[0]?.step} failed on ${failedSteps[0]?.node} before the checks: ${firstLine(failedSteps[0]?.error)}`,
       matched: [],
     };
-  if (!failedChecks.length)
-    return { ...base, verdict: 'not reproduced', reason: 'every step and check passed: the bug no longer shows here', matched: [] };
+  if (!failedChecks.length) {
+    const values = Object.entries(changed).map(([key, value]) => `${key}=${value}`);
+    const where = values.length ? `with ${values.join(' ')}` : 'here';
+    return { ...base, verdict: 'not reproduced', reason: `every step and check passed: the bug no longer shows ${where}`, matched: [] };
+  }
 
   const matched: BugVerdict['matched'] = [];
   const misses: string[] = [];

@@ -240,7 +240,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   ctx.summary.verdict = interrupted ? 'error' : failure && !(failure instanceof RunFailed) ? 'error' : verdictOf(ctx.summary);
   if (failure) ctx.summary.error = describeError(failure);
   if (interrupted) ctx.summary.error = 'interrupted';
-  if (spec.bug && options.expect !== 'pass' && !interrupted) ctx.summary.bug = bugVerdict(spec.bug, ctx.summary);
+  if (spec.bug && options.expect !== 'pass' && !interrupted) ctx.summary.bug = bugVerdict(spec.bug, ctx.summary, scenario.changedEnv);
   const reportFailure = await timed(ctx, 'report', () => writeReports(ctx));
   if (reportFailure instanceof Error) {
     ctx.summary.verdict = 'error';

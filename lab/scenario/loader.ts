@@ -19,6 +19,8 @@ export interface LoadedScenario {
   dir: string;
   /** Files of the extends chain, the scenario asked for first. */
   files: string[];
+  /** The env values the caller changed (its environment, `--set`): what a run's verdict is "with". */
+  changedEnv: Record<string, string>;
 }
 
 export interface Problem {
@@ -120,7 +122,7 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
   delete merged.extends;
   if (overrides.arch !== undefined) applyArch(merged, overrides.arch);
   if (overrides.driver !== undefined) merged.driver = overrides.driver;
-  applyEnv(merged, overrides);
+  const changedEnv = applyEnv(merged, overrides);
   const parsed = Scenario.safeParse(merged);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -142,7 +144,7 @@ export function loadScenario(target: string, overrides: Overrides = {}): LoadedS
     problems.push({ ...locate(sources, path), path: dotPath(path), message });
   }
   if (problems.length) throw invalid(file, problems);
-  return { spec: parsed.data, dir, files: sources.map((s) => s.file) };
+  return { spec: parsed.data, dir, files: sources.map((s) => s.file), changedEnv };
 }
 
 /**
@@ -205,15 +207,19 @@ function anchorPaths(
   return raw;
 }
 
-/** Scenario env < the caller's environment (for the names the scenario declares) < `--set`. */
-function applyEnv(merged: Record<string, unknown>, overrides: Overrides): void {
-  const env = isPlain(merged.env) ? { ...merged.env } : {};
+/** Scenario env < the caller's environment (for the names the scenario declares) < `--set`. Returns the values that changed. */
+function applyEnv(merged: Record<string, unknown>, overrides: Overrides): Record<string, string> {
+  const written: Record<string, unknown> = isPlain(merged.env) ? merged.env : {};
+  const env = { ...written };
   for (const key of Object.keys(env)) {
     const value = overrides.hostEnv?.[key];
     if (value !== undefined) env[key] = value;
   }
   Object.assign(env, overrides.set);
   if (Object.keys(env).length) merged.env = env;
+  return Object.fromEntries(
+    Object.entries(env).filter(([key, value]) => typeof value === 'string' && String(written[key]) !== value),
+  ) as Record<string, string>;
 }
 
 /** `--arch` replaces the scenario's arch and every node's. */

@@ -99,6 +99,10 @@ describe('bugVerdict', () => {
     const verdict = bugVerdict(BUG, run([NODES_UP, LISTED]));
     expect(verdict).toMatchObject({ verdict: 'not reproduced', reason: 'every step and check passed: the bug no longer shows here' });
     expect(bugExitCode(verdict)).toBe(1);
+    // With values the caller changed, it names them: the bug no longer shows *with* them.
+    expect(bugVerdict(BUG, run([NODES_UP, LISTED]), { FLOCKER_VERSION: '1.14.0' }).reason).toBe(
+      'every step and check passed: the bug no longer shows with FLOCKER_VERSION=1.14.0',
+    );
   });
 
   test('a provision step failed, or the lab could not do its job: failed differently, the bug never tried', () => {

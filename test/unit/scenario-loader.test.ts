@@ -460,8 +460,12 @@ describe('loadScenario: variables the way users pass them', () => {
     write('vars/scenario.yaml', 'env:', '  K8S_VERSION: v1.2.4', '  FLANNEL_BACKEND: udp', 'nodes:', '  - name: master');
 
   test("the caller's environment overrides the names the scenario declares, and only those", () => {
-    const { spec } = loadScenario(scenario(), { hostEnv: { K8S_VERSION: 'v1.3.0', PATH: '/usr/bin', HOME: '/root' } });
+    const { spec, changedEnv } = loadScenario(scenario(), {
+      hostEnv: { K8S_VERSION: 'v1.3.0', FLANNEL_BACKEND: 'udp', PATH: '/usr/bin', HOME: '/root' },
+    });
     expect(spec.env).toEqual({ K8S_VERSION: 'v1.3.0', FLANNEL_BACKEND: 'udp' });
+    // What the caller changed (a verdict names it): not the value it repeated, not its own names.
+    expect(changedEnv).toEqual({ K8S_VERSION: 'v1.3.0' });
   });
 
   test('--set wins over the environment and may add a variable', () => {
@@ -474,5 +478,6 @@ describe('loadScenario: variables the way users pass them', () => {
 
   test('without overrides the scenario values stand', () => {
     expect(loadScenario(scenario()).spec.env).toEqual({ K8S_VERSION: 'v1.2.4', FLANNEL_BACKEND: 'udp' });
+    expect(loadScenario(scenario()).changedEnv).toEqual({});
   });
 });
