@@ -74,8 +74,11 @@ describe('nothing is left behind', () => {
         void waitForOutput(output, (text) => text.includes(' • checks: '), 300_000).then(() => {
           removed = join(reportsDir, runIdFrom(output()));
           rmSync(removed, { recursive: true });
-          // The slow check's two minutes are not what this test is about.
-          setTimeout(() => child.kill('SIGINT'), 5000);
+          // The slow check's two minutes are not what this test is about: once nodes-up is done (its
+          // last step's line, written after the removal, is the one that finds it), stop the run.
+          return waitForOutput(output, (text) => text.includes('✓ nodes-up node1 > clock is within'), 300_000).then(() =>
+            setTimeout(() => child.kill('SIGINT'), 1000),
+          );
         });
       },
     });
