@@ -136,6 +136,72 @@ cli
     },
   );
 
+cli
+  .command(
+    'bisect <scenario> [...commits]',
+    "Find where a scenario's outcome changes: over a variable's values, or over a checkout's commits",
+  )
+  .option('--axis <NAME=v1,v2,...>', 'The ordered values of one variable of the scenario to search (FLOCKER_VERSION, K8S_VERSION, ...)')
+  .option('--git <checkout>', 'A git checkout the scenario runs scripts from: give the good and the bad commit after the scenario')
+  .option('--repeat <n>', 'Run each point this many times; runs that disagree make the point flaky (stepped around)', { default: '1' })
+  .option('--point', 'Judge the scenario as it is now and exit as git bisect run expects: 0 good, 1 bad, 125 skip')
+  .option('--set <KEY=VALUE>', "Set a variable of the scenario's env for every point (repeatable)")
+  .option('--arch <arch>', 'Run every node as this architecture (amd64, arm64)')
+  .option('--driver <driver>', 'Make the VMs with this driver (qemu, libvirt)')
+  .option('--expect <bug|pass>', 'bug (default): a bug scenario is bad where it reproduces; pass: judge it as a plain scenario', {
+    default: 'bug',
+  })
+  .example('lab bisect scenarios/flocker-2841 --axis FLOCKER_VERSION=1.13.0,1.14.0')
+  .example('KUBE_DEPLOY_DIR=~/src/kube-deploy lab bisect scenarios/byo-docker-multinode --git ~/src/kube-deploy v1.0 main')
+  .example('git bisect run lab bisect ~/lab/scenarios/byo-docker-multinode --point')
+  .action(
+    async (
+      scenario: string,
+      commits: string[],
+      flags: ScenarioFlags & { axis?: string; git?: string; repeat: string; point?: boolean; expect: string; verbose?: boolean },
+    ) => {
+      const bisect = await import('../bisect/bisect.js');
+      const modes = [flags.axis !== undefined, flags.git !== undefined, Boolean(flags.point)].filter(Boolean).length;
+      if (modes !== 1) throw new InputError('lab bisect takes one of --axis NAME=v1,v2,..., --git <checkout> <good> <bad>, or --point');
+      const repeat = Number(typedValues('--repeat').at(-1) ?? flags.repeat);
+      if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20)
+        throw new InputError(`--repeat must be a whole number from 1 to 20, not "${flags.repeat}"`);
+      if (flags.expect !== 'bug' && flags.expect !== 'pass') throw new InputError(`--expect must be bug or pass, not "${flags.expect}"`);
+      if (flags.git !== undefined && commits.length !== 2)
+        throw new InputError(
+          `--git ${flags.git} needs the good and the bad commit after the scenario (got ${commits.length ? commits.join(' ') : 'none'})`,
+        );
+      if (flags.git === undefined && commits.length) throw new InputError(`unexpected arguments after the scenario: ${commits.join(' ')}`);
+      const axis = flags.axis === undefined ? undefined : bisect.parseAxis(String(flags.axis));
+      const scenarioOverrides = await overrides(flags);
+      const { loadScenario } = await import('../scenario/loader.js');
+      if (loadScenario(scenario, scenarioOverrides).spec.driver === 'vagrant')
+        throw new InputError(
+          'lab bisect runs its points in this network namespace; the vagrant driver runs only isolated (use qemu or libvirt)',
+        );
+      const signal = interruptible();
+      const options = {
+        scenario,
+        overrides: scenarioOverrides,
+        repeat,
+        expect: flags.expect,
+        log,
+        signal,
+        verbose: Boolean(flags.verbose),
+      } as const;
+      try {
+        process.exitCode = axis
+          ? await bisect.bisectAxis(options, axis)
+          : flags.git !== undefined
+            ? await bisect.bisectGit(options, flags.git, commits[0] as string, commits[1] as string)
+            : await bisect.bisectPoint(options);
+      } catch (error) {
+        if (!signal.aborted || error instanceof InputError) throw error;
+        process.exitCode = 130;
+      }
+    },
+  );
+
 cli.command('list', 'List the kept runs and how to reach their nodes').action(async () => {
   (await import('./kept.js')).listCommand(log);
 });
