@@ -72,7 +72,9 @@ describe('bad input', () => {
     const file = 'test/scenarios/tiny-network/scenario.yaml';
     for (const command of ['validate', 'run']) {
       const result = await refused([command, 'test/scenarios/tiny-network']);
-      expect(result.output).toContain(`${file}:3:3: network.cidr: 10.77.0.0/30 has 2 host addresses (10.77.0.1 to 10.77.0.2); the scenario has 4 nodes`);
+      expect(result.output).toContain(
+        `${file}:3:3: network.cidr: 10.77.0.0/30 has 2 host addresses (10.77.0.1 to 10.77.0.2); the scenario has 4 nodes`,
+      );
     }
   });
 
@@ -81,7 +83,9 @@ describe('bad input', () => {
       const result = await refused([command, 'test/scenarios/too-big']);
       expect(result.output).toContain('ERROR: this host cannot hold scenario too-big');
       const needed = ((64 * (16384 + QEMU_OVERHEAD_MIB)) / 1024).toFixed(1);
-      expect(result.output).toContain(`- 64 node(s) need ${needed} GiB of memory (1024.0 GiB for the guests, ${QEMU_OVERHEAD_MIB} MiB for each QEMU); this host has `);
+      expect(result.output).toContain(
+        `- 64 node(s) need ${needed} GiB of memory (1024.0 GiB for the guests, ${QEMU_OVERHEAD_MIB} MiB for each QEMU); this host has `,
+      );
       expect(result.output).toMatch(/- 64 node\(s\) have 512 vCPUs together; this host has \d+ core\(s\)/);
     }
   });
