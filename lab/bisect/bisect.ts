@@ -227,10 +227,10 @@ export async function bisectGit(options: BisectOptions, checkout: string, good: 
     .map((line) => JSON.parse(line) as Point);
   const first = /^([0-9a-f]{7,40}) is the first bad commit/m.exec(output)?.[1];
   const result: BisectReport['result'] = first
-    ? { last: '', first: (await git(top, 'log', '-1', '--format=%h %s', first)) || first, from: 'good', to: 'bad' }
+    ? { last: '', first: (await git(top, 'log', '-1', '--abbrev=12', '--format=%h %s', first)) || first, from: 'good', to: 'bad' }
     : { unresolved: unresolvedOf(output) };
   if (!('unresolved' in result)) {
-    const parent = await git(top, 'log', '-1', '--format=%h', `${first}^`).catch(() => '');
+    const parent = await git(top, 'log', '-1', '--abbrev=12', '--format=%h', `${first}^`).catch(() => '');
     result.last = parent;
   }
   return finish(
@@ -283,6 +283,7 @@ function gitBisectRun(top: string, point: string[], env: NodeJS.ProcessEnv, opti
     child.on('error', reject);
     child.on('close', () => {
       options.signal.removeEventListener('abort', onAbort);
+      if (output && !output.endsWith('\n')) process.stderr.write('\n');
       if (options.signal.aborted) reject(options.signal.reason);
       else resolveRun(output);
     });
