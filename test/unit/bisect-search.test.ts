@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
+import { probeOf } from '../../lab/bisect/bisect.js';
 import { bisectValues, type Outcome, type Probe } from '../../lab/bisect/search.js';
+import type { RunSummary } from '../../lab/report/summary.js';
 
 /** A fake runner: each value's outcomes in turn (the last repeats), and every try recorded. */
 function fake(outcomes: Record<string, Outcome | Outcome[]>) {
@@ -96,5 +98,45 @@ describe('bisect over ordered values', () => {
     expect(tried).toEqual(['a', 'a', 'b', 'b']);
     expect(result.points.map((p) => p.runs.length)).toEqual([2, 2]);
     expect(result.change?.first).toBe('b');
+  });
+});
+
+describe('a run as a bisect point', () => {
+  const summary = (over: Partial<RunSummary>): RunSummary =>
+    ({ verdict: 'passed', phases: [], steps: [], checks: [], ...over }) as unknown as RunSummary;
+  const point = (over: Partial<RunSummary>) => probeOf({ summary: summary(over), runDir: '/r/run-1' });
+  const bug = (verdict: 'reproduced' | 'not reproduced' | 'failed differently') => ({
+    url: 'https://example.org/bug/1',
+    title: 't',
+    verdict,
+    reason: `${verdict} because`,
+    matched: [],
+  });
+
+  test('a bug scenario: reproduced is bad, not reproduced good, failed differently a skip (git bisect run: 1, 0, 125)', () => {
+    expect(point({ verdict: 'failed', bug: bug('reproduced') })).toEqual({
+      outcome: 'bad',
+      detail: 'reproduced: reproduced because',
+      report: '/r/run-1/report.html',
+    });
+    expect(point({ bug: bug('not reproduced') }).outcome).toBe('good');
+    expect(point({ verdict: 'failed', bug: bug('failed differently') })).toMatchObject({
+      outcome: 'skip',
+      detail: 'failed differently: failed differently because',
+    });
+  });
+
+  test('a plain scenario: passed is good, a failed step or check bad (named), a lab error a skip', () => {
+    expect(point({}).outcome).toBe('good');
+    const failed = point({
+      verdict: 'failed',
+      steps: [{ step: 'hello', node: 'node1', status: 'failed', seconds: 1, log: '' }],
+      checks: [{ check: 'dns', name: 'dns > answers', status: 'failed', seconds: 1 }],
+    });
+    expect(failed).toMatchObject({ outcome: 'bad', detail: 'failed: step hello on node1; dns > answers' });
+    expect(point({ verdict: 'error', error: 'the image could not be built\nmore' })).toMatchObject({
+      outcome: 'skip',
+      detail: 'the lab could not run it: the image could not be built',
+    });
   });
 });
