@@ -103,9 +103,9 @@ function runOf(args: string[]): string {
 }
 
 /**
- * Whether a resource belongs to a run another lab is busy with or keeps: the other e2e lane's
- * clusters come, reset and go beside a test, and are not its leftovers. A run whose lab is gone
- * and that was not kept is nobody's: what it left counts.
+ * Whether a resource belongs to a run another lab is busy with or keeps (a developer's kept
+ * cluster, a second lab on the host): it may come, reset and go beside a test, and is not its
+ * leftover. A run whose lab is gone and that was not kept is nobody's: what it left counts.
  */
 function anotherLabs(resource: string): boolean {
   const runId = /^(?:process \d+ of run|state folder) (\S+)/.exec(resource)?.[1];

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { lab, leftovers, onlyRun, runLab } from './helpers.js';
 
-// A state folder of this file's own: `lab down --all` and `lab list` see only its runs, not the
-// clusters the other e2e lane keeps meanwhile.
+// A state folder of this file's own: `lab down --all` and `lab list` see only its runs, never a
+// run someone keeps on this host meanwhile.
 const LAB_STATE_DIR = mkdtempSync(join(tmpdir(), 'lab-state-'));
 afterAll(() => rmSync(LAB_STATE_DIR, { recursive: true, force: true }));
 
