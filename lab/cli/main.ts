@@ -172,7 +172,7 @@ cli
           `--git ${flags.git} needs the good and the bad commit after the scenario (got ${commits.length ? commits.join(' ') : 'none'})`,
         );
       if (flags.git === undefined && commits.length) throw new InputError(`unexpected arguments after the scenario: ${commits.join(' ')}`);
-      const axis = flags.axis === undefined ? undefined : bisect.parseAxis(String(flags.axis));
+      const axis = flags.axis === undefined ? undefined : (await import('../scenario/axis.js')).parseAxis(String(flags.axis));
       const scenarioOverrides = await overrides(flags);
       const { loadScenario } = await import('../scenario/loader.js');
       if (loadScenario(scenario, scenarioOverrides).spec.driver === 'vagrant')
@@ -199,6 +199,82 @@ cli
         if (!signal.aborted || error instanceof InputError) throw error;
         process.exitCode = 130;
       }
+    },
+  );
+
+cli
+  .command('matrix <scenario>', 'Run the scenario once per cell of its matrix (or list the cells)')
+  .option('--axis <NAME=v1,v2,...>', "Change or add an axis of the scenario's matrix (repeatable): an env variable, arch or driver")
+  .option('--list', 'Print the cells, one per line, and run nothing')
+  .option('--json', "Print the cells as JSON for a CI matrix (GitHub Actions' strategy.matrix: fromJSON), and run nothing")
+  .option('--shard <i/n>', 'Only the i-th of n shares of the cells (deterministic: every n-th cell)')
+  .option('--set <KEY=VALUE>', "Set a variable of the scenario's env in every cell (a cell's own values win)")
+  .option('--keep <when>', "Keep each cell's VMs after its run: never, failed or always", { default: 'never' })
+  .option(
+    '--expect <bug|pass>',
+    "bug (default): a bug scenario's cell meets its expectation when the bug reproduces; pass: when it passes",
+    {
+      default: 'bug',
+    },
+  )
+  .example('lab matrix scenarios/two-node-flocker --list')
+  .example('lab matrix scenarios/smoke --axis arch=amd64,arm64')
+  .example('lab matrix scenarios/two-node-flocker --shard 2/4')
+  .action(
+    async (
+      scenario: string,
+      flags: ScenarioFlags & {
+        axis?: string | string[];
+        list?: boolean;
+        json?: boolean;
+        shard?: string;
+        keep: string;
+        expect: string;
+        verbose?: boolean;
+      },
+    ) => {
+      const { parseAxis } = await import('../scenario/axis.js');
+      const { loadScenario } = await import('../scenario/loader.js');
+      const matrix = await import('../matrix/expand.js');
+      const { runMatrix, validateCells } = await import('../matrix/run.js');
+      const axes = [flags.axis ?? []].flat().map((text) => parseAxis(String(text), 1));
+      const shard = flags.shard === undefined ? undefined : matrix.parseShard(String(flags.shard));
+      if (flags.shard !== undefined && !shard) throw new InputError(`--shard takes i/n with 1 <= i <= n, not "${flags.shard}"`);
+      if (!['never', 'failed', 'always'].includes(flags.keep))
+        throw new InputError(`--keep must be never, failed or always, not "${flags.keep}"`);
+      if (flags.expect !== 'bug' && flags.expect !== 'pass') throw new InputError(`--expect must be bug or pass, not "${flags.expect}"`);
+      const base = await overrides(flags);
+      const { spec } = loadScenario(scenario, base);
+      const matrixSpec = matrix.matrixSpec(spec.matrix, axes);
+      const all = matrix.expandMatrix(matrixSpec);
+      if (!all.length) throw new InputError(`${scenario} has no matrix: give it \`matrix:\` axes, or --axis NAME=v1,v2`);
+      const cells = shard ? matrix.shardCells(all, shard) : all;
+      validateCells(scenario, base, cells);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ include: cells.map((cell) => ({ cell: matrix.cellLabel(cell), ...cell })) })}\n`);
+        return;
+      }
+      if (flags.list) {
+        for (const cell of cells) process.stdout.write(`${matrix.cellLabel(cell)}\n`);
+        return;
+      }
+      if (spec.driver === 'vagrant' || cells.some((cell) => cell.driver === 'vagrant'))
+        throw new InputError(
+          'lab matrix runs its cells in this network namespace; the vagrant driver runs only isolated (use qemu or libvirt)',
+        );
+      const outcome = await runMatrix({
+        scenario,
+        overrides: base,
+        spec: matrixSpec,
+        cells,
+        ...(flags.shard ? { shard: String(flags.shard) } : {}),
+        keep: flags.keep as 'never' | 'failed' | 'always',
+        expect: flags.expect,
+        log,
+        signal: interruptible(),
+        verbose: Boolean(flags.verbose),
+      });
+      process.exitCode = outcome.exitCode;
     },
   );
 

@@ -37,6 +37,8 @@ export interface RunOptions {
   snapshots?: SnapshotMode;
   /** A scenario with a `bug:` is judged by it (bug, the default); pass runs it as a plain scenario (--expect=pass). */
   expect?: Expectation;
+  /** The run's report folder (default: reports/<run id>): a matrix puts each cell's in its own folder, named after its values. */
+  reportDir?: string;
   log: Logger;
   signal: AbortSignal;
 }
@@ -70,7 +72,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   await reapOrphans(await allDrivers(), log);
 
   const runId = `${spec.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
-  const runDir = join(reportsDir(), runId);
+  const runDir = options.reportDir ?? join(reportsDir(), runId);
   const logsDir = join(runDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
   log.tee(join(logsDir, 'lab.log'), runDir);

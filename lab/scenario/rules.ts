@@ -5,7 +5,8 @@ import { resolveCheck } from '../checks/catalog.js';
 import { checkName } from '../checks/runner.js';
 import { DRIVERS } from '../machines/registry.js';
 import { formatIp, hostCount, isHostIn, parseCidr, parseIp, planAddresses } from '../net/addressing.js';
-import type { ScenarioSpec } from './schema.js';
+import { ARCHES } from '../machines/arch.js';
+import type { MatrixInput, ScenarioSpec } from './schema.js';
 import type { Path } from './locate.js';
 
 /** Rules that need the whole scenario: names that must be unique or must exist. */
@@ -53,6 +54,8 @@ export function semanticProblems(spec: ScenarioSpec, dir: string): { path: Path;
       path: ['provision', certificates, 'certificates'],
       message: "needs the scenario's `flocker:` (the node that runs the control service, and the API user)",
     });
+
+  if (spec.matrix) problems.push(...matrixProblems(spec.matrix));
 
   const arm64 = spec.nodes.findIndex((node) => (node.arch ?? spec.arch) === 'arm64');
   if (spec.cloud && arm64 >= 0)
@@ -136,4 +139,30 @@ function networkSizeProblems(spec: ScenarioSpec, cidr: NonNullable<ReturnType<ty
           },
         ],
   );
+}
+
+/** A matrix's axes must be variable names, `arch` or `driver` with values they can take; exclude names only axes. */
+function matrixProblems(matrix: MatrixInput): { path: Path; message: string }[] {
+  const problems: { path: Path; message: string }[] = [];
+  const { include, exclude, ...axes } = matrix;
+  const allowed: Record<string, readonly string[]> = { arch: ARCHES, driver: Object.keys(DRIVERS) };
+  const valueProblems = (key: string, value: unknown, path: Path) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      problems.push({ path, message: `"${key}" is not an axis: an env variable name, arch or driver` });
+    else if (allowed[key] && !allowed[key].includes(String(value)))
+      problems.push({ path, message: `${key} must be one of ${allowed[key].join(', ')}, not "${value}"` });
+  };
+  for (const [key, values] of Object.entries(axes))
+    (values as unknown[]).forEach((value, i) => valueProblems(key, value, ['matrix', key, i]));
+  include.forEach((entry, i) => Object.entries(entry).forEach(([key, value]) => valueProblems(key, value, ['matrix', 'include', i, key])));
+  exclude.forEach((entry, i) =>
+    Object.keys(entry).forEach((key) => {
+      if (!(key in axes))
+        problems.push({
+          path: ['matrix', 'exclude', i, key],
+          message: `"${key}" is not one of the matrix's axes (${Object.keys(axes).join(', ') || 'none'})`,
+        });
+    }),
+  );
+  return problems;
 }

@@ -143,6 +143,21 @@ export const Bug = z.strictObject({
 });
 export type BugSpec = z.infer<typeof Bug>;
 
+const MatrixValue = z.union([z.string(), z.number(), z.boolean()]);
+const MatrixEntry = z.record(z.string(), MatrixValue);
+
+/** Axes as GitHub Actions writes `strategy.matrix`: each key an env variable, `arch` or `driver`, with its values; `include` and `exclude` as GitHub defines them. */
+export const Matrix = z
+  .object({
+    include: z
+      .array(MatrixEntry)
+      .default([])
+      .describe('Entries added to every cell whose axis values they keep, or cells of their own (GitHub Actions)'),
+    exclude: z.array(MatrixEntry).default([]).describe('Cells to leave out: those matching every key of an entry'),
+  })
+  .catchall(z.array(MatrixValue).min(1, 'an axis needs at least one value'));
+export type MatrixInput = z.infer<typeof Matrix>;
+
 export const Scenario = z.strictObject({
   $schema: z.string().optional().describe('Path of the JSON Schema, for editors'),
   name: stepName.describe('Scenario name; defaults to the folder name'),
@@ -174,6 +189,9 @@ export const Scenario = z.strictObject({
       "A cloud the lab serves the run's guests: openstack (Keystone, Cinder, Nova; Nova's volume attach hot-plugs the disk into the VM). Each node finds its credentials in /etc/lab/openstack.env",
     ),
   timeouts: Timeouts.default({ checks: 900 }),
+  matrix: Matrix.optional().describe(
+    '`lab matrix` runs the scenario once per cell: the product of these axes (env variables, arch, driver), with include and exclude as GitHub Actions defines them',
+  ),
   bug: Bug.optional().describe(
     'The bug this scenario reproduces: the run passes (exit 0) when its signature fails and nothing else does; when everything passes or something else fails, it fails (exit 1). `lab run --expect=pass` runs it as a plain scenario',
   ),

@@ -447,6 +447,32 @@ describe('loadScenario: cluster network', () => {
     ]);
   });
 
+  test('matrix: axes are env variable names, arch or driver with values they can take; exclude names axes only', () => {
+    write(
+      'matrix/scenario.yaml',
+      'nodes:',
+      '  - name: a',
+      'matrix:',
+      '  arch: [amd64, sparc]',
+      '  driver: [qemu, xen]',
+      '  9BAD: [x]',
+      '  K8S_VERSION: [v1.2.4]',
+      '  exclude:',
+      '    - NOPE: x',
+      '  include:',
+      '    - arch: mips',
+    );
+    expect(problemsOf('matrix')).toEqual([
+      `${shown('matrix')}:4:17: matrix.arch[1]: arch must be one of amd64, arm64, not "sparc"`,
+      `${shown('matrix')}:5:18: matrix.driver[1]: driver must be one of qemu, libvirt, vagrant, not "xen"`,
+      `${shown('matrix')}:6:10: matrix.9BAD[0]: "9BAD" is not an axis: an env variable name, arch or driver`,
+      `${shown('matrix')}:9:7: matrix.exclude[0].NOPE: "NOPE" is not one of the matrix's axes (arch, driver, 9BAD, K8S_VERSION)`,
+      `${shown('matrix')}:11:7: matrix.include[0].arch: arch must be one of amd64, arm64, not "mips"`,
+    ]);
+    write('axisless/scenario.yaml', 'nodes:', '  - name: a', 'matrix:', '  arch: []');
+    expect(problemsOf('axisless')).toEqual([`${shown('axisless')}:4:3: matrix.arch: an axis needs at least one value`]);
+  });
+
   test('--arch overrides the scenario arch and every node arch', () => {
     const dir = write('mixed/scenario.yaml', 'arch: amd64', 'nodes:', '  - name: a', '    arch: amd64', '  - name: b');
     const { spec } = loadScenario(dir, { arch: 'arm64' });

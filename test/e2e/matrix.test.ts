@@ -1,0 +1,117 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import type { MatrixSummary } from '../../lab/matrix/run.js';
+import type { RunSummary } from '../../lab/report/summary.js';
+import { leftovers, root, runLab } from './helpers.js';
+
+/**
+ * `lab matrix`: the cells listed for a CI system without running anything, then scenarios/smoke
+ * over both architectures (one amd64 and one arm64 VM, one after the other), and a matrix whose
+ * second cell's provisioner fails.
+ */
+const work = mkdtempSync(join(tmpdir(), 'lab-matrix-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function scenario(name: string, lines: string[]): string {
+  const dir = join(work, name);
+  mkdirSync(join(dir, 'scripts'), { recursive: true });
+  writeFileSync(join(dir, 'scenario.yaml'), [`extends: ${join(root, 'scenarios', 'smoke')}`, `name: ${name}`, ...lines, ''].join('\n'));
+  return dir;
+}
+
+const matrixOf = (output: string): { dir: string; summary: MatrixSummary } => {
+  const file = /report: (\S+matrix-[^/\s]+\/summary\.json)/.exec(output)?.[1] ?? '';
+  return { dir: file.replace(/\/summary\.json$/, ''), summary: JSON.parse(readFileSync(file, 'utf8')) as MatrixSummary };
+};
+
+describe('lab matrix', () => {
+  test('--list and --json print the cells (GitHub Actions include/exclude, --axis, --shard) and start nothing', async () => {
+    const dir = scenario('listed', [
+      'matrix:',
+      '  K8S_VERSION: [v1.2.4, v1.3.0]',
+      '  arch: [amd64, arm64]',
+      '  exclude:',
+      '    - K8S_VERSION: v1.2.4',
+      '      arch: arm64',
+      '  include:',
+      '    - K8S_VERSION: v1.2.4',
+      '      FLANNEL_BACKEND: vxlan',
+    ]);
+    const listed = await runLab(['matrix', dir, '--list']);
+    expect(listed.code, listed.output).toBe(0);
+    expect(listed.output.trim().split('\n')).toEqual([
+      'K8S_VERSION=v1.2.4 arch=amd64 FLANNEL_BACKEND=vxlan',
+      'K8S_VERSION=v1.3.0 arch=amd64',
+      'K8S_VERSION=v1.3.0 arch=arm64',
+    ]);
+    const json = await runLab(['matrix', dir, '--json', '--shard', '2/2']);
+    expect(JSON.parse(json.output)).toEqual({ include: [{ cell: 'K8S_VERSION=v1.3.0 arch=amd64', K8S_VERSION: 'v1.3.0', arch: 'amd64' }] });
+    const axis = await runLab(['matrix', dir, '--list', '--axis', 'K8S_VERSION=v1.3.0']);
+    // The include entry fits no cell once v1.2.4 is gone: as in GitHub Actions, it is a cell of its own.
+    expect(axis.output.trim().split('\n')).toEqual([
+      'K8S_VERSION=v1.3.0 arch=amd64',
+      'K8S_VERSION=v1.3.0 arch=arm64',
+      'K8S_VERSION=v1.2.4 FLANNEL_BACKEND=vxlan',
+    ]);
+  });
+
+  test('bad axes and shards are bad input, at their line, before anything runs', async () => {
+    const dir = scenario('bad-axes', ['matrix:', '  arch: [amd64, sparc]']);
+    const bad = await runLab(['matrix', dir]);
+    expect(bad.code, bad.output).toBe(2);
+    expect(bad.output).toMatch(/bad-axes\/scenario\.yaml:4:17: matrix\.arch\[1\]: arch must be one of amd64, arm64, not "sparc"/);
+    for (const args of [
+      ['--shard', '3/2'],
+      ['--axis', 'arch'],
+    ]) {
+      const result = await runLab(['matrix', 'scenarios/smoke', '--axis', 'arch=amd64', ...args]);
+      expect(result.code, result.output).toBe(2);
+    }
+    const none = await runLab(['matrix', 'scenarios/smoke']);
+    expect(none.code).toBe(2);
+    expect(none.output).toContain('scenarios/smoke has no matrix');
+  });
+
+  test('scenarios/smoke over arch=amd64,arm64: one run per cell, its report folder named after it, both met', async () => {
+    const result = await runLab(['matrix', 'scenarios/smoke', '--axis', 'arch=amd64,arm64']);
+    expect(result.code, result.output).toBe(0);
+    const { dir, summary } = matrixOf(result.output);
+    expect(summary.cells.map((c) => [c.label, c.folder, c.verdict, c.met])).toEqual([
+      ['arch=amd64', 'arch-amd64', 'passed', true],
+      ['arch=arm64', 'arch-arm64', 'passed', true],
+    ]);
+    for (const arch of ['amd64', 'arm64']) {
+      const run = JSON.parse(readFileSync(join(dir, `arch-${arch}`, 'summary.json'), 'utf8')) as RunSummary & { runId: string };
+      expect(run.checks.find((c) => c.name.includes('architecture is'))?.name).toContain(`architecture is ${arch}`);
+      expect(existsSync(join(dir, `arch-${arch}`, 'report.html'))).toBe(true);
+      expect(leftovers(run.runId)).toEqual([]);
+    }
+  });
+
+  test('a cell that fails makes the matrix fail (exit 1), the others still run and pass', async () => {
+    const dir = scenario('one-fails', [
+      'env:',
+      '  TOOL_VERSION: 1',
+      'scripts: [./scripts]',
+      'provision:',
+      '  - name: hello',
+      '    script: install.sh',
+    ]);
+    writeFileSync(
+      join(dir, 'scripts', 'install.sh'),
+      '#!/bin/sh\n[ "$TOOL_VERSION" != 2 ] || { echo "tool 2: --flag is required" >&2; exit 3; }\necho "tool $TOOL_VERSION installed"\n',
+      { mode: 0o755 },
+    );
+    const result = await runLab(['matrix', dir, '--axis', 'TOOL_VERSION=1,2,3']);
+    expect(result.code, result.output).toBe(1);
+    const { summary } = matrixOf(result.output);
+    expect(summary.cells.map((c) => [c.label, c.verdict, c.met])).toEqual([
+      ['TOOL_VERSION=1', 'passed', true],
+      ['TOOL_VERSION=2', 'failed', false],
+      ['TOOL_VERSION=3', 'passed', true],
+    ]);
+    expect(result.output).toMatch(/✗ TOOL_VERSION=2: FAILED/);
+  });
+});
