@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Expectation } from '../bugs/verdict.js';
 import type { KeepPolicy } from '../run/orchestrator.js';
@@ -7,6 +7,7 @@ import { loadScenario, type Overrides } from '../scenario/loader.js';
 import { Logger } from '../util/log.js';
 import { reportsDir } from '../util/paths.js';
 import { cellLabel, cellOverrides, cellSlug, type Cell, type MatrixSpec } from './expand.js';
+import { writeMatrixReport } from './report.js';
 
 /**
  * `lab matrix`: the scenario once per cell, each a normal run whose report folder is named after
@@ -77,7 +78,7 @@ export async function runMatrix(options: MatrixOptions): Promise<{ summary: Matr
     cells: [],
     seconds: 0,
   };
-  const write = () => writeFileSync(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  const write = () => writeMatrixReport(dir, summary);
 
   for (const [index, cell] of options.cells.entries()) {
     if (options.signal.aborted) break;
@@ -118,7 +119,7 @@ export async function runMatrix(options: MatrixOptions): Promise<{ summary: Matr
     options.log.info(
       `  ${result.met ? '✓' : '✗'} ${result.label}: ${result.bug ? `bug ${result.bug}` : result.verdict.toUpperCase()} (${result.checks.passed}/${result.checks.total} checks, ${result.seconds} s)  ${join(dir, result.folder, 'report.html')}`,
     );
-  options.log.info(`report: ${join(dir, 'summary.json')}`);
+  options.log.info(`report: ${join(dir, 'index.html')}  junit: ${join(dir, 'junit.xml')}  summary: ${join(dir, 'summary.json')}`);
   const interrupted = options.signal.aborted;
   const allMet = summary.cells.length === options.cells.length && summary.cells.every((c) => c.met);
   return { summary, dir, exitCode: interrupted ? 130 : allMet ? 0 : 1 };

@@ -1,8 +1,9 @@
 import { partOfBug } from '../bugs/verdict.js';
 import { restoredFrom, type RunSummary } from './summary.js';
 
-/** A JUnit XML test case: what CI systems show per line. */
-interface Case {
+/** A JUnit XML test case: what CI systems show per line, and the suite it belongs to. */
+export interface Case {
+  suite?: string;
   classname: string;
   name: string;
   seconds: number;
@@ -26,7 +27,17 @@ const escapeXml = (text: string): string =>
  */
 export function junitXml(summary: RunSummary): string {
   const suites = new Map<string, Case[]>();
-  const add = (suite: string, testCase: Case) => suites.set(suite, [...(suites.get(suite) ?? []), testCase]);
+  for (const c of junitCases(summary)) suites.set(c.suite ?? '', [...(suites.get(c.suite ?? '') ?? []), c]);
+  return junitDocument(
+    summary.runId,
+    [...suites].map(([name, cases]) => ({ name, timestamp: summary.startedAt, cases })),
+  );
+}
+
+/** A run's test cases, each with its suite: the lab's failed phases, the provision steps, the checks and the bug. */
+export function junitCases(summary: RunSummary): Case[] {
+  const cases: Case[] = [];
+  const add = (suite: string, testCase: Case) => cases.push({ suite, ...testCase });
 
   for (const phase of summary.phases.filter((p) => p.status === 'failed' && p.name !== 'provision' && p.name !== 'checks')) {
     add('lab', {
@@ -67,15 +78,19 @@ export function junitXml(summary: RunSummary): string {
       status: bug.verdict === 'reproduced' ? 'skipped' : 'failed',
       message: `${bug.verdict}: ${bug.reason}`,
     });
+  return cases;
+}
 
+/** The XML of named suites of cases. */
+export function junitDocument(name: string, suites: { name: string; timestamp: string; cases: Case[] }[]): string {
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  const all = [...suites.values()].flat();
+  const all = suites.flatMap((suite) => suite.cases);
   lines.push(
-    `<testsuites name="${escapeXml(summary.runId)}" tests="${all.length}" failures="${count(all, 'failed')}" skipped="${count(all, 'skipped')}" time="${total(all)}">`,
+    `<testsuites name="${escapeXml(name)}" tests="${all.length}" failures="${count(all, 'failed')}" skipped="${count(all, 'skipped')}" time="${total(all)}">`,
   );
-  for (const [name, cases] of suites) {
+  for (const { name: suite, timestamp, cases } of suites) {
     lines.push(
-      `  <testsuite name="${escapeXml(name)}" tests="${cases.length}" failures="${count(cases, 'failed')}" skipped="${count(cases, 'skipped')}" time="${total(cases)}" timestamp="${summary.startedAt}">`,
+      `  <testsuite name="${escapeXml(suite)}" tests="${cases.length}" failures="${count(cases, 'failed')}" skipped="${count(cases, 'skipped')}" time="${total(cases)}" timestamp="${timestamp}">`,
     );
     for (const c of cases) {
       const open = `    <testcase classname="${escapeXml(c.classname)}" name="${escapeXml(c.name)}" time="${c.seconds.toFixed(3)}"`;

@@ -49,6 +49,9 @@ export interface RunOutcome {
   exitCode: 0 | 1 | 130;
 }
 
+/** The env variables a run's report names among its axes when the scenario sets them. */
+const AXIS_VARIABLES = ['K8S_VERSION', 'FLANNEL_BACKEND', 'FLOCKER_VERSION', 'FLOCKER_DATASET_BACKEND'];
+
 /** The lifecycle's phases in order; those a run never reached are recorded as skipped. */
 const PHASES = ['images', 'network', 'machines', 'payload', 'provision', 'checks'] as const;
 type PhaseName = (typeof PHASES)[number];
@@ -104,7 +107,14 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
       scenario: {
         name: spec.name,
         file: scenario.files[0] ?? '',
-        axes: { arch: [...new Set(spec.nodes.map((n) => n.arch ?? spec.arch))].join('+'), driver: spec.driver, payload: spec.payload },
+        axes: {
+          arch: [...new Set(spec.nodes.map((n) => n.arch ?? spec.arch))].join('+'),
+          driver: spec.driver,
+          payload: spec.payload,
+          // What a matrix's cells differ in, as a report reader asks: the versions and backends, and what the caller changed.
+          ...Object.fromEntries(AXIS_VARIABLES.filter((name) => spec.env[name] !== undefined).map((name) => [name, String(spec.env[name])])),
+          ...scenario.changedEnv,
+        },
       },
       nodes: spec.nodes.map((n) => ({ name: n.name, role: n.role, arch: n.arch ?? spec.arch })),
       startedAt: new Date().toISOString(),

@@ -22,7 +22,7 @@ function scenario(name: string, lines: string[]): string {
 }
 
 const matrixOf = (output: string): { dir: string; summary: MatrixSummary } => {
-  const file = /report: (\S+matrix-[^/\s]+\/summary\.json)/.exec(output)?.[1] ?? '';
+  const file = /summary: (\S+matrix-[^/\s]+\/summary\.json)/.exec(output)?.[1] ?? '';
   return { dir: file.replace(/\/summary\.json$/, ''), summary: JSON.parse(readFileSync(file, 'utf8')) as MatrixSummary };
 };
 
@@ -82,9 +82,19 @@ describe('lab matrix', () => {
       ['arch=amd64', 'arch-amd64', 'passed', true],
       ['arch=arm64', 'arch-arm64', 'passed', true],
     ]);
+    // The matrix's own report: the grid links each cell's report, and JUnit has a suite per cell.
+    const index = readFileSync(join(dir, 'index.html'), 'utf8');
+    expect(index).toContain('2 of 2 cell(s) met their expectation');
+    expect(index).toContain('<a href="arch-arm64/report.html">arch=arm64</a>');
+    const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
+    expect(junit).toMatch(/<testsuite name="scenarios\/smoke \[arch=amd64\]" tests="\d+" failures="0"/);
+    expect(junit).toMatch(/<testsuite name="scenarios\/smoke \[arch=arm64\]" tests="\d+" failures="0"/);
     for (const arch of ['amd64', 'arm64']) {
       const run = JSON.parse(readFileSync(join(dir, `arch-${arch}`, 'summary.json'), 'utf8')) as RunSummary & { runId: string };
       expect(run.checks.find((c) => c.name.includes('architecture is'))?.name).toContain(`architecture is ${arch}`);
+      // The cell's values are the run's axes: its summary and its Allure environment name them.
+      expect(run.scenario.axes).toMatchObject({ arch, driver: 'qemu' });
+      expect(readFileSync(join(dir, `arch-${arch}`, 'allure-results', 'environment.properties'), 'utf8')).toContain(`arch=${arch}\n`);
       expect(existsSync(join(dir, `arch-${arch}`, 'report.html'))).toBe(true);
       expect(leftovers(run.runId)).toEqual([]);
     }
@@ -113,5 +123,7 @@ describe('lab matrix', () => {
       ['TOOL_VERSION=3', 'passed', true],
     ]);
     expect(result.output).toMatch(/✗ TOOL_VERSION=2: FAILED/);
+    const second = JSON.parse(readFileSync(join(matrixOf(result.output).dir, 'TOOL_VERSION-2', 'summary.json'), 'utf8')) as RunSummary;
+    expect(second.scenario.axes).toMatchObject({ TOOL_VERSION: '2' });
   });
 });

@@ -1,0 +1,110 @@
+import { describe, expect, test } from 'vitest';
+import type { CheckResult } from '../../lab/checks/runner.js';
+import { gridChecks, markOf, matrixHtml, matrixJunitXml, type GridRow } from '../../lab/matrix/report.js';
+import type { CellResult, MatrixSummary } from '../../lab/matrix/run.js';
+import type { RunSummary } from '../../lab/report/summary.js';
+
+const check = (name: string, status: CheckResult['status'], message?: string): CheckResult => ({
+  check: name.split(' > ')[0] as string,
+  name,
+  status,
+  seconds: 1,
+  ...(message ? { message } : {}),
+});
+
+const run = (checks: CheckResult[], over: Partial<RunSummary> = {}): RunSummary =>
+  ({
+    runId: 'r',
+    scenario: { name: 'two-node-flocker', file: '', axes: {} },
+    nodes: [],
+    startedAt: '2026-12-06T00:00:00Z',
+    finishedAt: '',
+    seconds: 10,
+    verdict: checks.some((c) => c.status === 'failed') ? 'failed' : 'passed',
+    phases: [],
+    steps: [],
+    checks,
+    ...over,
+  }) as RunSummary;
+
+const cell = (label: string, met: boolean): CellResult => ({
+  cell: {},
+  label,
+  folder: label.replace(/=/g, '-').replace(/ /g, '_'),
+  verdict: met ? 'passed' : 'failed',
+  met,
+  seconds: 12.5,
+  checks: { passed: 0, total: 0 },
+});
+
+const BUG = {
+  url: 'https://github.com/ClusterHQ/flocker/issues/2841',
+  title: 'KeyError',
+  verdict: 'reproduced' as const,
+  reason: 'listed: KeyError',
+  matched: [{ check: 'flocker-attach', name: 'flocker-attach > every node is listed', message: 'KeyError', signature: 0 }],
+};
+
+const rows: GridRow[] = [
+  { result: cell('K8S_VERSION=v1.3.0 arch=amd64', true), run: run([check('nodes-up > ssh', 'passed'), check('dns > answers', 'passed')]) },
+  {
+    result: cell('K8S_VERSION=v1.2.4 arch=amd64', false),
+    run: run([check('nodes-up > ssh', 'passed'), check('dns > answers', 'failed', 'no answer from 10.0.0.10')]),
+  },
+  {
+    result: cell('FLOCKER_VERSION=1.13.0', true),
+    run: run(
+      [
+        check('nodes-up > ssh', 'passed'),
+        check('flocker-attach > every node is listed', 'failed', 'KeyError'),
+        check('flocker-attach > a pod runs', 'failed', 'Pending'),
+      ],
+      { bug: BUG },
+    ),
+  },
+  { result: cell('arch=arm64', false) },
+];
+const summary: MatrixSummary = {
+  scenario: 'scenarios/two-node-flocker',
+  axes: [['K8S_VERSION', ['v1.2.4', 'v1.3.0']]],
+  cells: rows.map((r) => r.result),
+  seconds: 99,
+};
+
+describe('the matrix report', () => {
+  test("a check's mark in a cell: passed, failed, the bug's expected failure, or not run", () => {
+    expect(markOf(rows[0]?.run, 'dns')).toBe('passed');
+    expect(markOf(rows[1]?.run, 'dns')).toBe('failed');
+    expect(markOf(rows[2]?.run, 'flocker-attach')).toBe('expected failure');
+    expect(markOf(rows[2]?.run, 'dns')).toBe('not run');
+    expect(markOf(undefined, 'dns')).toBe('not run');
+    expect(markOf(run([check('dns > answers', 'skipped')]), 'dns')).toBe('skipped');
+    expect(gridChecks(rows)).toEqual(['nodes-up', 'dns', 'flocker-attach']);
+  });
+
+  test('index.html: a row per cell linking its report, a column per check, the bug verdict; no script', () => {
+    const html = matrixHtml(summary, rows);
+    expect(html).toContain('2 of 4 cell(s) met their expectation, in 99 s. Axes: K8S_VERSION: v1.2.4, v1.3.0.');
+    expect(html).toContain('<th>nodes-up</th><th>dns</th><th>flocker-attach</th><th>bug</th>');
+    expect(html).toContain('<a href="K8S_VERSION-v1.2.4_arch-amd64/report.html">K8S_VERSION=v1.2.4 arch=amd64</a>');
+    expect(html).toContain('<td class="failed" title="dns &gt; answers: no answer from 10.0.0.10">failed</td>');
+    expect(html).toContain('<td class="expected-failure" title="flocker-attach &gt; every node is listed: KeyError">expected failure</td>');
+    expect(html).toContain('<td class="reproduced" title="listed: KeyError">reproduced</td>');
+    // The cell that wrote no summary: not met, nothing run.
+    expect(html).toMatch(
+      /<a href="arch-arm64\/report.html">arch=arm64<\/a><\/th><td class="not-met"[^>]*>not met<\/td><td class="not-run"/,
+    );
+    expect(html).not.toMatch(/<script|https?:\/\/(?!github\.com)/);
+  });
+
+  test("junit.xml: one suite per cell named after its values, its run's cases inside", () => {
+    const xml = matrixJunitXml(summary, rows);
+    expect(xml).toContain('<testsuites name="matrix scenarios/two-node-flocker" tests="9" failures="2" skipped="3"');
+    expect(xml).toContain(
+      '<testsuite name="scenarios/two-node-flocker [K8S_VERSION=v1.2.4 arch=amd64]" tests="2" failures="1" skipped="0"',
+    );
+    expect(xml).toContain('classname="two-node-flocker.dns[K8S_VERSION=v1.2.4 arch=amd64]" name="dns &gt; answers"');
+    expect(xml).toContain('<testsuite name="scenarios/two-node-flocker [arch=arm64]" tests="1" failures="1"');
+    expect(xml).toContain('<failure message="the cell wrote no summary">');
+  });
+});
