@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { cac } from 'cac';
 import type { Overrides } from '../scenario/loader.js';
 import { Logger } from '../util/log.js';
@@ -203,7 +205,10 @@ cli
   );
 
 cli
-  .command('matrix <scenario>', 'Run the scenario once per cell of its matrix (or list the cells)')
+  .command(
+    'matrix <scenario> [...folders]',
+    'Run the scenario once per cell of its matrix (or list the cells); `lab matrix merge <folder>...` joins shards',
+  )
   .option('--axis <NAME=v1,v2,...>', "Change or add an axis of the scenario's matrix (repeatable): an env variable, arch or driver")
   .option('--list', 'Print the cells, one per line, and run nothing')
   .option('--json', "Print the cells as JSON for a CI matrix (GitHub Actions' strategy.matrix: fromJSON), and run nothing")
@@ -220,9 +225,11 @@ cli
   .example('lab matrix scenarios/two-node-flocker --list')
   .example('lab matrix scenarios/smoke --axis arch=amd64,arm64')
   .example('lab matrix scenarios/two-node-flocker --shard 2/4')
+  .example('lab matrix merge shard-1/matrix-two-node-flocker-* shard-2/matrix-two-node-flocker-*')
   .action(
     async (
       scenario: string,
+      folders: string[],
       flags: ScenarioFlags & {
         axis?: string | string[];
         list?: boolean;
@@ -233,6 +240,22 @@ cli
         verbose?: boolean;
       },
     ) => {
+      if (scenario === 'merge') {
+        if (!folders.length) throw new InputError("lab matrix merge needs the shards' matrix folders (reports/matrix-...)");
+        const missing = folders.filter((dir) => !existsSync(join(dir, 'summary.json')));
+        if (missing.length) throw new InputError(`not a matrix folder (no summary.json): ${missing.join(', ')}`);
+        const { mergeMatrices } = await import('../matrix/report.js');
+        const { reportsDir } = await import('../util/paths.js');
+        const into = join(reportsDir(), `matrix-merged-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`);
+        const { summary, problems } = mergeMatrices(folders, into);
+        if (problems.length) throw new InputError('the folders are not shards of one matrix', problems);
+        const met = summary.cells.filter((c) => c.met).length;
+        log.info(`matrix ${summary.scenario}: ${met} of ${summary.cells.length} cell(s) met their expectation`);
+        log.info(`report: ${join(into, 'index.html')}  junit: ${join(into, 'junit.xml')}  summary: ${join(into, 'summary.json')}`);
+        process.exitCode = met === summary.cells.length ? 0 : 1;
+        return;
+      }
+      if (folders.length) throw new InputError(`unexpected arguments after the scenario: ${folders.join(' ')}`);
       const { parseAxis } = await import('../scenario/axis.js');
       const { loadScenario } = await import('../scenario/loader.js');
       const matrix = await import('../matrix/expand.js');
@@ -248,7 +271,9 @@ cli
       const matrixSpec = matrix.matrixSpec(spec.matrix, axes);
       const all = matrix.expandMatrix(matrixSpec);
       if (!all.length) throw new InputError(`${scenario} has no matrix: give it \`matrix:\` axes, or --axis NAME=v1,v2`);
-      const cells = shard ? matrix.shardCells(all, shard) : all;
+      const indexed = all.map((cell, index) => ({ cell, index }));
+      const chosen = shard ? matrix.shardCells(indexed, shard) : indexed;
+      const cells = chosen.map((c) => c.cell);
       validateCells(scenario, base, cells);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ include: cells.map((cell) => ({ cell: matrix.cellLabel(cell), ...cell })) })}\n`);
@@ -266,7 +291,7 @@ cli
         scenario,
         overrides: base,
         spec: matrixSpec,
-        cells,
+        cells: chosen,
         ...(flags.shard ? { shard: String(flags.shard) } : {}),
         keep: flags.keep as 'never' | 'failed' | 'always',
         expect: flags.expect,

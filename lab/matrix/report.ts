@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { partOfBug } from '../bugs/verdict.js';
 import type { RunSummary } from '../report/summary.js';
@@ -112,4 +112,36 @@ export function writeMatrixReport(dir: string, summary: MatrixSummary): void {
   writeFileSync(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   writeFileSync(join(dir, 'index.html'), matrixHtml(summary, rows));
   writeFileSync(join(dir, 'junit.xml'), matrixJunitXml(summary, rows));
+}
+
+/**
+ * `lab matrix merge <dir>...`: one matrix report from the shards' folders (each runner's
+ * reports/matrix-...): the cells in their places in the whole matrix, each cell's folder copied in.
+ * Shards of different scenarios or axes are bad input (the caller's InputError).
+ */
+export function mergeMatrices(dirs: string[], into: string): { summary: MatrixSummary; problems: string[] } {
+  const shards = dirs.map((dir) => ({ dir, summary: JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as MatrixSummary }));
+  const first = shards[0]?.summary;
+  const problems = shards
+    .filter(({ summary }) => summary.scenario !== first?.scenario || JSON.stringify(summary.axes) !== JSON.stringify(first?.axes))
+    .map(
+      ({ dir, summary }) =>
+        `${dir} is a matrix of ${summary.scenario} over ${JSON.stringify(summary.axes)}, not of ${first?.scenario} over ${JSON.stringify(first?.axes)}`,
+    );
+  const cells = shards.flatMap(({ dir, summary }) => summary.cells.map((cell) => ({ dir, cell })));
+  const twice = cells.find((c, i) => cells.findIndex((d) => d.cell.index === c.cell.index) !== i);
+  if (twice) problems.push(`cell ${twice.cell.label} is in more than one of the folders`);
+  const summary: MatrixSummary = {
+    scenario: first?.scenario ?? '',
+    axes: first?.axes ?? [],
+    cells: cells.sort((a, b) => a.cell.index - b.cell.index).map(({ cell }) => cell),
+    // The shards ran side by side on their runners: the matrix took as long as the longest.
+    seconds: Math.max(0, ...shards.map(({ summary }) => summary.seconds)),
+  };
+  if (problems.length) return { summary, problems };
+  mkdirSync(into, { recursive: true });
+  for (const { dir, cell } of cells)
+    if (existsSync(join(dir, cell.folder))) cpSync(join(dir, cell.folder), join(into, cell.folder), { recursive: true });
+  writeMatrixReport(into, summary);
+  return { summary, problems };
 }

@@ -18,6 +18,8 @@ import { writeMatrixReport } from './report.js';
 
 export interface CellResult {
   cell: Cell;
+  /** Its place in the whole matrix (a shard's cells keep theirs, so shards merge in order). */
+  index: number;
   label: string;
   /** The cell's report folder, relative to the matrix's. */
   folder: string;
@@ -43,7 +45,8 @@ export interface MatrixOptions {
   /** --arch, --driver and --set given for every cell (a cell's own values win). */
   overrides: Overrides;
   spec: MatrixSpec;
-  cells: Cell[];
+  /** The cells to run, each with its place in the whole matrix. */
+  cells: { cell: Cell; index: number }[];
   shard?: string;
   keep: KeepPolicy;
   expect: Expectation;
@@ -64,7 +67,11 @@ export function validateCells(scenario: string, base: Overrides, cells: Cell[]):
 }
 
 export async function runMatrix(options: MatrixOptions): Promise<{ summary: MatrixSummary; dir: string; exitCode: 0 | 1 | 130 }> {
-  validateCells(options.scenario, options.overrides, options.cells);
+  validateCells(
+    options.scenario,
+    options.overrides,
+    options.cells.map((c) => c.cell),
+  );
   const { runScenario } = await import('../run/orchestrator.js');
   const name = loadScenario(options.scenario, options.overrides).spec.name;
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -80,10 +87,10 @@ export async function runMatrix(options: MatrixOptions): Promise<{ summary: Matr
   };
   const write = () => writeMatrixReport(dir, summary);
 
-  for (const [index, cell] of options.cells.entries()) {
+  for (const [position, { cell, index }] of options.cells.entries()) {
     if (options.signal.aborted) break;
     const label = cellLabel(cell);
-    options.log.info(`matrix: cell ${index + 1} of ${options.cells.length}: ${label}`);
+    options.log.info(`matrix: cell ${position + 1} of ${options.cells.length}: ${label}`);
     const folder = cellSlug(cell) || 'default';
     const outcome = await runScenario({
       scenario: options.scenario,
@@ -99,6 +106,7 @@ export async function runMatrix(options: MatrixOptions): Promise<{ summary: Matr
     const { summary: run } = outcome;
     summary.cells.push({
       cell,
+      index,
       label,
       folder,
       verdict: run.verdict,

@@ -100,6 +100,27 @@ describe('lab matrix', () => {
     }
   });
 
+  test('two shards, run apart and merged, give the whole matrix report again', async () => {
+    const whole = await runLab(['matrix', 'scenarios/smoke', '--axis', 'arch=amd64,arm64', '--list']);
+    const shards = [];
+    for (const shard of ['1/2', '2/2']) {
+      const result = await runLab(['matrix', 'scenarios/smoke', '--axis', 'arch=amd64,arm64', '--shard', shard]);
+      expect(result.code, result.output).toBe(0);
+      shards.push(matrixOf(result.output));
+    }
+    expect(shards.map(({ summary }) => summary.cells.map((c) => c.label))).toEqual([['arch=amd64'], ['arch=arm64']]);
+    const merged = await runLab(['matrix', 'merge', ...shards.map(({ dir }) => dir)]);
+    expect(merged.code, merged.output).toBe(0);
+    const { dir, summary } = matrixOf(merged.output);
+    expect(summary.cells.map((c) => c.label)).toEqual(whole.output.trim().split('\n'));
+    const index = readFileSync(join(dir, 'index.html'), 'utf8');
+    expect(index).toContain('2 of 2 cell(s) met their expectation');
+    for (const arch of ['amd64', 'arm64']) {
+      expect(index).toContain(`<a href="arch-${arch}/report.html">arch=${arch}</a>`);
+      expect(existsSync(join(dir, `arch-${arch}`, 'report.html'))).toBe(true);
+    }
+  });
+
   test('a cell that fails makes the matrix fail (exit 1), the others still run and pass', async () => {
     const dir = scenario('one-fails', [
       'env:',

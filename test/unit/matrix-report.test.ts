@@ -1,6 +1,9 @@
-import { describe, expect, test } from 'vitest';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
 import type { CheckResult } from '../../lab/checks/runner.js';
-import { gridChecks, markOf, matrixHtml, matrixJunitXml, type GridRow } from '../../lab/matrix/report.js';
+import { gridChecks, markOf, matrixHtml, matrixJunitXml, mergeMatrices, writeMatrixReport, type GridRow } from '../../lab/matrix/report.js';
 import type { CellResult, MatrixSummary } from '../../lab/matrix/run.js';
 import type { RunSummary } from '../../lab/report/summary.js';
 
@@ -29,6 +32,7 @@ const run = (checks: CheckResult[], over: Partial<RunSummary> = {}): RunSummary 
 
 const cell = (label: string, met: boolean): CellResult => ({
   cell: {},
+  index: 0,
   label,
   folder: label.replace(/=/g, '-').replace(/ /g, '_'),
   verdict: met ? 'passed' : 'failed',
@@ -106,5 +110,48 @@ describe('the matrix report', () => {
     expect(xml).toContain('classname="two-node-flocker.dns[K8S_VERSION=v1.2.4 arch=amd64]" name="dns &gt; answers"');
     expect(xml).toContain('<testsuite name="scenarios/two-node-flocker [arch=arm64]" tests="1" failures="1"');
     expect(xml).toContain('<failure message="the cell wrote no summary">');
+  });
+});
+
+describe('merging shards', () => {
+  const root = mkdtempSync(join(tmpdir(), 'lab-matrix-merge-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const cells = rows.slice(0, 3).map((row, index) => ({ ...row, result: { ...row.result, index } }));
+
+  /** A shard's folder as a runner leaves it: each of its cells' run folders, then the matrix report. */
+  function shard(name: string, of: typeof cells, over: Partial<MatrixSummary> = {}): string {
+    const dir = join(root, name);
+    for (const { result, run: summary } of of) {
+      mkdirSync(join(dir, result.folder), { recursive: true });
+      writeFileSync(join(dir, result.folder, 'summary.json'), JSON.stringify(summary));
+    }
+    writeMatrixReport(dir, { ...summary, cells: of.map((c) => c.result), ...over });
+    return dir;
+  }
+
+  test('the whole matrix again: its cells in their places, each folder copied in, one grid and one JUnit', () => {
+    const whole = shard('whole', cells);
+    const one = shard('shard-1', [cells[0], cells[2]] as typeof cells, { shard: '1/2', seconds: 50 });
+    const two = shard('shard-2', [cells[1]] as typeof cells, { shard: '2/2', seconds: 70 });
+    const into = join(root, 'merged');
+    const { summary: merged, problems } = mergeMatrices([two, one], into);
+    expect(problems).toEqual([]);
+    expect(merged.cells.map((c) => c.label)).toEqual(cells.map((c) => c.result.label));
+    expect(merged.seconds).toBe(70);
+    const html = (dir: string) => readFileSync(join(dir, 'index.html'), 'utf8').replace(/in \d+ s\./, '');
+    expect(html(into)).toBe(html(whole));
+    expect(readFileSync(join(into, 'junit.xml'), 'utf8')).toBe(readFileSync(join(whole, 'junit.xml'), 'utf8'));
+    expect(JSON.parse(readFileSync(join(into, cells[1]?.result.folder ?? '', 'summary.json'), 'utf8'))).toEqual(cells[1]?.run);
+  });
+
+  test('folders of another scenario, or the same cell twice, are refused', () => {
+    const one = shard('a', [cells[0]] as typeof cells);
+    const other = shard('b', [cells[1]] as typeof cells, { scenario: 'scenarios/smoke' });
+    expect(mergeMatrices([one, other], join(root, 'no')).problems).toEqual([
+      `${other} is a matrix of scenarios/smoke over [["K8S_VERSION",["v1.2.4","v1.3.0"]]], not of scenarios/two-node-flocker over [["K8S_VERSION",["v1.2.4","v1.3.0"]]]`,
+    ]);
+    expect(mergeMatrices([one, one], join(root, 'no')).problems).toEqual([
+      `cell ${cells[0]?.result.label} is in more than one of the folders`,
+    ]);
   });
 });
