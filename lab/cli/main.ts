@@ -276,7 +276,9 @@ cli
       const cells = chosen.map((c) => c.cell);
       validateCells(scenario, base, cells);
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ include: cells.map((cell) => ({ cell: matrix.cellLabel(cell), ...cell })) })}\n`);
+        // Each cell with the one-cell shard that runs it alone on a CI runner: --shard <its place>/<all cells>.
+        const include = chosen.map(({ cell, index }) => ({ cell: matrix.cellLabel(cell), shard: `${index + 1}/${all.length}`, ...cell }));
+        process.stdout.write(`${JSON.stringify({ include })}\n`);
         return;
       }
       if (flags.list) {

@@ -47,7 +47,10 @@ describe('lab matrix', () => {
       'K8S_VERSION=v1.3.0 arch=arm64',
     ]);
     const json = await runLab(['matrix', dir, '--json', '--shard', '2/2']);
-    expect(JSON.parse(json.output)).toEqual({ include: [{ cell: 'K8S_VERSION=v1.3.0 arch=amd64', K8S_VERSION: 'v1.3.0', arch: 'amd64' }] });
+    // Each cell with the one-cell shard a CI runner runs it as.
+    expect(JSON.parse(json.output)).toEqual({
+      include: [{ cell: 'K8S_VERSION=v1.3.0 arch=amd64', shard: '2/3', K8S_VERSION: 'v1.3.0', arch: 'amd64' }],
+    });
     const axis = await runLab(['matrix', dir, '--list', '--axis', 'K8S_VERSION=v1.3.0']);
     // The include entry fits no cell once v1.2.4 is gone: as in GitHub Actions, it is a cell of its own.
     expect(axis.output.trim().split('\n')).toEqual([
