@@ -213,6 +213,7 @@ cli
   .option('--list', 'Print the cells, one per line, and run nothing')
   .option('--json', "Print the cells as JSON for a CI matrix (GitHub Actions' strategy.matrix: fromJSON), and run nothing")
   .option('--shard <i/n>', 'Only the i-th of n shares of the cells (deterministic: every n-th cell)')
+  .option('--parallel <n>', "Cells side by side, at most n, as far as the host's memory and cores allow (default 1)", { default: '1' })
   .option('--set <KEY=VALUE>', "Set a variable of the scenario's env in every cell (a cell's own values win)")
   .option('--keep <when>', "Keep each cell's VMs after its run: never, failed or always", { default: 'never' })
   .option(
@@ -235,6 +236,7 @@ cli
         list?: boolean;
         json?: boolean;
         shard?: string;
+        parallel: string;
         keep: string;
         expect: string;
         verbose?: boolean;
@@ -263,6 +265,9 @@ cli
       const axes = [flags.axis ?? []].flat().map((text) => parseAxis(String(text), 1));
       const shard = flags.shard === undefined ? undefined : matrix.parseShard(String(flags.shard));
       if (flags.shard !== undefined && !shard) throw new InputError(`--shard takes i/n with 1 <= i <= n, not "${flags.shard}"`);
+      const parallel = Number(typedValues('--parallel').at(-1) ?? flags.parallel);
+      if (!Number.isInteger(parallel) || parallel < 1 || parallel > 16)
+        throw new InputError(`--parallel must be a whole number from 1 to 16, not "${flags.parallel}"`);
       if (!['never', 'failed', 'always'].includes(flags.keep))
         throw new InputError(`--keep must be never, failed or always, not "${flags.keep}"`);
       if (flags.expect !== 'bug' && flags.expect !== 'pass') throw new InputError(`--expect must be bug or pass, not "${flags.expect}"`);
@@ -296,6 +301,7 @@ cli
         cells: chosen,
         ...(flags.shard ? { shard: String(flags.shard) } : {}),
         keep: flags.keep as 'never' | 'failed' | 'always',
+        parallel,
         expect: flags.expect,
         log,
         signal: interruptible(),

@@ -8,6 +8,8 @@ import { Logger } from '../util/log.js';
 import { reportsDir } from '../util/paths.js';
 import { cellLabel, cellOverrides, cellSlug, type Cell, type MatrixSpec } from './expand.js';
 import { writeMatrixReport } from './report.js';
+import { fitsHost, schedule, type CellNeeds } from './schedule.js';
+import { hostCapacity, QEMU_OVERHEAD_MIB, VCPUS_PER_CORE_WARN } from '../run/capacity.js';
 
 /**
  * `lab matrix`: the scenario once per cell, each a normal run whose report folder is named after
@@ -49,6 +51,8 @@ export interface MatrixOptions {
   cells: { cell: Cell; index: number }[];
   shard?: string;
   keep: KeepPolicy;
+  /** How many cells may run side by side (default 1), as far as the host's memory and cores allow. */
+  parallel?: number;
   expect: Expectation;
   log: Logger;
   signal: AbortSignal;
@@ -87,38 +91,59 @@ export async function runMatrix(options: MatrixOptions): Promise<{ summary: Matr
   };
   const write = () => writeMatrixReport(dir, summary);
 
-  for (const [position, { cell, index }] of options.cells.entries()) {
-    if (options.signal.aborted) break;
-    const label = cellLabel(cell);
-    options.log.info(`matrix: cell ${position + 1} of ${options.cells.length}: ${label}`);
-    const folder = cellSlug(cell) || 'default';
-    const outcome = await runScenario({
-      scenario: options.scenario,
-      overrides: cellRunOverrides(options.overrides, cell),
-      keep: options.keep,
-      snapshots: 'on',
-      expect: options.expect,
-      reportDir: join(dir, folder),
-      // A logger of its own per cell: each run tees its log into its own report folder.
-      log: new Logger(process.stderr, '', options.verbose),
-      signal: options.signal,
-    });
-    const { summary: run } = outcome;
-    summary.cells.push({
-      cell,
-      index,
-      label,
-      folder,
-      verdict: run.verdict,
-      ...(run.bug ? { bug: run.bug.verdict } : {}),
-      met: outcome.exitCode === 0,
-      seconds: run.seconds,
-      checks: { passed: run.checks.filter((c) => c.status === 'passed').length, total: run.checks.length },
-    });
-    summary.seconds = Math.round((performance.now() - started) / 100) / 10;
-    write();
-    if (outcome.exitCode === 130) break;
-  }
+  const parallel = options.parallel ?? 1;
+  // What each cell asks of the host, from its scenario as the cell runs it.
+  const needs = (cell: Cell): CellNeeds => {
+    const { nodes } = loadScenario(options.scenario, cellRunOverrides(options.overrides, cell)).spec;
+    return {
+      memoryMiB: nodes.reduce((sum, node) => sum + node.memory + QEMU_OVERHEAD_MIB, 0),
+      vcpus: nodes.reduce((sum, node) => sum + node.cpus, 0),
+    };
+  };
+  const fits = fitsHost(hostCapacity(), VCPUS_PER_CORE_WARN);
+  let begun = 0;
+  await schedule(
+    options.cells,
+    parallel,
+    (item, running) =>
+      fits(
+        needs(item.cell),
+        running.map((r) => needs(r.cell)),
+      ),
+    async ({ cell, index }) => {
+      if (options.signal.aborted) return;
+      const label = cellLabel(cell);
+      begun += 1;
+      options.log.info(`matrix: cell ${begun} of ${options.cells.length}: ${label}`);
+      const folder = cellSlug(cell) || 'default';
+      const outcome = await runScenario({
+        scenario: options.scenario,
+        overrides: cellRunOverrides(options.overrides, cell),
+        keep: options.keep,
+        snapshots: 'on',
+        expect: options.expect,
+        reportDir: join(dir, folder),
+        // A logger of its own per cell (each run tees its log into its own folder); side by side, its lines say whose they are.
+        log: new Logger(process.stderr, parallel > 1 ? `[${label}] ` : '', options.verbose),
+        signal: options.signal,
+      });
+      const { summary: run } = outcome;
+      summary.cells.push({
+        cell,
+        index,
+        label,
+        folder,
+        verdict: run.verdict,
+        ...(run.bug ? { bug: run.bug.verdict } : {}),
+        met: outcome.exitCode === 0,
+        seconds: run.seconds,
+        checks: { passed: run.checks.filter((c) => c.status === 'passed').length, total: run.checks.length },
+      });
+      summary.cells.sort((a, b) => a.index - b.index);
+      summary.seconds = Math.round((performance.now() - started) / 100) / 10;
+      write();
+    },
+  );
   summary.seconds = Math.round((performance.now() - started) / 100) / 10;
   write();
 

@@ -36,7 +36,7 @@ export const QEMU_OVERHEAD_MIB = TB_CACHE_MIB + 160;
 /** Host memory and disk past this share of what is there: it fits, but barely. */
 const TIGHT = 0.8;
 /** vCPUs per host core: TCG runs each on a host thread, so past a few per core guests miss their timers. */
-const VCPUS_PER_CORE_WARN = 2;
+export const VCPUS_PER_CORE_WARN = 2;
 const VCPUS_PER_CORE_MAX = 4;
 
 export function capacityVerdict(spec: ScenarioSpec, host: HostCapacity): CapacityVerdict {
@@ -51,8 +51,10 @@ export function capacityVerdict(spec: ScenarioSpec, host: HostCapacity): Capacit
 
   const vcpus = spec.nodes.reduce((sum, node) => sum + node.cpus, 0);
   const cpus = `${n} node(s) have ${vcpus} vCPUs together; this host has ${host.cores} core(s)`;
-  if (vcpus > VCPUS_PER_CORE_MAX * host.cores) refusals.push(`${cpus}, and more than ${VCPUS_PER_CORE_MAX} per core leaves the guests' clocks and timeouts no chance`);
-  else if (vcpus > VCPUS_PER_CORE_WARN * host.cores) warnings.push(`${cpus}: more than ${VCPUS_PER_CORE_WARN} per core makes every step slower`);
+  if (vcpus > VCPUS_PER_CORE_MAX * host.cores)
+    refusals.push(`${cpus}, and more than ${VCPUS_PER_CORE_MAX} per core leaves the guests' clocks and timeouts no chance`);
+  else if (vcpus > VCPUS_PER_CORE_WARN * host.cores)
+    warnings.push(`${cpus}: more than ${VCPUS_PER_CORE_WARN} per core makes every step slower`);
 
   const diskBytes = n * diskSizeBytes(spec.image);
   const disk = `${n} node(s) can grow their overlays to ${gib(diskBytes)} (the ${spec.image} image's disk each) in ${stateDir()}, which has ${gib(host.stateFreeBytes)} free`;

@@ -124,7 +124,7 @@ describe('lab matrix', () => {
     }
   });
 
-  test('a cell that fails makes the matrix fail (exit 1), the others still run and pass', async () => {
+  test('a cell that fails makes the matrix fail (exit 1), the others still run and pass; --parallel 2 runs two at once', async () => {
     const dir = scenario('one-fails', [
       'env:',
       '  TOOL_VERSION: 1',
@@ -138,7 +138,8 @@ describe('lab matrix', () => {
       '#!/bin/sh\n[ "$TOOL_VERSION" != 2 ] || { echo "tool 2: --flag is required" >&2; exit 3; }\necho "tool $TOOL_VERSION installed"\n',
       { mode: 0o755 },
     );
-    const result = await runLab(['matrix', dir, '--axis', 'TOOL_VERSION=1,2,3']);
+    // Two side by side (two 2-vCPU VMs on two cores fit): each cell's lines say whose they are.
+    const result = await runLab(['matrix', dir, '--axis', 'TOOL_VERSION=1,2,3', '--parallel', '2']);
     expect(result.code, result.output).toBe(1);
     const { summary } = matrixOf(result.output);
     expect(summary.cells.map((c) => [c.label, c.verdict, c.met])).toEqual([
@@ -147,6 +148,7 @@ describe('lab matrix', () => {
       ['TOOL_VERSION=3', 'passed', true],
     ]);
     expect(result.output).toMatch(/✗ TOOL_VERSION=2: FAILED/);
+    expect(result.output).toMatch(/^\[TOOL_VERSION=2\] run one-fails-/m);
     const second = JSON.parse(readFileSync(join(matrixOf(result.output).dir, 'TOOL_VERSION-2', 'summary.json'), 'utf8')) as RunSummary;
     expect(second.scenario.axes).toMatchObject({ TOOL_VERSION: '2' });
   });
