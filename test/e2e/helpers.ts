@@ -253,7 +253,8 @@ export type Kept = ReturnType<typeof useKeptRun>;
  * skipped otherwise. Nightly only: the five breakages of the steps after dns's lookups and
  * flocker-attach's first pod, busybox gone from the worker (3 minutes), node-failure's negative
  * (6) and scenarios/two-node's own run, whose checks
- * two-node-flocker's run passes on the same layers; every other breakage runs in CI.
+ * two-node-flocker's run passes on the same layers; every other breakage runs in CI. Also the
+ * smoke matrix over both architectures, whole and sharded (about 4 minutes).
  */
 export const fullOnly = test.runIf(process.env.LAB_E2E_FULL === '1');
 

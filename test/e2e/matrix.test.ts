@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { MatrixSummary } from '../../lab/matrix/run.js';
 import type { RunSummary } from '../../lab/report/summary.js';
-import { leftovers, root, runLab } from './helpers.js';
+import { fullOnly, leftovers, root, runLab } from './helpers.js';
 
 /**
- * `lab matrix`: the cells listed for a CI system without running anything, then scenarios/smoke
- * over both architectures (one amd64 and one arm64 VM, one after the other), and a matrix whose
- * second cell's provisioner fails.
+ * `lab matrix`: the cells listed for a CI system without running anything, a matrix whose second
+ * cell's provisioner fails (two cells at once), and nightly (LAB_E2E_FULL=1: CI's 90 minutes are
+ * spent) scenarios/smoke over both architectures, whole and as two shards merged.
  */
 const work = mkdtempSync(join(tmpdir(), 'lab-matrix-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -77,7 +77,7 @@ describe('lab matrix', () => {
     expect(none.output).toContain('scenarios/smoke has no matrix');
   });
 
-  test('scenarios/smoke over arch=amd64,arm64: one run per cell, its report folder named after it, both met', async () => {
+  fullOnly('scenarios/smoke over arch=amd64,arm64: one run per cell, its report folder named after it, both met', async () => {
     const result = await runLab(['matrix', 'scenarios/smoke', '--axis', 'arch=amd64,arm64']);
     expect(result.code, result.output).toBe(0);
     const { dir, summary } = matrixOf(result.output);
@@ -103,7 +103,7 @@ describe('lab matrix', () => {
     }
   });
 
-  test('two shards, run apart and merged, give the whole matrix report again', async () => {
+  fullOnly('two shards, run apart and merged, give the whole matrix report again', async () => {
     const whole = await runLab(['matrix', 'scenarios/smoke', '--axis', 'arch=amd64,arm64', '--list']);
     const shards = [];
     for (const shard of ['1/2', '2/2']) {
