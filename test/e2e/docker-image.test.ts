@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { leftovers, onlyRun, runLab } from './helpers.js';
+import { fullOnly, leftovers, onlyRun, runLab } from './helpers.js';
 
 describe('the docker image variant', () => {
-  test(
+  // Nightly (LAB_E2E_FULL=1): a fresh install of its own (about 6 minutes), and every cluster run in
+  // CI goes through the same forms (the multinode scripts use each of them).
+  fullOnly(
     "a node of the docker image runs Debian's Docker, a container from an offline image pings the node, the 2016 scripts' docker forms work, and their image names are loaded",
     async () => {
       const result = await runLab(['run', '--fresh', 'test/scenarios/docker-node']);

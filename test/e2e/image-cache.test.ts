@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { lab, waitForOutput } from './helpers.js';
+import { fullOnly, lab, waitForOutput } from './helpers.js';
 
 /**
  * Two builders of the same image at once, the first killed with SIGKILL in the middle of its
@@ -35,7 +35,8 @@ afterAll(() => {
 });
 
 describe('image cache', () => {
-  test('a killed builder leaves nothing half-valid and a concurrent builder finishes the image', async () => {
+  // Nightly (LAB_E2E_FULL=1): two image builds of their own (about 2.5 minutes); CI's 90 minutes are spent.
+  fullOnly('a killed builder leaves nothing half-valid and a concurrent builder finishes the image', async () => {
     const first = startBuild();
     await waitForOutput(first.output, (t) => t.includes('installing kernel and packages'), 300_000);
     expect(mountsUnder(cache).length, 'the first build has its chroot mounts up').toBeGreaterThan(0);
