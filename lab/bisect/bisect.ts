@@ -6,7 +6,7 @@ import type { RunOutcome } from '../run/orchestrator.js';
 import { loadScenario, type Overrides } from '../scenario/loader.js';
 import { InputError } from '../util/errors.js';
 import { Logger } from '../util/log.js';
-import { reportsDir } from '../util/paths.js';
+import { folderStamp, reportsDir } from '../util/paths.js';
 import { run } from '../util/proc.js';
 import { bisectValues, describe, tryPoint, type Point, type Probe, type SearchResult } from './search.js';
 
@@ -70,8 +70,7 @@ async function runPoint(options: BisectOptions, overrides: Overrides): Promise<P
 
 /** The report folder of a bisect: bisect.json, with every point's runs and their reports. */
 function reportFolder(name: string): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const dir = join(reportsDir(), `bisect-${name}-${stamp}`);
+  const dir = join(reportsDir(), `bisect-${name}-${folderStamp()}`);
   mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -247,8 +247,8 @@ cli
         const missing = folders.filter((dir) => !existsSync(join(dir, 'summary.json')));
         if (missing.length) throw new InputError(`not a matrix folder (no summary.json): ${missing.join(', ')}`);
         const { mergeMatrices } = await import('../matrix/report.js');
-        const { reportsDir } = await import('../util/paths.js');
-        const into = join(reportsDir(), `matrix-merged-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`);
+        const { folderStamp, reportsDir } = await import('../util/paths.js');
+        const into = join(reportsDir(), `matrix-merged-${folderStamp()}`);
         const { summary, problems } = mergeMatrices(folders, into);
         if (problems.length) throw new InputError('the folders are not shards of one matrix', problems);
         const met = summary.cells.filter((c) => c.met).length;

@@ -5,7 +5,7 @@ import type { KeepPolicy } from '../run/orchestrator.js';
 import type { RunSummary } from '../report/summary.js';
 import { loadScenario, type Overrides } from '../scenario/loader.js';
 import { Logger } from '../util/log.js';
-import { reportsDir } from '../util/paths.js';
+import { folderStamp, reportsDir } from '../util/paths.js';
 import { cellLabel, cellOverrides, cellSlug, type Cell, type MatrixSpec } from './expand.js';
 import { writeMatrixReport } from './report.js';
 import { fitsHost, schedule, type CellNeeds } from './schedule.js';
@@ -78,8 +78,7 @@ export async function runMatrix(options: MatrixOptions): Promise<{ summary: Matr
   );
   const { runScenario } = await import('../run/orchestrator.js');
   const name = loadScenario(options.scenario, options.overrides).spec.name;
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const dir = join(reportsDir(), `matrix-${name}-${stamp}`);
+  const dir = join(reportsDir(), `matrix-${name}-${folderStamp()}`);
   mkdirSync(dir, { recursive: true });
   const started = performance.now();
   const summary: MatrixSummary = {

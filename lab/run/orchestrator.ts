@@ -9,7 +9,7 @@ import { snapshotLine, writeSummary, verdictOf, type PhaseResult, type RunSummar
 import { loadScenario, type Overrides } from '../scenario/loader.js';
 import { describeError, InputError, RunFailed } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { reportsDir } from '../util/paths.js';
+import { folderStamp, reportsDir } from '../util/paths.js';
 import { Scope } from '../util/scope.js';
 import type { LiveNode, RunContext } from './context.js';
 import { ensureCapacity } from './capacity.js';
@@ -74,7 +74,7 @@ export async function runScenario(options: RunOptions): Promise<RunOutcome> {
   if (problems.length) throw new InputError(`the ${spec.driver} driver cannot run on this host`, problems);
   await reapOrphans(await allDrivers(), log);
 
-  const runId = `${spec.name}-${timestamp()}-${randomBytes(2).toString('hex')}`;
+  const runId = `${spec.name}-${folderStamp()}-${randomBytes(2).toString('hex')}`;
   const runDir = options.reportDir ?? join(reportsDir(), runId);
   const logsDir = join(runDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
@@ -322,4 +322,3 @@ async function timed<T>(ctx: RunContext, name: string, work: () => Promise<T>, r
 
 const seconds = (since: number) => round((performance.now() - since) / 1000);
 const round = (n: number) => Math.round(n * 10) / 10;
-const timestamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);

@@ -18,3 +18,6 @@ export const cacheDir = (): string => process.env.LAB_CACHE_DIR ?? '/var/cache/l
 export const stateDir = (): string => process.env.LAB_STATE_DIR ?? '/var/lib/lab';
 /** Where run reports go. */
 export const reportsDir = (): string => process.env.LAB_REPORTS_DIR ?? join(projectRoot, 'reports');
+
+/** Now as a report folder's name part: 20261206-051400. */
+export const folderStamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
