@@ -254,7 +254,8 @@ export type Kept = ReturnType<typeof useKeptRun>;
  * flocker-attach's first pod, busybox gone from the worker (3 minutes), node-failure's negative
  * (6) and scenarios/two-node's own run, whose checks
  * two-node-flocker's run passes on the same layers; every other breakage runs in CI. Also the
- * smoke matrix over both architectures, whole and sharded (about 4 minutes), the docker image's
+ * v1.2.4/vxlan/Flocker 1.13.0 cluster (vxlan.test.ts, 10), the smoke matrix over both
+ * architectures, whole and sharded (about 4 minutes), the docker image's
  * fresh install of the 2016 forms (6) and the image cache's killed builder (2.5): CI's 90 minutes
  * are spent.
  */
