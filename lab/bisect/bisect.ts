@@ -3,6 +3,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join, resolve } from 'node:path';
 import type { Expectation } from '../bugs/verdict.js';
 import type { RunOutcome } from '../run/orchestrator.js';
+import { cellRunOverrides } from '../matrix/run.js';
 import { loadScenario, type Overrides } from '../scenario/loader.js';
 import { InputError } from '../util/errors.js';
 import { Logger } from '../util/log.js';
@@ -101,12 +102,12 @@ function finish(log: Logger, dir: string, report: BisectReport, label: string): 
 export async function bisectAxis(options: BisectOptions, axis: { name: string; values: string[] }): Promise<0 | 1> {
   // Every point is loaded before the first run: a value the scenario refuses is bad input, nothing started.
   const spec = loadScenario(options.scenario, options.overrides).spec;
-  for (const value of axis.values) loadScenario(options.scenario, withSet(options.overrides, axis.name, value));
+  for (const value of axis.values) loadScenario(options.scenario, cellRunOverrides(options.overrides, { [axis.name]: value }));
   const started = performance.now();
   const dir = reportFolder(spec.name);
   const search = await bisectValues(axis.values, options.repeat, (value, attempt) => {
     options.log.info(`bisect: ${axis.name}=${value}${options.repeat > 1 ? ` (run ${attempt} of ${options.repeat})` : ''}`);
-    return runPoint(options, withSet(options.overrides, axis.name, value));
+    return runPoint(options, cellRunOverrides(options.overrides, { [axis.name]: value }));
   });
   return finish(
     options.log,
@@ -122,11 +123,6 @@ export async function bisectAxis(options: BisectOptions, axis: { name: string; v
     `${axis.name}=`,
   );
 }
-
-const withSet = (overrides: Overrides, name: string, value: string): Overrides => ({
-  ...overrides,
-  set: { ...overrides.set, [name]: value },
-});
 
 /** A git command in the checkout; its stdout, trimmed. */
 async function git(checkout: string, ...args: string[]): Promise<string> {

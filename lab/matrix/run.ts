@@ -4,6 +4,7 @@ import type { Expectation } from '../bugs/verdict.js';
 import type { KeepPolicy } from '../run/orchestrator.js';
 import type { RunSummary } from '../report/summary.js';
 import { loadScenario, type Overrides } from '../scenario/loader.js';
+import type { ScenarioSpec } from '../scenario/schema.js';
 import { Logger } from '../util/log.js';
 import { folderStamp, reportsDir } from '../util/paths.js';
 import { cellLabel, cellOverrides, cellSlug, type Cell, type MatrixSpec } from './expand.js';
@@ -66,15 +67,28 @@ export const cellRunOverrides = (base: Overrides, cell: Cell): Overrides => {
 };
 
 /** Loads the scenario as each cell would run it: a cell the scenario refuses is bad input before any run. */
-export function validateCells(scenario: string, base: Overrides, cells: Cell[]): void {
-  for (const cell of cells) loadScenario(scenario, cellRunOverrides(base, cell));
+export function validateCells(scenario: string, base: Overrides, cells: Cell[]): ScenarioSpec[] {
+  return cells.map((cell) => loadScenario(scenario, cellRunOverrides(base, cell)).spec);
 }
 
 export async function runMatrix(options: MatrixOptions): Promise<{ summary: MatrixSummary; dir: string; exitCode: 0 | 1 | 130 }> {
-  validateCells(
+  const specs = validateCells(
     options.scenario,
     options.overrides,
     options.cells.map((c) => c.cell),
+  );
+  // What each cell asks of the host, from its scenario as the cell runs it (loaded once, above).
+  const needs = new Map<number, CellNeeds>(
+    options.cells.map(({ index }, position) => {
+      const nodes = specs[position]?.nodes ?? [];
+      return [
+        index,
+        {
+          memoryMiB: nodes.reduce((sum, node) => sum + node.memory + QEMU_OVERHEAD_MIB, 0),
+          vcpus: nodes.reduce((sum, node) => sum + node.cpus, 0),
+        },
+      ];
+    }),
   );
   const { runScenario } = await import('../run/orchestrator.js');
   const name = loadScenario(options.scenario, options.overrides).spec.name;
@@ -91,14 +105,6 @@ export async function runMatrix(options: MatrixOptions): Promise<{ summary: Matr
   const write = () => writeMatrixReport(dir, summary);
 
   const parallel = options.parallel ?? 1;
-  // What each cell asks of the host, from its scenario as the cell runs it.
-  const needs = (cell: Cell): CellNeeds => {
-    const { nodes } = loadScenario(options.scenario, cellRunOverrides(options.overrides, cell)).spec;
-    return {
-      memoryMiB: nodes.reduce((sum, node) => sum + node.memory + QEMU_OVERHEAD_MIB, 0),
-      vcpus: nodes.reduce((sum, node) => sum + node.cpus, 0),
-    };
-  };
   const fits = fitsHost(hostCapacity(), VCPUS_PER_CORE_WARN);
   let begun = 0;
   await schedule(
@@ -106,8 +112,8 @@ export async function runMatrix(options: MatrixOptions): Promise<{ summary: Matr
     parallel,
     (item, running) =>
       fits(
-        needs(item.cell),
-        running.map((r) => needs(r.cell)),
+        needs.get(item.index) as CellNeeds,
+        running.map((r) => needs.get(r.index) as CellNeeds),
       ),
     async ({ cell, index }) => {
       if (options.signal.aborted) return;
