@@ -409,7 +409,15 @@ describe('flocker-attach', () => {
     const read = await step(`read ${MOUNT}/lab-check.txt inside the pod on ${to.name}`, () =>
       inPod(to, POD, 'busybox', `cat ${MOUNT}/lab-check.txt`),
     );
-    expect(read.output, `${MOUNT}/lab-check.txt in the pod on ${to.name} (exit ${read.code})`).toBe(state.token);
+    if (read.output !== state.token) {
+      // Whether the disk or the pod is at fault: the same file read on the node, outside the pod.
+      const path = `/flocker/${state.datasetId}`;
+      const direct = await to.exec(`findmnt -n -o SOURCE,TARGET --mountpoint ${path}; timeout 15 cat ${path}/lab-check.txt`, { timeout: 30 });
+      expect(
+        read.output,
+        `${MOUNT}/lab-check.txt in the pod on ${to.name} (exit ${read.code}); on ${to.name} itself ${path} says (exit ${direct.code}): ${(direct.stdout + direct.stderr).trim() || 'nothing'}`,
+      ).toBe(state.token);
+    }
     const gone = await step(`the disk ${state.disk} is gone from ${from.name}`, () =>
       from.exec(`test -e ${shellQuote(state.disk ?? '')}`, { timeout: 20 }),
     );

@@ -67,19 +67,26 @@ export const ETCD = 'http://127.0.0.1:4001';
  * Runs a command in a container of a pod on its node, through the node's Docker (what `kubectl
  * exec` did; the emulated kubelet does not serve exec): found by the kubelet's io.kubernetes.* labels.
  */
-export async function inPod(node: ClusterNode, pod: string, container: string, command: string): Promise<{ code: number; output: string }> {
+export async function inPod(
+  node: ClusterNode,
+  pod: string,
+  container: string,
+  command: string,
+  // docker exec starts runc and a shim, each a Go program: under TCG on a busy master that has taken over 30 s.
+  timeoutS = 60,
+): Promise<{ code: number; output: string }> {
   const filters = [`io.kubernetes.pod.name=${pod}`, 'io.kubernetes.pod.namespace=default', `io.kubernetes.container.name=${container}`]
     .map((l) => `--filter label=${l}`)
     .join(' ');
   const result = await node.exec(
     `id=$(docker ps -q ${filters} | head -1); [ -n "$id" ] || { echo 'no running ${container} container of pod ${pod}'; exit 125; }; docker exec "$id" ${command}`,
-    { timeout: 30 },
+    { timeout: timeoutS },
   );
   const output = (result.stdout + result.stderr).trim();
   // Said, not left empty: a lookup that never returns must read differently from one that printed nothing.
   return {
     code: result.code,
-    output: result.timedOut ? `${output}${output ? '\n' : ''}(\`${command}\` in ${pod} did not end within 30 s)` : output,
+    output: result.timedOut ? `${output}${output ? '\n' : ''}(\`${command}\` in ${pod} did not end within ${timeoutS} s)` : output,
   };
 }
 
