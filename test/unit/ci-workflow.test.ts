@@ -38,13 +38,15 @@ describe('.github/workflows/nightly.yml', () => {
     };
     expect(workflow.on.schedule[0]?.cron).toMatch(/^\d+ \d+ \* \* \*$/);
     expect(workflow.on.workflow_dispatch).toBeDefined();
-    const { cells, cell, report } = workflow.jobs;
+    const { cells, cell, report, sweep } = workflow.jobs;
     expect(cell?.strategy).toEqual({ 'fail-fast': false, matrix: '${{ fromJSON(needs.cells.outputs.cells) }}' });
     expect(cells?.steps.map((s) => s.run ?? '').join('\n')).toContain('matrix "$SCENARIO" --json');
     expect(cell?.steps.map((s) => s.run ?? '').join('\n')).toContain('bin/lab matrix "$SCENARIO" --shard "${{ matrix.shard }}"');
     expect(cell?.steps.map((s) => s.uses)).toContain('actions/cache@v4');
     expect(report?.needs).toBe('cell');
     expect(report?.steps.map((s) => s.run ?? '').join('\n')).toContain('matrix merge shards/*/matrix-*');
+    // The suite's nightly parts run somewhere: CI's run leaves them out.
+    expect(sweep?.steps.map((s) => s.run ?? '').join('\n')).toContain('env LAB_E2E_FULL=1 CI=true npm test');
   });
 
   test('the cells job gets what the workflow reads from the lab: a cell name and a one-cell shard each', () => {
