@@ -14,6 +14,8 @@ import { qmp, runState } from './qmp.js';
 
 /** How long a migration to or from a file may take (a few hundred MB of compressed RAM). */
 const MIGRATION_MS = 300_000;
+/** How long a QEMU just started may take to answer on its monitor socket. */
+const MONITOR_MS = 60_000;
 
 /**
  * One node as a plain qemu-system process. A VM that may be kept runs in its own session and
@@ -74,7 +76,21 @@ export class QemuVm implements Vm {
       }
       throw new Error(`QEMU for ${this.spec.name} exited at start: ${this.exited}\n${tail(log, 10)}`);
     }
+    await this.monitorAnswers();
     if (this.spec.restore) await this.load(this.spec.restore.state);
+  }
+
+  /**
+   * Waits until QEMU's monitor answers: on a loaded host QEMU may not have made its QMP socket
+   * 700 ms after it started (a restore then failed at once with `connect ENOENT .../qmp.sock`).
+   */
+  private async monitorAnswers(): Promise<void> {
+    for (const deadline = Date.now() + MONITOR_MS; ; await sleep(200)) {
+      if (this.exited) throw new Error(`QEMU for ${this.spec.name} exited at start: ${this.exited}\n${tail(readFileSync(this.qemuLog, 'utf8'), 10)}`);
+      const answer = await runState(this.paths.qmpSocket).catch((error: unknown) => error as Error);
+      if (typeof answer === 'string') return;
+      if (Date.now() > deadline) throw new Error(`QEMU for ${this.spec.name}: its monitor did not answer within ${MONITOR_MS / 1000} s (${answer.message})`);
+    }
   }
 
   /** Reads a saved state into the paused VM; QEMU exits when the state does not fit or is damaged. */
