@@ -86,10 +86,12 @@ export class QemuVm implements Vm {
    */
   private async monitorAnswers(): Promise<void> {
     for (const deadline = Date.now() + MONITOR_MS; ; await sleep(200)) {
-      if (this.exited) throw new Error(`QEMU for ${this.spec.name} exited at start: ${this.exited}\n${tail(readFileSync(this.qemuLog, 'utf8'), 10)}`);
+      if (this.exited)
+        throw new Error(`QEMU for ${this.spec.name} exited at start: ${this.exited}\n${tail(readFileSync(this.qemuLog, 'utf8'), 10)}`);
       const answer = await runState(this.paths.qmpSocket).catch((error: unknown) => error as Error);
       if (typeof answer === 'string') return;
-      if (Date.now() > deadline) throw new Error(`QEMU for ${this.spec.name}: its monitor did not answer within ${MONITOR_MS / 1000} s (${answer.message})`);
+      if (Date.now() > deadline)
+        throw new Error(`QEMU for ${this.spec.name}: its monitor did not answer within ${MONITOR_MS / 1000} s (${answer.message})`);
     }
   }
 
@@ -97,7 +99,10 @@ export class QemuVm implements Vm {
   private async load(state: string): Promise<void> {
     await qmp(this.paths.qmpSocket, 'migrate-incoming', { uri: `exec:zstd -q -dc ${shellQuote(state)}` });
     for (const deadline = Date.now() + MIGRATION_MS; ; await sleep(200)) {
-      if (this.exited) throw new Error(`QEMU for ${this.spec.name} could not load ${state}: ${this.exited}\n${tail(readFileSync(this.qemuLog, 'utf8'), 10)}`);
+      if (this.exited)
+        throw new Error(
+          `QEMU for ${this.spec.name} could not load ${state}: ${this.exited}\n${tail(readFileSync(this.qemuLog, 'utf8'), 10)}`,
+        );
       const status = await runState(this.paths.qmpSocket).catch(() => 'inmigrate');
       if (status !== 'inmigrate') {
         if (status !== 'paused') throw new Error(`${this.spec.name} is ${status} after loading ${state}`);
