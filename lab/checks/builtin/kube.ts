@@ -110,9 +110,14 @@ export async function startSleeper(node: ClusterNode, name: string, image: strin
  */
 const FLANNELD_CONTAINERS = [
   // One inspect per daemon: the master runs a dozen containers, and one call each took a minute under load.
+  // A container that goes between ps and inspect (a pod the dns check deleted) fails the inspect: ask again.
   'for sock in /var/run/docker*.sock; do',
-  '  ids=$(docker -H "unix://$sock" ps -q 2>/dev/null)',
-  '  if [ -n "$ids" ]; then docker -H "unix://$sock" inspect -f \'{{.State.Pid}} {{.Path}} {{join .Args " "}}\' $ids; fi',
+  '  for try in 1 2 3; do',
+  '    ids=$(docker -H "unix://$sock" ps -q 2>/dev/null)',
+  '    [ -n "$ids" ] || break',
+  '    if found=$(docker -H "unix://$sock" inspect -f \'{{.State.Pid}} {{.Path}} {{join .Args " "}}\' $ids); then printf \'%s\\n\' "$found"; break; fi',
+  '    [ $try -lt 3 ] || exit 1',
+  '  done',
   'done',
 ].join('\n');
 const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
