@@ -74,7 +74,7 @@ export class QemuVm implements Vm {
         this.ssh = { ...this.ssh, port: await freeLoopbackPort() };
         continue;
       }
-      throw new Error(`QEMU for ${this.spec.name} exited at start: ${this.exited}\n${tail(log, 10)}`);
+      throw this.exitedAtStart();
     }
     await this.monitorAnswers();
     if (this.spec.restore) await this.load(this.spec.restore.state);
@@ -86,13 +86,16 @@ export class QemuVm implements Vm {
    */
   private async monitorAnswers(): Promise<void> {
     for (const deadline = Date.now() + MONITOR_MS; ; await sleep(200)) {
-      if (this.exited)
-        throw new Error(`QEMU for ${this.spec.name} exited at start: ${this.exited}\n${tail(readFileSync(this.qemuLog, 'utf8'), 10)}`);
+      if (this.exited) throw this.exitedAtStart();
       const answer = await runState(this.paths.qmpSocket).catch((error: unknown) => error as Error);
       if (typeof answer === 'string') return;
       if (Date.now() > deadline)
         throw new Error(`QEMU for ${this.spec.name}: its monitor did not answer within ${MONITOR_MS / 1000} s (${answer.message})`);
     }
+  }
+
+  private exitedAtStart(): Error {
+    return new Error(`QEMU for ${this.spec.name} exited at start: ${this.exited}\n${tail(readFileSync(this.qemuLog, 'utf8'), 10)}`);
   }
 
   /** Reads a saved state into the paused VM; QEMU exits when the state does not fit or is damaged. */
