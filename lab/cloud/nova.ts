@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Hotplug } from './hotplug.js';
 import { badRequest, json, notFound, route, type Request, type Route } from './http.js';
 import type { EndpointsFor, Tokens } from './keystone.js';
+import { novaPower, type PowerState, type PowerStates } from './power.js';
 import { readServers, type CloudIdentity, type Server, type Volume, type VolumeStore } from './state.js';
 
 /**
@@ -11,6 +12,8 @@ import { readServers, type CloudIdentity, type Server, type Volume, type VolumeS
  * per VM size), and `os-volume_attachments`. An attach answers at once and does its work after, as
  * Nova's compute service did: the volume goes `attaching`, is hot-plugged into the VM, and is
  * `in-use`; an attach that fails puts it back to `available`. Detach likewise through `detaching`.
+ * A server's status follows its VM's power (SHUTOFF once it is powered off or gone), and the list
+ * filters on it as Nova's `status=` did.
  */
 
 const MAX_MICROVERSION = '2.25';
@@ -28,6 +31,7 @@ export function novaRoutes(
   tokens: Tokens,
   store: VolumeStore,
   hotplug: Hotplug,
+  power: PowerStates,
   dir: string,
   log: (line: string) => void,
   endpoints: EndpointsFor,
@@ -80,11 +84,12 @@ export function novaRoutes(
   ];
   const attachedTo = (id: string) => store.list().filter((v) => v.attachment?.serverId === id);
 
-  function serverView(request: Request, s: Server) {
+  function serverView(request: Request, s: Server, powered: PowerState) {
+    const nova = novaPower(powered);
     return {
       id: s.id,
       name: s.name,
-      status: 'ACTIVE',
+      status: nova.status,
       tenant_id: identity.projectId,
       user_id: identity.userId,
       metadata: {},
@@ -103,25 +108,28 @@ export function novaRoutes(
       security_groups: [{ name: 'default' }],
       'OS-DCF:diskConfig': 'MANUAL',
       'OS-EXT-AZ:availability_zone': 'nova',
-      'OS-EXT-STS:vm_state': 'active',
+      'OS-EXT-STS:vm_state': nova.vmState,
       'OS-EXT-STS:task_state': null,
-      'OS-EXT-STS:power_state': 1,
+      'OS-EXT-STS:power_state': nova.powerState,
       'OS-SRV-USG:launched_at': '2016-07-01T00:00:00.000000',
       'OS-SRV-USG:terminated_at': null,
       'os-extended-volumes:volumes_attached': attachedTo(s.id).map((v) => ({ id: v.id })),
     };
   }
 
-  /** Nova's `name` filter is a regular expression. */
-  function listed(request: Request): Server[] {
+  /** Nova's `name` filter is a regular expression; `status` one of its statuses (another matches none). */
+  async function listed(request: Request): Promise<{ server: Server; powered: PowerState }[]> {
     const name = request.query.get('name');
+    const status = request.query.get('status')?.toUpperCase();
     let pattern: RegExp | undefined;
     try {
       pattern = name === null ? undefined : new RegExp(name);
     } catch {
       throw badRequest(`Invalid filter name: ${name}`);
     }
-    return servers().filter((s) => !pattern || pattern.test(s.name));
+    const named = servers().filter((s) => !pattern || pattern.test(s.name));
+    const powered = await Promise.all(named.map(async (server) => ({ server, powered: await power(server) })));
+    return powered.filter((s) => status === undefined || novaPower(s.powered).status === status);
   }
 
   function flavors(request: Request) {
@@ -217,21 +225,24 @@ export function novaRoutes(
     route('GET', /^\/v(2|2\.1)$/, (request) =>
       json(200, { version: versions(request).find((v) => v.id === `v${request.params[0] === '2' ? '2.0' : '2.1'}`) }),
     ),
-    route('GET', at(String.raw`\/servers`), (request) => {
+    route('GET', at(String.raw`\/servers`), async (request) => {
       const headers = api(request);
+      const list = await listed(request);
       return json(
         200,
-        { servers: listed(request).map((s) => ({ id: s.id, name: s.name, links: link(request, 'servers', s.id) })) },
+        { servers: list.map(({ server: s }) => ({ id: s.id, name: s.name, links: link(request, 'servers', s.id) })) },
         headers,
       );
     }),
-    route('GET', at(String.raw`\/servers\/detail`), (request) => {
+    route('GET', at(String.raw`\/servers\/detail`), async (request) => {
       const headers = api(request);
-      return json(200, { servers: listed(request).map((s) => serverView(request, s)) }, headers);
+      const list = await listed(request);
+      return json(200, { servers: list.map(({ server: s, powered }) => serverView(request, s, powered)) }, headers);
     }),
-    route('GET', at(String.raw`\/servers\/([^/]+)`), (request) => {
+    route('GET', at(String.raw`\/servers\/([^/]+)`), async (request) => {
       const headers = api(request);
-      return json(200, { server: serverView(request, server(request.params[2] as string)) }, headers);
+      const s = server(request.params[2] as string);
+      return json(200, { server: serverView(request, s, await power(s)) }, headers);
     }),
     route('GET', at(String.raw`\/flavors(?:\/detail)?`), (request) => {
       const headers = api(request);

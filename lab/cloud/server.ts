@@ -6,6 +6,7 @@ import { hypervisorHotplug, type Hotplug } from './hotplug.js';
 import { router } from './http.js';
 import { keystoneRoutes, Tokens, type EndpointsFor } from './keystone.js';
 import { novaRoutes } from './nova.js';
+import { hypervisorPower, type PowerStates } from './power.js';
 import { readIdentity, VolumeStore } from './state.js';
 
 /**
@@ -34,7 +35,7 @@ export interface RunningCloud {
  */
 export async function serveCloud(
   dir: string,
-  options: { ports?: Partial<CloudPorts>; hotplug?: Hotplug; log?: (line: string) => void } = {},
+  options: { ports?: Partial<CloudPorts>; hotplug?: Hotplug; power?: PowerStates; log?: (line: string) => void } = {},
 ): Promise<RunningCloud> {
   const identity = readIdentity(dir);
   const tokens = new Tokens(identity);
@@ -49,7 +50,16 @@ export async function serveCloud(
   const tables = {
     identity: keystoneRoutes(identity, tokens, endpoints),
     volume: cinderRoutes(identity, tokens, store, endpoints),
-    compute: novaRoutes(identity, tokens, store, options.hotplug ?? hypervisorHotplug(), dir, log, endpoints),
+    compute: novaRoutes(
+      identity,
+      tokens,
+      store,
+      options.hotplug ?? hypervisorHotplug(),
+      options.power ?? hypervisorPower(),
+      dir,
+      log,
+      endpoints,
+    ),
     image: glanceRoutes(tokens, endpoints),
   };
   const servers: HttpServer[] = [];

@@ -3,14 +3,15 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { ClusterDescriptor } from '../../lab/checks/descriptor.js';
+import { pauseVm, powerOffVm, powerOnVm, resumeVm } from '../../lab/machines/faults.js';
 import { openstackEnv, useKeptRun } from './helpers.js';
 
 /**
  * The run's emulated OpenStack with real guests: the kept run's check has each node get a token
  * from 10.0.2.100:5000 with its /etc/lab/openstack.env (also after a restore, whose cloud takes the
  * layer's identity); here Debian's openstack client on the host moves a volume with its data from
- * one VM to the other, the guests seeing the disk come and go by its serial; a reset empties the
- * cloud; nothing is left after `lab down`. Through QMP (qemu) and libvirt's attach-device (libvirt).
+ * one VM to the other, the guests seeing the disk come and go by its serial, and sees a server's
+ * status follow its VM's power; a reset empties the cloud; nothing is left after `lab down`. Through QMP (qemu) and libvirt's attach-device (libvirt).
  */
 describe.each([
   ['qemu', 'test/scenarios/cloud'],
@@ -74,6 +75,24 @@ describe.each([
     expect(JSON.parse(openstack('volume', 'show', 'moving', '-f', 'json', '-c', 'attachments')).attachments[0].server_id).toBe(
       JSON.parse(openstack('server', 'show', 'master', '-f', 'json', '-c', 'id')).id,
     );
+  });
+
+  // Before the reset: the worker boots again from its disk after the power-off.
+  test("a server's status follows its VM: paused under Nova still ACTIVE (power 3), powered off SHUTOFF (power 4) and not among the ACTIVE, on again ACTIVE", async () => {
+    const control = descriptor().nodes.find((n) => n.name === 'worker')?.control;
+    if (!control) throw new Error('the kept run has no hypervisor control for the worker');
+    const shown = () => JSON.parse(openstack('server', 'show', 'worker', '-f', 'json')) as Record<string, unknown>;
+    const active = () =>
+      (JSON.parse(openstack('server', 'list', '--status', 'ACTIVE', '-f', 'json')) as { Name: string }[]).map((s) => s.Name);
+    await pauseVm(control);
+    expect(shown()).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:power_state': 3 });
+    await resumeVm(control);
+    await powerOffVm(control);
+    expect(shown()).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:vm_state': 'stopped', 'OS-EXT-STS:power_state': 4 });
+    expect(active()).toEqual(['master']);
+    await powerOnVm(control);
+    expect(shown()).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:power_state': 1 });
+    expect(active().sort()).toEqual(['master', 'worker']);
   });
 
   // lab reset is the qemu driver's.

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Hotplug } from '../../lab/cloud/hotplug.js';
+import type { PowerState } from '../../lab/cloud/power.js';
 import { serveCloud, type RunningCloud } from '../../lab/cloud/server.js';
 import { newIdentity, writeIdentity, writeServers, type CloudIdentity, type Server } from '../../lab/cloud/state.js';
 
@@ -57,6 +58,10 @@ const recorder: Hotplug = {
   },
 };
 
+/** Each server's power as the hypervisor would say (test/unit/cloud-hotplug.test.ts asks a real QEMU). */
+const powered = new Map<string, PowerState>();
+const power = async (server: Server) => powered.get(server.name) ?? 'running';
+
 let dir: string;
 let identity: CloudIdentity;
 let cloud: RunningCloud;
@@ -67,7 +72,7 @@ beforeAll(async () => {
   identity = newIdentity();
   writeIdentity(dir, identity);
   writeServers(dir, servers);
-  cloud = await serveCloud(dir, { hotplug: recorder, log: (line) => logLines.push(line) });
+  cloud = await serveCloud(dir, { hotplug: recorder, power, log: (line) => logLines.push(line) });
 });
 
 afterAll(async () => {
@@ -192,6 +197,25 @@ describe("the emulated OpenStack through Debian's clients", () => {
     expect(JSON.stringify(list.find((s) => s.Name === 'worker')?.Networks)).toContain('10.77.0.12');
     const nova = await client(['nova', 'list']);
     expect(nova.stdout).toMatch(/master\s*\|\s*ACTIVE.*lab-cluster=10\.77\.0\.11/);
+  });
+
+  test("a server's status follows its VM: SHUTOFF powered off (and left out of --status ACTIVE, which Flocker's live nodes were), ACTIVE but Paused when paused under Nova", async () => {
+    try {
+      powered.set('worker', 'shutdown');
+      const off = await openstack('server', 'show', 'worker');
+      expect(off).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:vm_state': 'stopped', 'OS-EXT-STS:power_state': 4 });
+      const active = (await openstack('server', 'list', '--status', 'ACTIVE')) as unknown as { Name: string }[];
+      expect(active.map((s) => s.Name)).toEqual(['master']);
+      const shutoff = (await openstack('server', 'list', '--status', 'SHUTOFF')) as unknown as { Name: string }[];
+      expect(shutoff.map((s) => s.Name)).toEqual(['worker']);
+      expect((await client(['nova', 'list'])).stdout).toMatch(/worker\s*\|\s*SHUTOFF\s*\|\s*-\s*\|\s*Shutdown/);
+      powered.set('worker', 'paused');
+      const paused = await openstack('server', 'show', 'worker');
+      expect(paused).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:vm_state': 'active', 'OS-EXT-STS:power_state': 3 });
+    } finally {
+      powered.clear();
+    }
+    expect((await openstack('server', 'show', 'worker')).status).toBe('ACTIVE');
   });
 
   test('server add volume hot-plugs it (attaching, then in-use on /dev/vdb); an attached volume cannot be deleted; remove volume unplugs it', async () => {

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { hypervisorHotplug } from '../../lab/cloud/hotplug.js';
+import { hypervisorPower } from '../../lab/cloud/power.js';
 import type { Server } from '../../lab/cloud/state.js';
+import { pauseVm, powerOffVm, powerOnVm, resumeVm } from '../../lab/machines/faults.js';
 import { qmp } from '../../lab/machines/qemu/qmp.js';
 
 /**
@@ -68,5 +70,25 @@ describe('hot-plug through QMP', () => {
     await expect(hypervisorHotplug().attach(bare, { id: 'x', file: '/nonexistent', device: '/dev/vdd' })).rejects.toThrow(
       /server worker has no hypervisor monitor/,
     );
+  });
+});
+
+// Last: it powers the VM off and on again.
+describe("the power Nova's server status follows, asked of the same QEMU", () => {
+  test("running, paused, powered off (the lab's crash), on again; a QEMU that is gone is off; no monitor at all is running", async () => {
+    const power = hypervisorPower();
+    const control = server.control!;
+    expect(await power(server)).toBe('running');
+    await pauseVm(control);
+    expect(await power(server)).toBe('paused');
+    await resumeVm(control);
+    expect(await power(server)).toBe('running');
+    await powerOffVm(control);
+    expect(await power(server)).toBe('shutdown');
+    await powerOnVm(control);
+    expect(await power(server)).toBe('running');
+    expect(await power({ ...server, control: { driver: 'qemu', qmpSocket: join(dir, 'gone.sock') } })).toBe('shutdown');
+    const { control: _none, ...bare } = server;
+    expect(await power(bare)).toBe('running');
   });
 });
