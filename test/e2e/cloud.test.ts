@@ -11,7 +11,8 @@ import { openstackEnv, useKeptRun } from './helpers.js';
  * from 10.0.2.100:5000 with its /etc/lab/openstack.env (also after a restore, whose cloud takes the
  * layer's identity); here Debian's openstack client on the host moves a volume with its data from
  * one VM to the other, the guests seeing the disk come and go by its serial, and sees a server's
- * status follow its VM's power; a reset empties the cloud; nothing is left after `lab down`. Through QMP (qemu) and libvirt's attach-device (libvirt).
+ * status follow its VM's power; a reset empties the cloud; nothing is left after `lab down`.
+ * Through QMP (qemu) and libvirt's attach-device (libvirt).
  */
 describe.each([
   ['qemu', 'test/scenarios/cloud'],
