@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { monitor, type NodeControl } from '../machines/faults.js';
 import { run } from '../util/proc.js';
+import type { PowerState } from './power.js';
 import type { Server } from './state.js';
 
 /**
@@ -11,18 +12,26 @@ import type { Server } from './state.js';
  * running VM whose serial is the volume id, so the guest finds it as
  * /dev/disk/by-id/virtio-<the id's first 20 characters> (virtio-blk keeps 20 bytes of a serial).
  * Detach unplugs it: the guest is asked to let the device go (ACPI or PCIe hot-plug), and the disk
- * leaves the VM only once the guest has.
+ * leaves the VM only once the guest has. A server that is off has no guest to ask: Nova on libvirt
+ * took the disk out of a shut-off domain's definition at once.
  */
 export interface Hotplug {
   attach(server: Server, volume: { id: string; file: string; device: string }): Promise<void>;
-  detach(server: Server, volume: { id: string; device: string }): Promise<void>;
+  detach(server: Server, volume: { id: string; device: string }, power?: PowerState): Promise<void>;
 }
 
 /** How long a guest has to release an unplugged disk (Nova waited about as long before it gave up). */
 const DETACH_WITHIN_MS = 60_000;
 
+/** A VM that is off: its reset takes the unplugged device out of the machine in a moment. */
+const OFF_RELEASE_MS = 5000;
+
 /** QEMU's names for the volume's block node and device: short, starting with a letter, one per volume. */
 const nodeName = (volumeId: string) => `vol${volumeId.replace(/-/g, '').slice(0, 24)}`;
+
+/** The monitor's socket is gone or nobody listens on it (for libvirt: the domain is not running). */
+const hypervisorGone = (error: NodeJS.ErrnoException) =>
+  error.code === 'ENOENT' || error.code === 'ECONNREFUSED' || /domain is not running|failed to get domain/i.test(error.message);
 
 function controlOf(server: Server): NodeControl {
   if (!server.control) throw new Error(`server ${server.name} has no hypervisor monitor: its driver cannot hot-plug disks`);
@@ -58,9 +67,29 @@ export const hypervisorHotplug = (detachWithinMs = DETACH_WITHIN_MS): Hotplug =>
     }
   },
 
-  async detach(server, volume) {
+  async detach(server, volume, power = 'running') {
     const control = controlOf(server);
     const target = volume.device.replace('/dev/', '');
+    const node = nodeName(volume.id);
+    if (power === 'shutdown') {
+      // The unplug asked of a VM whose CPUs are stopped stays pending: QEMU completes a pending
+      // unplug when the machine resets, which changes nothing for a machine already at power-on.
+      // A QEMU that is gone holds no disk.
+      const unplug =
+        control.driver === 'libvirt'
+          ? run(['virsh', '-c', control.uri, 'detach-disk', control.domain, target, '--live'])
+          : monitor(control, 'device_del', { id: node });
+      if (
+        !(await unplug.then(
+          () => true,
+          (error: NodeJS.ErrnoException) => (hypervisorGone(error) ? false : Promise.reject(error)),
+        ))
+      )
+        return;
+      await monitor(control, 'system_reset');
+      if (control.driver === 'qemu') await released(server, volume.device, control, node, OFF_RELEASE_MS);
+      return;
+    }
     if (control.driver === 'libvirt') {
       await run(['virsh', '-c', control.uri, 'detach-disk', control.domain, target, '--live']);
       const deadline = Date.now() + detachWithinMs;
@@ -72,21 +101,23 @@ export const hypervisorHotplug = (detachWithinMs = DETACH_WITHIN_MS): Hotplug =>
         await sleep(500);
       }
     }
-    const node = nodeName(volume.id);
     await monitor(control, 'device_del', { id: node });
     // The block node stays in use until the guest has let the device go.
-    const deadline = Date.now() + detachWithinMs;
-    for (;;) {
-      try {
-        await monitor(control, 'blockdev-del', { 'node-name': node });
-        return;
-      } catch (error) {
-        if (Date.now() > deadline)
-          throw new Error(
-            `the guest of ${server.name} did not release ${volume.device} within ${detachWithinMs / 1000} s: ${(error as Error).message}`,
-          );
-        await sleep(500);
-      }
-    }
+    await released(server, volume.device, control, node, detachWithinMs);
   },
 });
+
+/** The volume's block node deleted once nothing uses it, within the budget. */
+async function released(server: Server, device: string, control: NodeControl, node: string, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      await monitor(control, 'blockdev-del', { 'node-name': node });
+      return;
+    } catch (error) {
+      if (Date.now() > deadline)
+        throw new Error(`the guest of ${server.name} did not release ${device} within ${withinMs / 1000} s: ${(error as Error).message}`);
+      await sleep(200);
+    }
+  }
+}

@@ -11,7 +11,8 @@ import { readServers, type CloudIdentity, type Server, type Volume, type VolumeS
  * addresses are the nodes' cluster addresses: Flocker found its own server by them), flavors (one
  * per VM size), and `os-volume_attachments`. An attach answers at once and does its work after, as
  * Nova's compute service did: the volume goes `attaching`, is hot-plugged into the VM, and is
- * `in-use`; an attach that fails puts it back to `available`. Detach likewise through `detaching`.
+ * `in-use`; an attach that fails puts it back to `available`. Detach likewise through `detaching`,
+ * from a server that is off too (its disk leaves without the guest's help, as from a shut-off domain).
  * A server's status follows its VM's power (SHUTOFF once it is powered off or gone), and the list
  * filters on it as Nova's `status=` did.
  */
@@ -203,17 +204,21 @@ export function novaRoutes(
       throw badRequest(`Invalid volume: volume '${volumeId}' status must be 'in-use'. Currently in '${volume.status}'`);
     const detaching: Volume = { ...volume, status: 'detaching' };
     store.put(detaching);
-    hotplug.detach(s, { id: volume.id, device: volume.attachment.device }).then(
-      () => {
-        const { attachment: _gone, ...rest } = detaching;
-        store.put({ ...rest, status: 'available' });
-        log(`detached volume ${volume.id} from ${s.name}`);
-      },
-      (error: Error) => {
-        store.put({ ...detaching, status: 'in-use' });
-        log(`detaching volume ${volume.id} from ${s.name} failed: ${error.message}`);
-      },
-    );
+    const { device } = volume.attachment;
+    // A server that is off (crashed, say) lets its disk go without its guest.
+    power(s)
+      .then((powered) => hotplug.detach(s, { id: volume.id, device }, powered))
+      .then(
+        () => {
+          const { attachment: _gone, ...rest } = detaching;
+          store.put({ ...rest, status: 'available' });
+          log(`detached volume ${volume.id} from ${s.name}`);
+        },
+        (error: Error) => {
+          store.put({ ...detaching, status: 'in-use' });
+          log(`detaching volume ${volume.id} from ${s.name} failed: ${error.message}`);
+        },
+      );
     return json(202, undefined, headers);
   }
 

@@ -92,3 +92,24 @@ describe("the power Nova's server status follows, asked of the same QEMU", () =>
     expect(await power(bare)).toBe('running');
   });
 });
+
+describe('a detach from a server that is off', () => {
+  test('the disk leaves the powered-off VM without its guest, which stays off; a QEMU that is gone has nothing to let go', async () => {
+    const id = '5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9';
+    const file = volumeFile(id);
+    const control = server.control as { driver: 'qemu'; qmpSocket: string };
+    await hypervisorHotplug().attach(server, { id, file, device: '/dev/vde' });
+    await powerOffVm(control);
+    // A budget the guest-side path could not meet: this one asks no guest.
+    await hypervisorHotplug(1).detach(server, { id, device: '/dev/vde' }, 'shutdown');
+    const nodes = await qmp<{ file: string }[]>(control.qmpSocket, 'query-named-block-nodes');
+    expect(nodes.map((n) => n.file)).not.toContain(file);
+    await expect(
+      qmp(control.qmpSocket, 'qom-get', { path: '/machine/peripheral/vol5e6f7a8b9c0d4e1fa2b3c4d5', property: 'type' }),
+    ).rejects.toThrow(/not found/);
+    expect(await hypervisorPower()(server)).toBe('shutdown');
+    await powerOnVm(control);
+    const gone = { ...server, control: { driver: 'qemu' as const, qmpSocket: join(dir, 'gone.sock') } };
+    await expect(hypervisorHotplug().detach(gone, { id, device: '/dev/vde' }, 'shutdown')).resolves.toBeUndefined();
+  });
+});
