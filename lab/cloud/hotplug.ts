@@ -70,54 +70,49 @@ export const hypervisorHotplug = (detachWithinMs = DETACH_WITHIN_MS): Hotplug =>
   async detach(server, volume, power = 'running') {
     const control = controlOf(server);
     const target = volume.device.replace('/dev/', '');
-    const node = nodeName(volume.id);
-    if (power === 'shutdown') {
-      // The unplug asked of a VM whose CPUs are stopped stays pending: QEMU completes a pending
-      // unplug when the machine resets, which changes nothing for a machine already at power-on.
-      // A QEMU that is gone holds no disk.
-      const unplug =
-        control.driver === 'libvirt'
-          ? run(['virsh', '-c', control.uri, 'detach-disk', control.domain, target, '--live'])
-          : monitor(control, 'device_del', { id: node });
-      if (
-        !(await unplug.then(
-          () => true,
-          (error: NodeJS.ErrnoException) => (hypervisorGone(error) ? false : Promise.reject(error)),
-        ))
-      )
-        return;
-      await monitor(control, 'system_reset');
-      if (control.driver === 'qemu') await released(server, volume.device, control, node, OFF_RELEASE_MS);
-      return;
+    const asked =
+      control.driver === 'libvirt'
+        ? run(['virsh', '-c', control.uri, 'detach-disk', control.domain, target, '--live'])
+        : monitor(control, 'device_del', { id: nodeName(volume.id) });
+    if (power !== 'shutdown') {
+      await asked;
+      return released(server, control, volume, detachWithinMs);
     }
-    if (control.driver === 'libvirt') {
-      await run(['virsh', '-c', control.uri, 'detach-disk', control.domain, target, '--live']);
-      const deadline = Date.now() + detachWithinMs;
-      for (;;) {
-        const { stdout } = await run(['virsh', '-c', control.uri, 'domblklist', control.domain]);
-        if (!new RegExp(`^\\s*${target}\\s`, 'm').test(stdout)) return;
-        if (Date.now() > deadline)
-          throw new Error(`the guest of ${server.name} did not release ${volume.device} within ${detachWithinMs / 1000} s`);
-        await sleep(500);
-      }
-    }
-    await monitor(control, 'device_del', { id: node });
-    // The block node stays in use until the guest has let the device go.
-    await released(server, volume.device, control, node, detachWithinMs);
+    // A VM that is off has no guest to let the device go, and the unplug stays pending: QEMU
+    // completes a pending unplug when the machine resets, which changes nothing for a machine
+    // already at its power-on state. A QEMU that is gone holds no disk.
+    const pending = await asked.then(
+      () => true,
+      (error: NodeJS.ErrnoException) => (hypervisorGone(error) ? false : Promise.reject(error)),
+    );
+    if (!pending) return;
+    await monitor(control, 'system_reset');
+    await released(server, control, volume, OFF_RELEASE_MS);
   },
 });
 
-/** The volume's block node deleted once nothing uses it, within the budget. */
-async function released(server: Server, device: string, control: NodeControl, node: string, withinMs: number): Promise<void> {
+/**
+ * Once the disk has left the VM, within the budget: QEMU lets the volume's block node go once no
+ * device uses it; libvirt drops the disk from the domain.
+ */
+async function released(server: Server, control: NodeControl, volume: { id: string; device: string }, withinMs: number): Promise<void> {
+  const target = volume.device.replace('/dev/', '');
   const deadline = Date.now() + withinMs;
   for (;;) {
-    try {
-      await monitor(control, 'blockdev-del', { 'node-name': node });
-      return;
-    } catch (error) {
-      if (Date.now() > deadline)
-        throw new Error(`the guest of ${server.name} did not release ${device} within ${withinMs / 1000} s: ${(error as Error).message}`);
-      await sleep(200);
+    let refusal = '';
+    if (control.driver === 'libvirt') {
+      const { stdout } = await run(['virsh', '-c', control.uri, 'domblklist', control.domain]);
+      if (!new RegExp(`^\\s*${target}\\s`, 'm').test(stdout)) return;
+    } else {
+      try {
+        await monitor(control, 'blockdev-del', { 'node-name': nodeName(volume.id) });
+        return;
+      } catch (error) {
+        refusal = `: ${(error as Error).message}`;
+      }
     }
+    if (Date.now() > deadline)
+      throw new Error(`the guest of ${server.name} did not release ${volume.device} within ${withinMs / 1000} s${refusal}`);
+    await sleep(200);
   }
 }
