@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { ClusterDescriptor } from '../../lab/checks/descriptor.js';
-import { pauseVm, powerOffVm, powerOnVm, resumeVm } from '../../lab/machines/faults.js';
+import { monitor, pauseVm, powerOffVm, powerOnVm, resumeVm } from '../../lab/machines/faults.js';
 import { openstackEnv, useKeptRun } from './helpers.js';
 
 /**
@@ -79,7 +79,7 @@ describe.each([
   });
 
   // Before the reset: the worker boots again from its disk after the power-off.
-  test("a server's status follows its VM: paused under Nova still ACTIVE (power 3), powered off SHUTOFF (power 4) and not among the ACTIVE, on again ACTIVE", async () => {
+  test("a server's status follows its VM: paused under Nova still ACTIVE (power 3), powered off SHUTOFF (power 4) and not among the ACTIVE, its volume detached without the guest, on again ACTIVE", async () => {
     const control = descriptor().nodes.find((n) => n.name === 'worker')?.control;
     if (!control) throw new Error('the kept run has no hypervisor control for the worker');
     const shown = () => JSON.parse(openstack('server', 'show', 'worker', '-f', 'json')) as Record<string, unknown>;
@@ -88,9 +88,21 @@ describe.each([
     await pauseVm(control);
     expect(shown()).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:power_state': 3 });
     await resumeVm(control);
+    const id = openstack('volume', 'create', '--size', '1', 'on-the-crashed', '-f', 'value', '-c', 'id');
+    waitForStatus('on-the-crashed', 'available');
+    openstack('server', 'add', 'volume', 'worker', 'on-the-crashed');
+    waitForStatus('on-the-crashed', 'in-use');
+    // The volume's file among the block nodes of the worker's QEMU.
+    const holds = async () => ((await monitor(control, 'query-named-block-nodes')) as { file: string }[]).some((n) => n.file.includes(id));
+    expect(await holds()).toBe(true);
     await powerOffVm(control);
     expect(shown()).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:vm_state': 'stopped', 'OS-EXT-STS:power_state': 4 });
     expect(active()).toEqual(['master']);
+    // Nova takes the disk out of a server that is off: no guest is asked, and the VM stays off.
+    openstack('server', 'remove', 'volume', 'worker', 'on-the-crashed');
+    waitForStatus('on-the-crashed', 'available');
+    expect(await holds()).toBe(false);
+    expect(shown()).toMatchObject({ status: 'SHUTOFF' });
     await powerOnVm(control);
     expect(shown()).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:power_state': 1 });
     expect(active().sort()).toEqual(['master', 'worker']);
