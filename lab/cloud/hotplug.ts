@@ -29,6 +29,9 @@ const OFF_RELEASE_MS = 5000;
 /** QEMU's names for the volume's block node and device: short, starting with a letter, one per volume. */
 const nodeName = (volumeId: string) => `vol${volumeId.replace(/-/g, '').slice(0, 24)}`;
 
+/** The disk's name in libvirt's domain (vdb for /dev/vdb). */
+const targetOf = (device: string) => device.replace('/dev/', '');
+
 /** The monitor's socket is gone or nobody listens on it (for libvirt: the domain is not running). */
 const hypervisorGone = (error: NodeJS.ErrnoException) =>
   error.code === 'ENOENT' || error.code === 'ECONNREFUSED' || /domain is not running|failed to get domain/i.test(error.message);
@@ -41,7 +44,7 @@ function controlOf(server: Server): NodeControl {
 /** A libvirt disk element for the volume: raw file, virtio, the volume id as serial, as Nova's libvirt driver wrote it. */
 const diskXml = (volume: { id: string; file: string; device: string }) =>
   `<disk type='file' device='disk'><driver name='qemu' type='raw' cache='none'/><source file='${volume.file}'/>` +
-  `<target dev='${volume.device.replace('/dev/', '')}' bus='virtio'/><serial>${volume.id}</serial></disk>`;
+  `<target dev='${targetOf(volume.device)}' bus='virtio'/><serial>${volume.id}</serial></disk>`;
 
 /** Hot-plug through each server's hypervisor monitor (QMP, or libvirt for its domains). */
 export const hypervisorHotplug = (detachWithinMs = DETACH_WITHIN_MS): Hotplug => ({
@@ -69,10 +72,9 @@ export const hypervisorHotplug = (detachWithinMs = DETACH_WITHIN_MS): Hotplug =>
 
   async detach(server, volume, power = 'running') {
     const control = controlOf(server);
-    const target = volume.device.replace('/dev/', '');
     const asked =
       control.driver === 'libvirt'
-        ? run(['virsh', '-c', control.uri, 'detach-disk', control.domain, target, '--live'])
+        ? run(['virsh', '-c', control.uri, 'detach-disk', control.domain, targetOf(volume.device), '--live'])
         : monitor(control, 'device_del', { id: nodeName(volume.id) });
     if (power !== 'shutdown') {
       await asked;
@@ -96,13 +98,12 @@ export const hypervisorHotplug = (detachWithinMs = DETACH_WITHIN_MS): Hotplug =>
  * device uses it; libvirt drops the disk from the domain.
  */
 async function released(server: Server, control: NodeControl, volume: { id: string; device: string }, withinMs: number): Promise<void> {
-  const target = volume.device.replace('/dev/', '');
   const deadline = Date.now() + withinMs;
   for (;;) {
     let refusal = '';
     if (control.driver === 'libvirt') {
       const { stdout } = await run(['virsh', '-c', control.uri, 'domblklist', control.domain]);
-      if (!new RegExp(`^\\s*${target}\\s`, 'm').test(stdout)) return;
+      if (!new RegExp(`^\\s*${targetOf(volume.device)}\\s`, 'm').test(stdout)) return;
     } else {
       try {
         await monitor(control, 'blockdev-del', { 'node-name': nodeName(volume.id) });
