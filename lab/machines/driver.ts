@@ -76,8 +76,8 @@ export interface Vm {
   readonly consoleLog: string;
   /** Boots the VM; one made with `spec.restore` loads that state and stays paused until `resume`. */
   start(signal?: AbortSignal): Promise<void>;
-  /** Asks the guest to power off, and kills it after `graceMs`. Idempotent. */
-  stop(graceMs: number): Promise<void>;
+  /** Stops the VM at once (no guest shutdown: its overlays are thrown away). Idempotent. */
+  stop(): Promise<void>;
   /** Stops the VM if needed and removes everything `create` made. Idempotent. */
   destroy(): Promise<void>;
   /** Why the VM is no longer running, or undefined while it runs. */

@@ -43,15 +43,11 @@ export class Domains {
     return () => clearInterval(timer);
   }
 
-  /** ACPI power button, then a hard stop after `graceMs`. Idempotent. */
-  async stop(name: string, graceMs: number): Promise<void> {
+  /** A hard stop (virsh destroy). Idempotent. */
+  async stop(name: string): Promise<void> {
     if (await this.whyStopped(name)) return;
     const domain = await this.hypervisor.domainLookupByName(name).catch(() => undefined);
     if (!domain) return;
-    if (graceMs > 0) {
-      await domain.shutdown().catch(() => undefined);
-      for (const deadline = Date.now() + graceMs; Date.now() < deadline; await sleep(250)) if (await this.whyStopped(name)) return;
-    }
     await domain.destroy().catch(() => undefined);
   }
 }
@@ -83,16 +79,16 @@ export abstract class DomainVm implements Vm {
     await this.boot(signal);
   }
 
-  /** ACPI power button, then a hard stop; the domain's on_poweroff=destroy ends it. Idempotent. */
-  async stop(graceMs: number): Promise<void> {
+  /** A hard stop. Idempotent. */
+  async stop(): Promise<void> {
     const domains = this.domains();
     if (!this.unwatch || !domains) return;
-    await domains.stop(this.domainName, graceMs);
+    await domains.stop(this.domainName);
     this.stopped('stopped by the lab');
   }
 
   async destroy(): Promise<void> {
-    await this.stop(0);
+    await this.stop();
     await this.remove();
   }
 

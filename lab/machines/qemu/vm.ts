@@ -132,15 +132,10 @@ export class QemuVm implements Vm {
     this.child = child;
   }
 
-  async stop(graceMs: number): Promise<void> {
+  async stop(): Promise<void> {
     const child = this.child;
     if (!child || this.exited) return;
     const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    if (graceMs > 0) {
-      // ACPI power button: systemd shuts down cleanly, and -no-reboot makes QEMU exit after it.
-      await qmp(this.paths.qmpSocket, 'system_powerdown').catch(() => undefined);
-      if (await within(gone, graceMs)) return;
-    }
     child.kill('SIGTERM');
     if (await within(gone, 3000)) return;
     child.kill('SIGKILL');
@@ -148,7 +143,7 @@ export class QemuVm implements Vm {
   }
 
   async destroy(): Promise<void> {
-    await this.stop(0);
+    await this.stop();
     rmSync(this.spec.stateDir, { recursive: true, force: true });
   }
 
