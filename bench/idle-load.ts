@@ -1,0 +1,131 @@
+/**
+ * Idle load: what a provisioned two-node-flocker cluster costs the host while nothing is asked of
+ * it (the stand-ins' own loops: heartbeats, node monitoring, the agents' reports, etcd's ticks),
+ * against the same two VMs booted bare, both measured in this run. Under TCG every guest cycle is
+ * the host's, and each kept-cluster test runs on top of this load, so it is the figure a cheaper
+ * payload must move. Prints each VM's host CPU over the window (% of one core), the ratio to the
+ * bare baseline, and the guest processes that used the most. Both clusters come from the snapshot
+ * layers when they are cached (two-node-flocker takes about 18 minutes cold otherwise).
+ * Run: npm run bench:idle (after bin/lab setup). BENCH_IDLE_SECONDS sets the window (default 60).
+ */
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import type { ClusterDescriptor } from '../lab/checks/descriptor.js';
+import { loadDriver } from '../lab/machines/registry.js';
+import { SshSession } from '../lab/remote/ssh.js';
+import { runScenario } from '../lab/run/orchestrator.js';
+import { destroyRun, keptRuns } from '../lab/run/registry.js';
+import { Logger } from '../lab/util/log.js';
+import { projectRoot } from '../lab/util/paths.js';
+
+const log = new Logger();
+const work = mkdtempSync(join(tmpdir(), 'bench-idle-'));
+process.env.LAB_REPORTS_DIR = join(work, 'reports');
+const windowSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
+// A restored cluster first catches up (clocks stepped, heartbeats and leases renewed).
+const SETTLE_SECONDS = 30;
+const TICKS_PER_SECOND = 100; // USER_HZ, on the host and in the guests
+
+function scenario(name: string, yaml: string): string {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'scenario.yaml'), yaml);
+  return dir;
+}
+
+/** utime + stime of a process, in ticks (fields 14 and 15 of /proc/<pid>/stat, after the command name). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+// In the guest: every process's ticks, the window, the ticks again, and what each process runs.
+const GUEST_SAMPLE = `snap() { for f in /proc/[0-9]*/stat; do cat "$f" 2>/dev/null; echo; done | awk 'NF { r = substr($0, index($0, ") ") + 2); split(r, a, " "); print $1, a[12] + a[13] }'; }
+snap > /tmp/bench-idle-a; sleep ${windowSeconds}; snap > /tmp/bench-idle-b
+join /tmp/bench-idle-a /tmp/bench-idle-b | while read -r pid a b; do
+  cmd=$(tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c1-200); [ -n "$cmd" ] || cmd="[$(cat /proc/$pid/comm 2>/dev/null)]"
+  echo "$((b - a)) $cmd"
+done; rm -f /tmp/bench-idle-a /tmp/bench-idle-b`;
+
+/** A short name for a guest command line: the program (without node and its flags), and hyperkube's component. */
+function label(cmd: string): string {
+  const words = cmd.split(' ').filter((w) => w && !w.startsWith('-') && w !== 'node');
+  const program = basename(words[0] ?? cmd).replace(/\.mjs$/, '');
+  return program === 'hyperkube' ? `hyperkube ${words[1] ?? ''}` : program;
+}
+
+interface NodeLoad {
+  node: string;
+  hostPercent: number;
+  top: { label: string; percent: number }[];
+}
+
+/** Keeps the scenario's cluster, lets it settle, then samples host and guests over the same window; always destroys it. */
+async function idleLoad(title: string, dir: string): Promise<NodeLoad[]> {
+  log.info(`\n=== ${title}`);
+  const outcome = await runScenario({ scenario: dir, keep: 'always', log, signal: new AbortController().signal });
+  const { runId } = outcome.summary;
+  const qemu = await loadDriver('qemu');
+  try {
+    if (outcome.exitCode !== 0) throw new Error(`${title}: the run ${outcome.summary.verdict} (${outcome.runDir})`);
+    const kept = keptRuns().find((r) => r.runId === runId);
+    if (!kept) throw new Error(`${title}: run ${runId} was not kept`);
+    const { nodes } = JSON.parse(readFileSync(kept.kept.descriptorFile, 'utf8')) as ClusterDescriptor;
+    const vms = await qemu.list(runId);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
+    log.info(`sampling ${windowSeconds} s of idle load on ${nodes.map((n) => n.name).join(', ')} ...`);
+    const sessions = await Promise.all(nodes.map((n) => SshSession.connect(n.ssh)));
+    try {
+      const before = new Map(vms.map((vm) => [vm.name, cpuTicks(vm.pid)]));
+      const started = performance.now();
+      const guests = await Promise.all(sessions.map((s) => s.exec(GUEST_SAMPLE, { timeout: windowSeconds + 60 })));
+      const seconds = (performance.now() - started) / 1000;
+      return nodes.map((node, i) => {
+        const vm = vms.find((v) => v.name === node.name);
+        if (!vm) throw new Error(`${title}: no QEMU process for ${node.name}`);
+        const byLabel = new Map<string, number>();
+        for (const line of guests[i]?.stdout.split('\n') ?? []) {
+          const [ticks, ...cmd] = line.split(' ');
+          if (!cmd.length) continue;
+          const name = label(cmd.join(' '));
+          byLabel.set(name, (byLabel.get(name) ?? 0) + Number(ticks));
+        }
+        const percent = (ticks: number) => (100 * ticks) / TICKS_PER_SECOND / seconds;
+        return {
+          node: node.name,
+          hostPercent: percent(cpuTicks(vm.pid) - (before.get(node.name) ?? 0)),
+          top: [...byLabel]
+            .sort((a, b) => b[1] - a[1])
+            .slice(0, 8)
+            .map(([name, ticks]) => ({ label: name, percent: percent(ticks) })),
+        };
+      });
+    } finally {
+      for (const s of sessions) s.close();
+    }
+  } finally {
+    await destroyRun(runId, [qemu]);
+  }
+}
+
+const total = (loads: NodeLoad[]) => loads.reduce((sum, l) => sum + l.hostPercent, 0);
+try {
+  const bare = await idleLoad(
+    'baseline: two-node-flocker\'s two VMs, booted bare',
+    scenario('bare', 'name: idle-bare\nnodes:\n  - name: master\n    memory: 1536\n  - name: worker\nchecks: [nodes-up]\n'),
+  );
+  const cluster = await idleLoad(
+    'scenarios/two-node-flocker, provisioned',
+    scenario('cluster', `extends: ${join(projectRoot, 'scenarios', 'two-node-flocker')}\nname: idle-cluster\nchecks: [nodes-up]\n`),
+  );
+  log.info(`\nidle load, amd64, TCG, ${windowSeconds} s window after ${SETTLE_SECONDS} s to settle (host CPU, % of one core):`);
+  for (const [name, loads] of [['bare', bare], ['two-node-flocker', cluster]] as const) {
+    log.info(`  ${name.padEnd(18)} ${loads.map((l) => `${l.node} ${l.hostPercent.toFixed(1)}`).join(', ')}; total ${total(loads).toFixed(1)}`);
+  }
+  log.info(`  ratio of the cluster's idle load to the bare VMs' (baseline): ${(total(cluster) / total(bare)).toFixed(2)}`);
+  for (const l of cluster) log.info(`  ${l.node}'s busiest guest processes (% of one vCPU): ${l.top.map((t) => `${t.label} ${t.percent.toFixed(1)}`).join(', ')}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
