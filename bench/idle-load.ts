@@ -113,7 +113,7 @@ async function idleLoad(title: string, dir: string): Promise<NodeLoad[]> {
 const total = (loads: NodeLoad[]) => loads.reduce((sum, l) => sum + l.hostPercent, 0);
 try {
   const bare = await idleLoad(
-    'baseline: two-node-flocker\'s two VMs, booted bare',
+    "baseline: two-node-flocker's two VMs, booted bare",
     scenario('bare', 'name: idle-bare\nnodes:\n  - name: master\n    memory: 1536\n  - name: worker\nchecks: [nodes-up]\n'),
   );
   const cluster = await idleLoad(
@@ -121,11 +121,17 @@ try {
     scenario('cluster', `extends: ${join(projectRoot, 'scenarios', 'two-node-flocker')}\nname: idle-cluster\nchecks: [nodes-up]\n`),
   );
   log.info(`\nidle load, amd64, TCG, ${windowSeconds} s window after ${SETTLE_SECONDS} s to settle (host CPU, % of one core):`);
-  for (const [name, loads] of [['bare', bare], ['two-node-flocker', cluster]] as const) {
-    log.info(`  ${name.padEnd(18)} ${loads.map((l) => `${l.node} ${l.hostPercent.toFixed(1)}`).join(', ')}; total ${total(loads).toFixed(1)}`);
+  for (const [name, loads] of [
+    ['bare', bare],
+    ['two-node-flocker', cluster],
+  ] as const) {
+    log.info(
+      `  ${name.padEnd(18)} ${loads.map((l) => `${l.node} ${l.hostPercent.toFixed(1)}`).join(', ')}; total ${total(loads).toFixed(1)}`,
+    );
   }
   log.info(`  ratio of the cluster's idle load to the bare VMs' (baseline): ${(total(cluster) / total(bare)).toFixed(2)}`);
-  for (const l of cluster) log.info(`  ${l.node}'s busiest guest processes (% of one vCPU): ${l.top.map((t) => `${t.label} ${t.percent.toFixed(1)}`).join(', ')}`);
+  for (const l of cluster)
+    log.info(`  ${l.node}'s busiest guest processes (% of one vCPU): ${l.top.map((t) => `${t.label} ${t.percent.toFixed(1)}`).join(', ')}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -1,7 +1,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { partOfBug } from '../bugs/verdict.js';
-import type { RunSummary } from '../report/summary.js';
+import { snapshotLine, type RunSummary } from '../report/summary.js';
 import { junitCases, junitDocument } from '../report/junit.js';
 import type { CellResult, MatrixSummary } from './run.js';
 
@@ -35,11 +35,20 @@ const escapeHtml = (text: string): string =>
 /** The checks of every cell, in the order the first cell that ran each one listed it. */
 export const gridChecks = (rows: GridRow[]): string[] => [...new Set(rows.flatMap((row) => row.run?.checks.map((c) => c.check) ?? []))];
 
+/** What a cell took from the snapshot cache, short ("9 of 9 restored", "1 of 9 restored, 8 saved"): a cold cell and a cached one differ here. */
+export function layersText(run: RunSummary | undefined): string {
+  const snapshot = run?.snapshot;
+  if (!snapshot) return '';
+  if (snapshot.mode === 'off') return 'off';
+  const saved = snapshot.saved.length ? `, ${snapshot.saved.length} saved` : '';
+  return `${snapshot.restored?.depth ?? 0} of ${snapshot.layers} restored${saved}`;
+}
+
 export function matrixHtml(summary: MatrixSummary, rows: GridRow[]): string {
   const checks = gridChecks(rows);
   const met = rows.filter((row) => row.result.met).length;
-  const mark = (text: GridMark | string, title = '') =>
-    `<td class="${escapeHtml(text.replace(/ /g, '-'))}" title="${escapeHtml(title)}">${escapeHtml(text)}</td>`;
+  const mark = (text: GridMark | string, title = '', kind = text) =>
+    `<td class="${escapeHtml(kind.replace(/ /g, '-'))}" title="${escapeHtml(title)}">${escapeHtml(text)}</td>`;
   const body = rows.map(({ result, run }) => {
     const provision = run?.steps.find((s) => s.status === 'failed');
     const cells = [
@@ -51,10 +60,16 @@ export function matrixHtml(summary: MatrixSummary, rows: GridRow[]): string {
       ),
       ...checks.map((check) => {
         const failed = run?.checks.find((c) => c.check === check && c.status === 'failed');
-        return mark(markOf(run, check), failed ? `${failed.name}: ${failed.message ?? ''}` : '');
+        const kind = markOf(run, check);
+        // A check that passed with steps skipped says so: "passed" alone would hide them.
+        const skipped = kind === 'passed' ? (run?.checks.filter((c) => c.check === check && c.status === 'skipped') ?? []) : [];
+        if (skipped.length)
+          return mark(`passed, ${skipped.length} skipped`, skipped.map((c) => `${c.name}: ${c.message ?? ''}`).join('\n'), kind);
+        return mark(kind, failed ? `${failed.name}: ${failed.message ?? ''}` : '');
       }),
       run?.bug ? mark(run.bug.verdict, run.bug.reason) : '<td></td>',
-      `<td>${result.seconds} s</td>`,
+      `<td class="layers" title="${escapeHtml(run ? (snapshotLine(run) ?? '') : '')}">${escapeHtml(layersText(run))}</td>`,
+      `<td class="time">${result.seconds} s</td>`,
       `<td><a href="${escapeHtml(result.folder)}/lab-${escapeHtml(result.folder)}.tar.gz">bundle</a></td>`,
     ];
     return `<tr>${cells.join('')}</tr>`;
@@ -70,10 +85,11 @@ thead th { background: #f2f2f2; }
 .passed, .met { background: #d9f2d9; } .failed, .not-met { background: #f7d4d4; }
 .expected-failure, .reproduced { background: #fbe9c6; } .skipped, .not-run { background: #eee; color: #666; }
 .not-reproduced, .failed-differently { background: #f7d4d4; }
+.time, .layers { white-space: nowrap; }
 </style></head><body>
 <h1>matrix of ${escapeHtml(summary.scenario)}</h1>
 <p>${met} of ${rows.length} cell(s) met their expectation${summary.shard ? `, shard ${escapeHtml(summary.shard)}` : ''}, in ${summary.seconds} s. Axes: ${axes || 'none'}.</p>
-<table><thead><tr><th>cell</th><th>expectation</th><th>provision</th>${checks.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}<th>bug</th><th>time</th><th></th></tr></thead>
+<table><thead><tr><th>cell</th><th>expectation</th><th>provision</th>${checks.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}<th>bug</th><th>snapshot layers</th><th>time</th><th></th></tr></thead>
 <tbody>
 ${body.join('\n')}
 </tbody></table>

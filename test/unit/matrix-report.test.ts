@@ -101,6 +101,39 @@ describe('the matrix report', () => {
     expect(html).not.toMatch(/<script|https?:\/\/(?!github\.com)/);
   });
 
+  test('index.html: a check that passed with skipped steps says how many and which; each cell says what it took from the snapshot cache', () => {
+    const layer = { layer: '8496c00e8855aa', madeAt: '2026-12-07T23:29:03Z', madeBy: 'r0' };
+    const cached = run(
+      [check('flocker-attach > a pod runs', 'passed'), check('flocker-attach > the dataset moves', 'skipped', 'loopback cannot move')],
+      {
+        snapshot: { mode: 'on', layers: 9, restored: { ...layer, depth: 9, name: 'step flocker-agent', seconds: 30 }, saved: [] },
+      },
+    );
+    const cold = run([check('flocker-attach > a pod runs', 'passed')], {
+      snapshot: {
+        mode: 'on',
+        layers: 9,
+        restored: { ...layer, depth: 1, name: 'machines', seconds: 4 },
+        saved: Array(8).fill({ layer: 'x', depth: 2, name: 'payload', seconds: 9, bytes: 1 }),
+      },
+    });
+    const off = run([check('flocker-attach > a pod runs', 'failed', 'Pending')], { snapshot: { mode: 'off', layers: 9, saved: [] } });
+    const html = matrixHtml(summary, [
+      { result: cell('K8S_VERSION=v1.3.0', true), run: cached },
+      { result: cell('K8S_VERSION=v1.2.4', true), run: cold },
+      { result: cell('arch=arm64', false), run: off },
+    ]);
+    expect(html).toContain('<td class="passed" title="flocker-attach &gt; the dataset moves: loopback cannot move">passed, 1 skipped</td>');
+    expect(html).toContain('<td class="passed" title="">passed</td>');
+    expect(html).toContain('<td class="failed" title="flocker-attach &gt; a pod runs: Pending">failed</td>');
+    expect(html).toContain('<th>bug</th><th>snapshot layers</th><th>time</th>');
+    expect(html).toContain(
+      '<td class="layers" title="restored 9 of 9 layers (snapshot 8496c00e8855, step flocker-agent, made 2026-12-07T23:29:03Z); saved 0 layer(s)">9 of 9 restored</td>',
+    );
+    expect(html).toContain('>1 of 9 restored, 8 saved</td>');
+    expect(html).toContain('<td class="layers" title="off">off</td>');
+  });
+
   test("junit.xml: one suite per cell named after its values, its run's cases inside", () => {
     const xml = matrixJunitXml(summary, rows);
     expect(xml).toContain('<testsuites name="matrix scenarios/two-node-flocker" tests="9" failures="2" skipped="3"');
