@@ -36,7 +36,7 @@ const escapeHtml = (text: string): string =>
 export const gridChecks = (rows: GridRow[]): string[] => [...new Set(rows.flatMap((row) => row.run?.checks.map((c) => c.check) ?? []))];
 
 /** What a cell took from the snapshot cache, short ("9 of 9 restored", "1 of 9 restored, 8 saved"): a cold cell and a cached one differ here. */
-export function layersText(run: RunSummary | undefined): string {
+function layersText(run: RunSummary | undefined): string {
   const snapshot = run?.snapshot;
   if (!snapshot) return '';
   if (snapshot.mode === 'off') return 'off';
