@@ -15,7 +15,7 @@ import type { ClusterDescriptor } from '../lab/checks/descriptor.js';
 import { loadDriver } from '../lab/machines/registry.js';
 import { SshSession } from '../lab/remote/ssh.js';
 import { runScenario } from '../lab/run/orchestrator.js';
-import { destroyRun, keptRuns } from '../lab/run/registry.js';
+import { destroyRun, keptRuns, procStatFields } from '../lab/run/registry.js';
 import { Logger } from '../lab/util/log.js';
 import { projectRoot } from '../lab/util/paths.js';
 
@@ -35,10 +35,9 @@ function scenario(name: string, yaml: string): string {
   return dir;
 }
 
-/** utime + stime of a process, in ticks (fields 14 and 15 of /proc/<pid>/stat, after the command name). */
+/** utime + stime of a process, in ticks (fields 14 and 15 of /proc/<pid>/stat). */
 function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = procStatFields(pid);
   return Number(fields[11]) + Number(fields[12]);
 }
 
@@ -137,20 +136,18 @@ try {
     'scenarios/two-node-flocker, provisioned',
     scenario('cluster', `extends: ${join(projectRoot, 'scenarios', 'two-node-flocker')}\nname: idle-cluster\nchecks: [nodes-up]\n`),
   );
-  log.info(`\nidle load, amd64, TCG, ${windowSeconds} s window after ${SETTLE_SECONDS} s to settle (host CPU, % of one core):`);
-  for (const [name, loads] of [
+  const results = [
     ['bare', bare],
     ['two-node-flocker', cluster],
-  ] as const) {
+  ] as const;
+  log.info(`\nidle load, amd64, TCG, ${windowSeconds} s window after ${SETTLE_SECONDS} s to settle (host CPU, % of one core):`);
+  for (const [name, loads] of results) {
     log.info(
       `  ${name.padEnd(18)} ${loads.map((l) => `${l.node} ${l.hostPercent.toFixed(1)} (its guest busy ${l.guestPercent.toFixed(1)})`).join(', ')}; total ${total(loads).toFixed(1)}`,
     );
   }
   log.info(`  ratio of the cluster's idle load to the bare VMs' (baseline): ${(total(cluster) / total(bare)).toFixed(2)}`);
-  for (const [name, loads] of [
-    ['bare', bare],
-    ['two-node-flocker', cluster],
-  ] as const)
+  for (const [name, loads] of results)
     for (const l of loads)
       log.info(
         `  ${name} ${l.node}'s busiest guest processes (% of one vCPU): ${l.top.map((t) => `${t.label} ${t.percent.toFixed(1)}`).join(', ')}`,

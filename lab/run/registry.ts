@@ -39,11 +39,16 @@ export interface KeptRun {
 export const runsDir = (): string => join(stateDir(), 'runs');
 export const runStateDir = (runId: string): string => join(runsDir(), runId);
 
+/** The fields of /proc/<pid>/stat after the command name (which may hold spaces): [0] is field 3, the state. */
+export function procStatFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. */
 export function processStart(pid: number): string {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    return procStatFields(pid)[19] ?? '';
   } catch {
     return '';
   }
